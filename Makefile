@@ -1,0 +1,38 @@
+# make run   set-up, then the gateway with the router in front of real local backends
+# make test  set-up, then every test
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# The environment is rebuilt when pyproject.toml changes.
+STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
+
+.PHONY: setup backends test test-fast run check bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@echo "==> Python environment in $(VENV) (about a minute the first time)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
+	@$(PY) -c 'import stratum_litellm, litellm' || { echo "error: installing the Python environment failed; see the pip output above" >&2; exit 1; }
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+backends: setup
+	@bash scripts/backends.sh
+
+test: setup backends
+	$(PY) -m pytest -ra
+
+test-fast: setup
+	$(PY) -m pytest -ra -m "not e2e"
+
+run: setup backends
+	@bash scripts/run.sh
+
+check: setup
+	$(VENV)/bin/stratum check litellm_config.yaml
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
