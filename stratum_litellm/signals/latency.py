@@ -1,0 +1,191 @@
+"""Per-tier latency and health, fed by the gateway's success and failure callbacks.
+
+Each tier keeps two exponential moving averages: time to first token (from streamed
+requests only; a non-streamed reply has no separate first token) and total time. Requests
+are counted while in flight, keyed by the gateway's call id, so a burst is visible before
+any latency comes back. A request whose callback never arrives is dropped after a timeout
+so the count cannot leak upward forever.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from ..settings import TIERS, Tier
+
+
+@dataclass(frozen=True, slots=True)
+class TierLatency:
+    """What the policy may read about one tier, at one moment."""
+
+    ttft_ema_ms: float | None
+    total_ema_ms: float | None
+    samples: int
+    in_flight: int
+    #: monotonic time of the newest sample, None before the first.
+    last_sample_at: float | None
+    consecutive_failures: int
+    #: monotonic time until which the tier counts as unhealthy (0.0: healthy).
+    unhealthy_until: float
+    probe_in_flight: bool
+    last_probe_at: float | None
+
+    def measure_ms(self, measure: str) -> float | None:
+        """The EMA the SLA is measured on; time to first token falls back to total time
+        while no streamed request has been seen."""
+        if measure == "ttft" and self.ttft_ema_ms is not None:
+            return self.ttft_ema_ms
+        return self.total_ema_ms
+
+
+@dataclass(slots=True)
+class _TierState:
+    ttft_ema_ms: float | None
+    total_ema_ms: float | None
+    samples: int = 0
+    last_sample_at: float | None = None
+    consecutive_failures: int = 0
+    unhealthy_until: float = 0.0
+    probe_call_id: str | None = None
+    last_probe_at: float | None = None
+
+
+@dataclass(slots=True)
+class _InFlight:
+    tier: Tier
+    started_at: float
+    probe: bool
+
+
+def _ema(previous: float | None, sample: float, alpha: float) -> float:
+    return sample if previous is None else previous + alpha * (sample - previous)
+
+
+class LatencyTracker:
+    """EMAs, in-flight counts and failure streaks per tier. Thread-safe; the lock is only
+    held for a few dictionary operations, never across I/O or an await."""
+
+    _SWEEP_EVERY_S = 5.0
+
+    def __init__(
+        self,
+        alpha: float = 0.2,
+        seed_ms: float | None = None,
+        failure_threshold: int = 3,
+        cooldown_s: float = 30.0,
+        in_flight_timeout_s: float = 600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._alpha = alpha
+        self._failure_threshold = failure_threshold
+        self._cooldown_s = cooldown_s
+        self._in_flight_timeout_s = in_flight_timeout_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._tiers: dict[Tier, _TierState] = {t: _TierState(seed_ms, seed_ms) for t in TIERS}
+        self._in_flight: dict[str, _InFlight] = {}
+        self._counts: dict[Tier, int] = {t: 0 for t in TIERS}
+        self._last_sweep = clock()
+
+    # -- requests starting and ending -------------------------------------------------
+
+    def begin(self, call_id: str, tier: Tier, probe: bool = False) -> None:
+        """Count a request as in flight on ``tier`` until its callback arrives."""
+        now = self._clock()
+        with self._lock:
+            if now - self._last_sweep >= self._SWEEP_EVERY_S:
+                self._sweep(now)
+            previous = self._in_flight.pop(call_id, None)
+            if previous is not None:
+                self._release(call_id, previous)
+            self._in_flight[call_id] = _InFlight(tier, now, probe)
+            self._counts[tier] += 1
+            if probe:
+                state = self._tiers[tier]
+                state.probe_call_id = call_id
+                state.last_probe_at = now
+
+    def observe_success(self, call_id: str | None, tier: Tier | None, ttft_ms: float | None, total_ms: float) -> None:
+        """A request finished on ``tier`` (the tier that really served it)."""
+        with self._lock:
+            entry = self._end(call_id)
+            served = tier or (entry.tier if entry else None)
+            if served is None:
+                return
+            state = self._tiers[served]
+            if entry is not None and entry.probe and entry.tier == served:
+                # A probe measures the tier as it is now: let it replace the stale average
+                # so a recovered tier comes back at once instead of after many samples.
+                state.total_ema_ms = total_ms
+                state.ttft_ema_ms = ttft_ms if ttft_ms is not None else state.ttft_ema_ms
+            else:
+                state.total_ema_ms = _ema(state.total_ema_ms, total_ms, self._alpha)
+                if ttft_ms is not None:
+                    state.ttft_ema_ms = _ema(state.ttft_ema_ms, ttft_ms, self._alpha)
+            state.samples += 1
+            state.last_sample_at = self._clock()
+            state.consecutive_failures = 0
+            state.unhealthy_until = 0.0
+
+    def observe_failure(self, call_id: str | None, tier: Tier | None, total_ms: float | None) -> None:
+        """A request failed on ``tier``. A failure never makes a tier look faster: its time
+        only counts when it is above the current average (a timeout, not a refused
+        connection)."""
+        now = self._clock()
+        with self._lock:
+            entry = self._end(call_id)
+            served = tier or (entry.tier if entry else None)
+            if served is None:
+                return
+            state = self._tiers[served]
+            if total_ms is not None and (state.total_ema_ms is None or total_ms > state.total_ema_ms):
+                state.total_ema_ms = _ema(state.total_ema_ms, total_ms, self._alpha)
+            state.last_sample_at = now
+            state.consecutive_failures += 1
+            if state.consecutive_failures >= self._failure_threshold:
+                state.unhealthy_until = now + self._cooldown_s
+
+    # -- reading ------------------------------------------------------------------------
+
+    def tier(self, tier: Tier) -> TierLatency:
+        with self._lock:
+            s = self._tiers[tier]
+            return TierLatency(
+                ttft_ema_ms=s.ttft_ema_ms,
+                total_ema_ms=s.total_ema_ms,
+                samples=s.samples,
+                in_flight=self._counts[tier],
+                last_sample_at=s.last_sample_at,
+                consecutive_failures=s.consecutive_failures,
+                unhealthy_until=s.unhealthy_until,
+                probe_in_flight=s.probe_call_id is not None,
+                last_probe_at=s.last_probe_at,
+            )
+
+    def in_flight(self, tier: Tier) -> int:
+        return self._counts[tier]
+
+    # -- internals (lock held) ------------------------------------------------------------
+
+    def _end(self, call_id: str | None) -> _InFlight | None:
+        if call_id is None:
+            return None
+        entry = self._in_flight.pop(call_id, None)
+        if entry is not None:
+            self._release(call_id, entry)
+        return entry
+
+    def _release(self, call_id: str, entry: _InFlight) -> None:
+        self._counts[entry.tier] -= 1
+        state = self._tiers[entry.tier]
+        if state.probe_call_id == call_id:
+            state.probe_call_id = None
+
+    def _sweep(self, now: float) -> None:
+        self._last_sweep = now
+        expired = [cid for cid, e in self._in_flight.items() if now - e.started_at > self._in_flight_timeout_s]
+        for call_id in expired:
+            self._release(call_id, self._in_flight.pop(call_id))

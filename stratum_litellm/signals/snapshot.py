@@ -1,0 +1,100 @@
+"""One consistent view of every signal the policy reads, taken without I/O.
+
+Background workers (the NVML poller) and the callbacks (latency) keep their own state;
+:meth:`Signals.snapshot` only copies the latest values, so a routing decision never waits.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+from ..settings import TIERS, StratumSettings, Tier
+from .gpu import GpuMonitor, GpuReading, UtilisationCircuit
+from .latency import LatencyTracker, TierLatency
+
+
+@dataclass(frozen=True, slots=True)
+class TierSignals:
+    #: The tier's GPU, or None when unknown (no NVML, error, stale, GPU absent).
+    gpu: GpuReading | None
+    #: Utilisation circuit of that GPU: True open (too busy), False closed, None unknown.
+    gpu_busy: bool | None
+    latency: TierLatency
+
+
+@dataclass(frozen=True, slots=True)
+class SignalSnapshot:
+    tiers: Mapping[Tier, TierSignals]
+    gpu_status: str
+    gpu_error: str | None
+    taken_at: float
+
+    def __getitem__(self, tier: Tier) -> TierSignals:
+        return self.tiers[tier]
+
+
+class Signals:
+    """Owns the signal sources of one router and hands out snapshots."""
+
+    def __init__(
+        self,
+        settings: StratumSettings,
+        latency: LatencyTracker | None = None,
+        gpu_monitor: GpuMonitor | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._settings = settings
+        lat = settings.latency
+        self.latency = latency or LatencyTracker(
+            alpha=lat.ema_alpha,
+            seed_ms=lat.seed_ms,
+            failure_threshold=lat.failure_threshold,
+            cooldown_s=lat.cooldown_s,
+            in_flight_timeout_s=lat.in_flight_timeout_s,
+            clock=clock,
+        )
+        self.gpu_monitor = gpu_monitor
+        self._clock = clock
+        gpu = settings.gpu
+        self._circuits = {
+            index: UtilisationCircuit(gpu.utilisation_trip_pct, gpu.utilisation_reset_pct)
+            for index in {settings.tiers[t].gpu_index for t in TIERS}
+        }
+
+    @classmethod
+    def with_gpu_polling(cls, settings: StratumSettings) -> "Signals":
+        """Signals with a started NVML poller (when the settings enable it)."""
+        monitor = None
+        if settings.gpu.enabled:
+            monitor = GpuMonitor(
+                poll_interval_s=settings.gpu.poll_interval_ms / 1000.0,
+                stale_after_s=settings.gpu.stale_after_ms / 1000.0,
+            )
+            monitor.start()
+        return cls(settings, gpu_monitor=monitor)
+
+    def close(self) -> None:
+        if self.gpu_monitor is not None:
+            self.gpu_monitor.stop()
+
+    def snapshot(self) -> SignalSnapshot:
+        if self.gpu_monitor is None:
+            gpu_status, gpu_error = "unknown", "GPU monitoring is off (gpu.enabled: false)"
+            readings: dict[int, GpuReading | None] = {i: None for i in self._circuits}
+        else:
+            gpu_snapshot = self.gpu_monitor.snapshot()
+            gpu_status, gpu_error = gpu_snapshot.status, gpu_snapshot.error
+            readings = {i: gpu_snapshot.gpu(i) for i in self._circuits}
+            if gpu_status == "ok" and any(r is None for r in readings.values()):
+                missing = sorted(i for i, r in readings.items() if r is None)
+                gpu_error = f"no GPU at index {', '.join(map(str, missing))}"
+        busy = {
+            i: self._circuits[i].update(r.utilization_pct if r is not None else None) for i, r in readings.items()
+        }
+        tiers = {}
+        for tier in TIERS:
+            index = self._settings.tiers[tier].gpu_index
+            tiers[tier] = TierSignals(gpu=readings[index], gpu_busy=busy[index], latency=self.latency.tier(tier))
+        return SignalSnapshot(tiers=tiers, gpu_status=gpu_status, gpu_error=gpu_error, taken_at=self._clock())
