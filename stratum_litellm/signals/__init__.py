@@ -1,0 +1,1 @@
+"""Load and health signals the router consults (GPU state, ...)."""
