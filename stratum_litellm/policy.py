@@ -35,7 +35,7 @@ class Decision:
 
     tier: Tier
     model_group: str
-    #: The rule that decided: forced, simple, complex, smart_unhealthy, smart_saturated,
+    #: The rule that decided: forced, simple, complex, affinity, smart_unhealthy, smart_saturated,
     #: vram_headroom, gpu_busy, latency_sla, sla_probe, rule:<name>, router_error.
     reason: str
     score: float | None
@@ -76,9 +76,12 @@ class Policy:
         signals: SignalSnapshot,
         meta: RequestMeta | None = None,
         now: float | None = None,
+        sticky_tier: Tier | None = None,
     ) -> Decision | None:
         """The decision for one request, or None when the request is not the router's
-        (neither the routed alias nor a tier's model group)."""
+        (neither the routed alias nor a tier's model group). ``sticky_tier`` is the tier
+        the request's conversation already reached: a conversation on the smart tier
+        stays there, capacity permitting, even when this turn alone is simple."""
         settings = self.settings
         forced = settings.tier_of_group(requested_model)
         if forced is not None:
@@ -103,13 +106,17 @@ class Policy:
             evidence["score_delta"] = round(delta, 4)
             evidence["adjusted_score"] = round(value, 4)
 
+        reason = "complex"
         if value < settings.complexity.threshold:
-            return self._finish("fast", "simple", value, evidence, inp)
+            if sticky_tier != "smart":
+                return self._finish("fast", "simple", value, evidence, inp)
+            reason = "affinity"
+            evidence["affinity"] = "smart"
 
         held_off, probe = self._capacity(signals, inp, evidence, now if now is not None else signals.taken_at)
         if held_off is not None:
             return self._finish("fast", held_off, value, evidence, inp)
-        return self._finish("smart", "sla_probe" if probe else "complex", value, evidence, inp, probe)
+        return self._finish("smart", "sla_probe" if probe else reason, value, evidence, inp, probe)
 
     def fallback(self, error: BaseException | str) -> Decision:
         """The decision when the router itself fails: the tier the request would get
@@ -225,6 +232,7 @@ def iter_reasons() -> Iterable[str]:
         "forced",
         "simple",
         "complex",
+        "affinity",
         "smart_unhealthy",
         "smart_saturated",
         "vram_headroom",

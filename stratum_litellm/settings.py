@@ -113,6 +113,21 @@ class LatencySettings(_Strict):
     in_flight_timeout_s: float = Field(default=600.0, gt=0.0, le=86_400.0)
 
 
+class AffinitySettings(_Strict):
+    #: Keep a multi-turn conversation on the tier it reached (up, never down).
+    enabled: bool = True
+    #: How long a conversation is remembered after its last request.
+    ttl_s: float = Field(default=1800.0, gt=0.0, le=7 * 86_400.0)
+    #: At most this many conversations are remembered (least recently used go first).
+    max_conversations: int = Field(default=10_000, ge=1, le=10_000_000)
+
+
+class ReloadSettings(_Strict):
+    #: Watch the settings file and apply valid edits without a restart.
+    enabled: bool = True
+    interval_s: float = Field(default=2.0, ge=0.1, le=3600.0)
+
+
 class RuleSettings(_Strict):
     """A routing rule written in the config: a match, then a tier or a score change."""
 
@@ -177,6 +192,8 @@ class StratumSettings(_Strict):
     complexity: ComplexitySettings = Field(default_factory=ComplexitySettings)
     gpu: GpuSettings = Field(default_factory=GpuSettings)
     latency: LatencySettings = Field(default_factory=LatencySettings)
+    affinity: AffinitySettings = Field(default_factory=AffinitySettings)
+    reload: ReloadSettings = Field(default_factory=ReloadSettings)
     rules: list[RuleSettings] = Field(default_factory=list)
     python_rules: list[PythonRuleSettings] = Field(default_factory=list)
     #: Add x-stratum-tier / -reason / -score headers to routed responses.

@@ -90,6 +90,14 @@ class LatencyTracker:
         self._counts: dict[Tier, int] = {t: 0 for t in TIERS}
         self._last_sweep = clock()
 
+    def configure(self, alpha: float, failure_threshold: int, cooldown_s: float, in_flight_timeout_s: float) -> None:
+        """New parameters (a settings reload); averages and counts carry over."""
+        with self._lock:
+            self._alpha = alpha
+            self._failure_threshold = failure_threshold
+            self._cooldown_s = cooldown_s
+            self._in_flight_timeout_s = in_flight_timeout_s
+
     # -- requests starting and ending -------------------------------------------------
 
     def begin(self, call_id: str, tier: Tier, probe: bool = False) -> None:
@@ -108,12 +116,14 @@ class LatencyTracker:
                 state.probe_call_id = call_id
                 state.last_probe_at = now
 
-    def observe_success(self, call_id: str | None, tier: Tier | None, ttft_ms: float | None, total_ms: float) -> None:
-        """A request finished on ``tier`` (the tier that really served it)."""
+    def observe_success(self, call_id: str | None, tier: Tier | None, ttft_ms: float | None,
+                        total_ms: float | None) -> None:
+        """A request finished on ``tier`` (the tier that really served it). Without a
+        usable time it only leaves the in-flight count."""
         with self._lock:
             entry = self._end(call_id)
             served = tier or (entry.tier if entry else None)
-            if served is None:
+            if served is None or total_ms is None:
                 return
             state = self._tiers[served]
             if entry is not None and entry.probe and entry.tier == served:

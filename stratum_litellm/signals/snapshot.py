@@ -56,24 +56,44 @@ class Signals:
             clock=clock,
         )
         self.gpu_monitor = gpu_monitor
+        self._owns_monitor = False
+        self._started = False
         self._clock = clock
-        gpu = settings.gpu
-        self._circuits = {
-            index: UtilisationCircuit(gpu.utilisation_trip_pct, gpu.utilisation_reset_pct)
-            for index in {settings.tiers[t].gpu_index for t in TIERS}
-        }
+        self._circuits = _circuits(settings)
 
     @classmethod
     def with_gpu_polling(cls, settings: StratumSettings) -> "Signals":
-        """Signals with a started NVML poller (when the settings enable it)."""
-        monitor = None
-        if settings.gpu.enabled:
-            monitor = GpuMonitor(
-                poll_interval_s=settings.gpu.poll_interval_ms / 1000.0,
-                stale_after_s=settings.gpu.stale_after_ms / 1000.0,
-            )
-            monitor.start()
-        return cls(settings, gpu_monitor=monitor)
+        """Signals with an NVML poller (when the settings enable it), not yet started."""
+        signals = cls(settings, gpu_monitor=_monitor(settings))
+        signals._owns_monitor = True
+        return signals
+
+    def start(self) -> None:
+        """Start the background pollers (idempotent). The gateway calls this on its first
+        request rather than at import: a poller thread that logs while LiteLLM is still
+        importing its logging filters can deadlock Python's import locks."""
+        if self._started:
+            return
+        self._started = True
+        if self.gpu_monitor is not None and self._owns_monitor:
+            self.gpu_monitor.poll_once()  # once, so the first decision has a reading
+            self.gpu_monitor.start()
+
+    def reconfigure(self, settings: StratumSettings) -> None:
+        """Take new settings (a reload): latency state carries over; the NVML poller is
+        restarted only when its own settings changed."""
+        old, self._settings = self._settings, settings
+        lat = settings.latency
+        self.latency.configure(lat.ema_alpha, lat.failure_threshold, lat.cooldown_s, lat.in_flight_timeout_s)
+        if old.gpu != settings.gpu or old.tiers != settings.tiers:
+            self._circuits = _circuits(settings)
+        poller_keys = ("enabled", "poll_interval_ms", "stale_after_ms")
+        if self._owns_monitor and any(getattr(old.gpu, k) != getattr(settings.gpu, k) for k in poller_keys):
+            previous, self.gpu_monitor = self.gpu_monitor, _monitor(settings)
+            if previous is not None:
+                previous.stop()
+            if self._started and self.gpu_monitor is not None:
+                self.gpu_monitor.start()
 
     def close(self) -> None:
         if self.gpu_monitor is not None:
@@ -89,7 +109,7 @@ class Signals:
             readings = {i: gpu_snapshot.gpu(i) for i in self._circuits}
             if gpu_status == "ok" and any(r is None for r in readings.values()):
                 missing = sorted(i for i, r in readings.items() if r is None)
-                gpu_error = f"no GPU at index {', '.join(map(str, missing))}"
+                gpu_error = gpu_error or f"no GPU at index {', '.join(map(str, missing))}"
         busy = {
             i: self._circuits[i].update(r.utilization_pct if r is not None else None) for i, r in readings.items()
         }
@@ -98,3 +118,20 @@ class Signals:
             index = self._settings.tiers[tier].gpu_index
             tiers[tier] = TierSignals(gpu=readings[index], gpu_busy=busy[index], latency=self.latency.tier(tier))
         return SignalSnapshot(tiers=tiers, gpu_status=gpu_status, gpu_error=gpu_error, taken_at=self._clock())
+
+
+def _circuits(settings: StratumSettings) -> dict[int, UtilisationCircuit]:
+    gpu = settings.gpu
+    return {
+        index: UtilisationCircuit(gpu.utilisation_trip_pct, gpu.utilisation_reset_pct)
+        for index in {settings.tiers[t].gpu_index for t in TIERS}
+    }
+
+
+def _monitor(settings: StratumSettings) -> GpuMonitor | None:
+    if not settings.gpu.enabled:
+        return None
+    return GpuMonitor(
+        poll_interval_s=settings.gpu.poll_interval_ms / 1000.0,
+        stale_after_s=settings.gpu.stale_after_ms / 1000.0,
+    )
