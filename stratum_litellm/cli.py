@@ -4,6 +4,8 @@
     stratum score --jsonl < in.jsonl  {"id","prompt"} or {"id","messages"} lines in,
                                       {"id","score","tier","reason"} lines out, in order
     stratum explain "prompt"          each dimension's part, the decision, the signals read
+    stratum calibrate FILE --target-share 0.1 [--write]
+                                      the threshold for a target smart-tier share
     stratum check FILE                validate a config without starting anything (exit 0/2)
 
 The settings come from ``--config FILE``, else ``$STRATUM_CONFIG``, else
@@ -20,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence, TextIO
 
+from .calibrate import calibrate, write_threshold
 from .policy import Decision, Policy
 from .request_view import RequestView
 from .settings import CONFIG_ENV, SettingsError, StratumSettings, load_settings, resolve_settings
@@ -155,6 +158,50 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _read_views(path: str) -> list[RequestView]:
+    stream = sys.stdin if path == "-" else open(path, encoding="utf-8")
+    views = []
+    with stream:
+        for number, line in enumerate(stream, start=1):
+            if not line.strip():
+                continue
+            try:
+                views.append(_view_of(json.loads(line)))
+            except (ValueError, TypeError) as exc:
+                print(f"stratum calibrate: skipping line {number}: {exc}", file=sys.stderr)
+    return views
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    settings, source = _settings(args.config)
+    try:
+        views = _read_views(args.file)
+    except OSError as exc:
+        print(f"stratum calibrate: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    try:
+        result = calibrate(views, Policy(settings), args.target_share)
+    except ValueError as exc:
+        print(f"stratum calibrate: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"{result.requests} requests, target smart share {result.target_share:.1%} (settings: {source})")
+    if result.ruled_smart or result.ruled_fast:
+        print(f"config rules route {result.ruled_smart:.1%} to smart and {result.ruled_fast:.1%} to fast whatever the threshold")
+    print(f"threshold {result.threshold} gives {result.share:.1%} smart (now: {settings.complexity.threshold})\n")
+    print("threshold  smart share")
+    for threshold, share in result.table:
+        marker = "  <- suggested" if threshold == result.threshold else ""
+        print(f"{threshold:<9}  {share:6.1%}{marker}")
+    if args.write:
+        target = args.config or source
+        if not Path(target).is_file():
+            print("stratum calibrate: --write needs a settings file (--config FILE)", file=sys.stderr)
+            return EXIT_BAD_CONFIG
+        write_threshold(target, result.threshold)
+        print(f"\nwrote complexity.threshold: {result.threshold} to {target}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stratum", description="stratum-litellm adaptive router tools")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -170,6 +217,13 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--config")
     explain.add_argument("--json", action="store_true")
     explain.set_defaults(run=_cmd_explain)
+
+    cal = sub.add_parser("calibrate", help="the threshold that sends a target share of requests to the smart tier")
+    cal.add_argument("file", help="JSON lines {id, prompt} or {id, messages} (LiteLLM logging payloads work); - for stdin")
+    cal.add_argument("--target-share", type=float, required=True, help="e.g. 0.10 for 10%% of requests on the smart tier")
+    cal.add_argument("--config")
+    cal.add_argument("--write", action="store_true", help="write the threshold into the settings file")
+    cal.set_defaults(run=_cmd_calibrate)
 
     check = sub.add_parser("check", help="validate a config file without starting anything")
     check.add_argument("file")

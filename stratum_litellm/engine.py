@@ -103,6 +103,13 @@ class RouterEngine:
             decision = policy.fallback(exc)
         if decision is None:
             return None
+        if decision.reason == "smart_loading" and settings.backend_polling.warm_up_cold_smart:
+            try:
+                poller = self.signals.backend_poller
+                if poller is not None:
+                    poller.warm_up("smart")  # only sets a flag; the poller sends it, rate-limited
+            except Exception as exc:
+                self.record_error("warm_up", exc)
         metrics.DECISION_SECONDS.observe(time.perf_counter() - started)
         metrics.DECISIONS.labels(decision.tier, decision.reason).inc()
         if decision.score is not None:

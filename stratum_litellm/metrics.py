@@ -55,6 +55,12 @@ class _EngineCollector(Collector):
 
     @staticmethod
     def _families(engine: "RouterEngine") -> Iterator[GaugeMetricFamily]:
+        # The settings in force, so dashboards can draw each signal against its limit.
+        settings = engine.settings
+        yield GaugeMetricFamily("stratum_threshold", "Complexity threshold in force", value=settings.complexity.threshold)
+        yield GaugeMetricFamily("stratum_sla_seconds", "Latency SLA of the smart tier", value=settings.latency.sla_ms / 1000)
+        yield GaugeMetricFamily("stratum_min_free_bytes", "VRAM the smart tier's GPU must keep free",
+                                value=settings.gpu.min_free_gib * 1024**3)
         ema = GaugeMetricFamily("stratum_tier_latency_ema_seconds", "Latency EMA per tier", labels=["tier", "measure"])
         in_flight = GaugeMetricFamily("stratum_tier_in_flight", "Requests in flight per tier", labels=["tier"])
         samples = GaugeMetricFamily("stratum_tier_latency_samples", "Latency samples seen per tier", labels=["tier"])
@@ -85,6 +91,22 @@ class _EngineCollector(Collector):
                 total.add_metric([str(index)], reading.memory_total_bytes)
                 util.add_metric([str(index)], reading.utilization_pct / 100.0)
         yield from (known, free, total, util)
+
+        up = GaugeMetricFamily("stratum_backend_up", "1 when the tier's backend answers and has its model loaded",
+                               labels=["tier", "status"])
+        running = GaugeMetricFamily("stratum_backend_requests_running", "Requests the backend is serving", labels=["tier"])
+        waiting = GaugeMetricFamily("stratum_backend_requests_waiting", "Requests queued in the backend", labels=["tier"])
+        slots = GaugeMetricFamily("stratum_backend_slots", "Parallel slots the backend reports", labels=["tier"])
+        for tier in TIERS:
+            load = snapshot[tier].backend
+            if load is None:
+                continue
+            up.add_metric([tier, load.status], 1 if load.status == "ok" else 0)
+            for family, value in ((running, load.requests_running), (waiting, load.requests_waiting),
+                                  (slots, load.slots_total)):
+                if value is not None:
+                    family.add_metric([tier], value)
+        yield from (up, running, waiting, slots)
 
 
 _COLLECTOR = _EngineCollector()

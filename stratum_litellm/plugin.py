@@ -52,7 +52,7 @@ def engine_from_gateway() -> RouterEngine:
     mapping = (getattr(litellm, "callback_settings", None) or {}).get("stratum")
     settings, source = resolve_settings(_gateway_config_path(), mapping)
     logger.info("stratum router: settings from %s; routed model %s", source, settings.routed_model)
-    engine = RouterEngine(settings, Signals.with_gpu_polling(settings), source=source)
+    engine = RouterEngine(settings, Signals.polling(settings), source=source)
     metrics.attach_engine(engine)
     if os.path.isfile(source):
         engine.watch(source)
@@ -141,7 +141,7 @@ class StratumRouter(Router):
             settings, source = resolve_settings()
         else:
             settings, source = stratum_settings, "StratumRouter(stratum_settings=...)"
-        self.stratum = RouterEngine(settings, Signals.with_gpu_polling(settings), source=source)
+        self.stratum = RouterEngine(settings, Signals.polling(settings), source=source)
         self.stratum.signals.start()
         if os.path.isfile(source):
             self.stratum.watch(source)

@@ -4,9 +4,10 @@ For a request that names the routed alias, the chain is:
 
 1. ``first`` custom rules (may pick a tier, or shift the score);
 2. complexity: below the threshold, the fast tier (``simple``);
-3. capacity, only for a complex request: smart tier unhealthy, smart tier saturated (in
-   flight), VRAM headroom, GPU utilisation circuit, latency SLA (with a half-open probe so
-   a slow tier comes back), then ``capacity`` custom rules. The first rule that says no
+3. capacity, only for a complex request: smart tier unhealthy (failure streak), its
+   backend down, loading or saturated (its own load signals), too many in flight, VRAM
+   headroom, GPU utilisation circuit, latency SLA (with a half-open probe so a slow tier
+   comes back), then ``capacity`` custom rules. The first rule that says no
    sends the request to the fast tier; a rule whose signal is unknown abstains, visibly;
 4. otherwise the smart tier (``complex``);
 5. ``last`` custom rules may override the tier.
@@ -21,7 +22,16 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 from .request_view import RequestView
-from .rules import NamedRule, RequestMeta, RuleFn, RuleInput, RuleOutcome, compile_config_rule, load_python_rule
+from .rules import (
+    NamedRule,
+    RequestMeta,
+    RuleFn,
+    RuleInput,
+    RuleOutcome,
+    compile_config_rule,
+    load_python_rule,
+    override_tier,
+)
 from .scoring import Score, Scorer
 from .settings import RulePosition, StratumSettings, Tier
 from .signals.snapshot import SignalSnapshot
@@ -35,7 +45,8 @@ class Decision:
 
     tier: Tier
     model_group: str
-    #: The rule that decided: forced, simple, complex, affinity, smart_unhealthy, smart_saturated,
+    #: The rule that decided: forced, forced_redirected, override, simple, complex, affinity,
+    #: smart_unhealthy, smart_down, smart_loading, smart_queue_full, smart_saturated,
     #: vram_headroom, gpu_busy, latency_sla, sla_probe, rule:<name>, router_error.
     reason: str
     score: float | None
@@ -85,13 +96,26 @@ class Policy:
         settings = self.settings
         forced = settings.tier_of_group(requested_model)
         if forced is not None:
-            return Decision(forced, requested_model, "forced", None, {"requested_model": requested_model})
+            evidence: dict[str, Any] = {"requested_model": requested_model}
+            backend = signals[forced].backend
+            if (forced == "smart" and settings.backend_polling.redirect_forced_when_unavailable
+                    and backend is not None and backend.status in ("down", "loading")):
+                evidence["smart_backend"] = f"{backend.status}: {backend.error or 'model not loaded'}"
+                return Decision("fast", settings.model_group("fast"), "forced_redirected", None, evidence)
+            return Decision(forced, requested_model, "forced", None, evidence)
         if requested_model != settings.routed_model:
             return None
 
         score = self.scorer.score(view)
-        inp = RuleInput(view=view, meta=meta or RequestMeta(), score=score, signals=signals)
+        meta = meta or RequestMeta()
+        inp = RuleInput(view=view, meta=meta, score=score, signals=signals)
         evidence: dict[str, Any] = {"score": round(score.value, 4), "threshold": settings.complexity.threshold}
+
+        asked, ignored = override_tier(meta, settings.override)
+        if ignored:
+            evidence["override"] = ignored
+        if asked is not None:
+            return Decision(asked, settings.model_group(asked), "override", score.value, evidence)
 
         delta = 0.0
         for rule in self._rules["first"]:
@@ -153,11 +177,35 @@ class Policy:
             return "smart_unhealthy", False
         checks["health"] = "pass"
 
+        # The backend's own view: down, model not loaded, or its queue / cache full.
+        backend = smart.backend
+        if backend is None:
+            checks["backend"] = "abstain: no backend load signals configured"
+        elif backend.status == "down":
+            checks["backend"] = f"block: down ({backend.error or 'unreachable'})"
+            return "smart_down", False
+        elif backend.status == "loading" or backend.model_loaded is False:
+            checks["backend"] = f"block: model not loaded ({backend.error or backend.status})"
+            return "smart_loading", False
+        elif backend.status != "ok":
+            checks["backend"] = f"abstain: {backend.status} ({backend.error or 'no reading'})"
+        else:
+            evidence["smart_queue"] = {"running": backend.requests_running, "waiting": backend.requests_waiting,
+                                       "slots": backend.slots_total, "idle_slots": backend.slots_idle,
+                                       "kv_cache": backend.kv_cache_usage}
+            if backend.saturated:
+                checks["backend"] = "block: queue or cache saturated"
+                return "smart_queue_full", False
+            checks["backend"] = "pass"
+
         # In flight: a burst spills to the fast tier instead of queueing on the smart one.
+        # Without a configured limit, the backend's slot count is the limit when known.
         limit = settings.tiers["smart"].max_in_flight
+        if limit is None and backend is not None and backend.status == "ok" and backend.slots_total:
+            limit = backend.slots_total
         evidence["smart_in_flight"] = lat.in_flight
         if limit is None:
-            checks["in_flight"] = "abstain: no limit set"
+            checks["in_flight"] = "abstain: no limit set and no slot count known"
         elif lat.in_flight >= limit:
             checks["in_flight"] = f"block: {lat.in_flight} >= {limit}"
             return "smart_saturated", False
@@ -230,10 +278,15 @@ def iter_reasons() -> Iterable[str]:
     """The built-in reasons (custom rules add ``rule:<name>``)."""
     return (
         "forced",
+        "forced_redirected",
+        "override",
         "simple",
         "complex",
         "affinity",
         "smart_unhealthy",
+        "smart_down",
+        "smart_loading",
+        "smart_queue_full",
         "smart_saturated",
         "vram_headroom",
         "gpu_busy",

@@ -21,7 +21,7 @@ from typing import Any, Callable, Mapping
 
 from .request_view import RequestView
 from .scoring import Score
-from .settings import PythonRuleSettings, RulePosition, RuleSettings, SettingsError, Tier
+from .settings import OverrideSettings, PythonRuleSettings, RulePosition, RuleSettings, SettingsError, Tier
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +73,8 @@ def compile_config_rule(rule: RuleSettings) -> NamedRule:
     keywords = _keywords_regex(rule.keywords)
     pattern = re.compile(rule.pattern) if rule.pattern is not None else None
     users, teams, aliases = frozenset(rule.users), frozenset(rule.teams), frozenset(rule.key_aliases)
+    wanted_metadata = tuple(rule.metadata.items())
+    wanted_headers = tuple((name.lower(), value) for name, value in rule.headers.items())
     outcome = RuleOutcome(tier=rule.route, score_delta=rule.score_delta or 0.0)
 
     def matches(inp: RuleInput) -> bool:
@@ -82,6 +84,8 @@ def compile_config_rule(rule: RuleSettings) -> NamedRule:
         if teams and meta.team_id not in teams:
             return False
         if aliases and meta.key_alias not in aliases:
+            return False
+        if not _fields_match(meta.metadata, wanted_metadata) or not _fields_match(meta.headers, wanted_headers):
             return False
         if rule.scope == "last_user":
             text = view.last_user
@@ -103,6 +107,32 @@ def compile_config_rule(rule: RuleSettings) -> NamedRule:
         return outcome if matches(inp) else None
 
     return NamedRule(rule.name, rule.position, evaluate)
+
+
+def _fields_match(fields: Mapping[str, Any], wanted: tuple[tuple[str, str], ...]) -> bool:
+    for name, value in wanted:
+        present = fields.get(name)
+        if present is None or (value != "*" and str(present) != value):
+            return False
+    return True
+
+
+def override_tier(meta: RequestMeta, settings: OverrideSettings) -> tuple[Tier | None, str | None]:
+    """The tier a request asks for itself, and why it is ignored when it is."""
+    asked = meta.headers.get(settings.header.lower()) or meta.metadata.get(settings.metadata_key)
+    if asked is None:
+        return None, None
+    asked = str(asked).strip().lower()
+    if asked not in ("fast", "smart"):
+        return None, f"override {asked[:20]!r} ignored: expected fast or smart"
+    allowed = (
+        (meta.key_alias is not None and meta.key_alias in settings.allowed_key_aliases)
+        or (meta.user_id is not None and meta.user_id in settings.allowed_users)
+        or (meta.team_id is not None and meta.team_id in settings.allowed_teams)
+    )
+    if not allowed:
+        return None, "override ignored: this key may not choose its tier"
+    return asked, None  # type: ignore[return-value]
 
 
 def load_python_rule(spec: PythonRuleSettings, source: str = "settings") -> NamedRule:

@@ -36,14 +36,71 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
+class BackendSettings(_Strict):
+    """Where the router reads a tier's own load signals over HTTP (queue, slots, cache,
+    model loaded). The only capacity signal when the gateway is not on the GPU host."""
+
+    #: vllm, llamacpp, llama-swap, or auto (detect from what answers).
+    kind: Literal["vllm", "llamacpp", "llama-swap", "auto"] = "auto"
+    #: Base URL of the server (a trailing /v1 is fine), or ``os.environ/NAME``.
+    url: str = Field(min_length=1)
+    #: llama-swap: the model ID whose load state /running reports (and warm-up asks for).
+    model: str | None = None
+    #: Sent as a bearer token, or ``os.environ/NAME``.
+    api_key: str | None = None
+    #: KV cache use at or above this counts as saturated (vLLM).
+    kv_cache_saturation: float = Field(default=0.95, gt=0.0, le=1.0)
+
+    @field_validator("url", "api_key")
+    @classmethod
+    def _from_environment(cls, value: str | None) -> str | None:
+        # The same convention as LiteLLM's own config values.
+        if value is not None and value.startswith("os.environ/"):
+            name = value.removeprefix("os.environ/")
+            if name not in os.environ:
+                raise ValueError(f"environment variable {name} is not set")
+            return os.environ[name]
+        return value
+
+    @model_validator(mode="after")
+    def _valid_target(self) -> "BackendSettings":
+        from .signals.backends import BackendTarget
+
+        BackendTarget(self.kind, self.url, self.model, self.api_key, self.kv_cache_saturation)
+        return self
+
+
 class TierSettings(_Strict):
     """One serving tier: the LiteLLM model group it is, and where it runs."""
 
     model_group: str = Field(min_length=1)
     #: NVML index of the GPU this tier's backend runs on.
     gpu_index: int = Field(default=0, ge=0, le=63)
-    #: Routed requests beyond this many in flight spill to the other tier (None: no limit).
+    #: Routed requests beyond this many in flight spill to the other tier. None: the
+    #: backend's slot count when its load signals report one, else no limit.
     max_in_flight: int | None = Field(default=None, ge=1)
+    #: The backend's own load signals (none: not read).
+    backend: BackendSettings | None = None
+
+
+class BackendPollingSettings(_Strict):
+    interval_s: float = Field(default=1.0, ge=0.05, le=600.0)
+    timeout_s: float = Field(default=0.5, ge=0.01, le=60.0)
+    #: A reading older than this counts as unknown.
+    stale_after_s: float = Field(default=5.0, ge=0.1, le=3600.0)
+    backoff_max_s: float = Field(default=30.0, ge=0.1, le=3600.0)
+    #: Send a one-token request to wake the smart model when it is not loaded (llama-swap
+    #: unloads idle models; a reload takes about a minute), rate-limited.
+    warm_up_cold_smart: bool = False
+    #: Requests that name the smart group directly go to the fast tier while the smart
+    #: backend is down or loading (off: they go anyway, and LiteLLM's fallback covers them).
+    redirect_forced_when_unavailable: bool = False
+
+    @model_validator(mode="after")
+    def _backoff_above_interval(self) -> "BackendPollingSettings":
+        if self.backoff_max_s < self.interval_s:
+            raise ValueError(f"backoff_max_s ({self.backoff_max_s}) must be >= interval_s ({self.interval_s})")
+        return self
 
 
 def _default_tiers() -> dict[str, TierSettings]:
@@ -142,20 +199,29 @@ class RuleSettings(_Strict):
     users: list[str] = Field(default_factory=list)
     teams: list[str] = Field(default_factory=list)
     key_aliases: list[str] = Field(default_factory=list)
+    #: Request metadata fields that must equal these values ("*": present at all).
+    metadata: dict[str, str] = Field(default_factory=dict)
+    #: Request headers (any case) that must equal these values ("*": present at all).
+    headers: dict[str, str] = Field(default_factory=dict)
     #: The action: send to a tier, or add to the complexity score (only one of the two).
     route: Tier | None = None
     score_delta: float | None = Field(default=None, ge=-1.0, le=1.0)
 
     @field_validator("pattern")
     @classmethod
-    def _compiles(cls, pattern: str | None) -> str | None:
+    def _compiles_and_is_safe(cls, pattern: str | None) -> str | None:
         if pattern is not None:
             import re
+
+            from .regex_safety import unsafe_reason
 
             try:
                 re.compile(pattern)
             except re.error as exc:
                 raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+            reason = unsafe_reason(pattern)
+            if reason:
+                raise ValueError(f"regular expression {pattern!r} refused: {reason}; rewrite it without nesting")
         return pattern
 
     @model_validator(mode="after")
@@ -165,7 +231,7 @@ class RuleSettings(_Strict):
         if self.score_delta is not None and self.position != "first":
             raise ValueError(f"rule {self.name!r}: 'score_delta' only works at position 'first'")
         has_match = (
-            bool(self.keywords or self.users or self.teams or self.key_aliases)
+            bool(self.keywords or self.users or self.teams or self.key_aliases or self.metadata or self.headers)
             or self.pattern is not None
             or self.min_chars is not None
             or self.max_chars is not None
@@ -173,6 +239,19 @@ class RuleSettings(_Strict):
         if not has_match:
             raise ValueError(f"rule {self.name!r} matches nothing: give keywords, pattern, a length bound, users, teams or key_aliases")
         return self
+
+
+class OverrideSettings(_Strict):
+    """A client may pick the tier of one request itself, if its key is allowed to."""
+
+    #: Request header carrying the tier (fast or smart).
+    header: str = Field(default="x-stratum-tier", min_length=1)
+    #: Request metadata field carrying the tier.
+    metadata_key: str = Field(default="stratum_tier", min_length=1)
+    #: Who may override (a key alias, user id or team id listed here); empty: nobody.
+    allowed_key_aliases: list[str] = Field(default_factory=list)
+    allowed_users: list[str] = Field(default_factory=list)
+    allowed_teams: list[str] = Field(default_factory=list)
 
 
 class PythonRuleSettings(_Strict):
@@ -191,10 +270,12 @@ class StratumSettings(_Strict):
     fallback_tier: Tier = "fast"
     complexity: ComplexitySettings = Field(default_factory=ComplexitySettings)
     gpu: GpuSettings = Field(default_factory=GpuSettings)
+    backend_polling: BackendPollingSettings = Field(default_factory=BackendPollingSettings)
     latency: LatencySettings = Field(default_factory=LatencySettings)
     affinity: AffinitySettings = Field(default_factory=AffinitySettings)
     reload: ReloadSettings = Field(default_factory=ReloadSettings)
     rules: list[RuleSettings] = Field(default_factory=list)
+    override: OverrideSettings = Field(default_factory=OverrideSettings)
     python_rules: list[PythonRuleSettings] = Field(default_factory=list)
     #: Add x-stratum-tier / -reason / -score headers to routed responses.
     response_headers: bool = True

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from typing import Iterator
+
+# No network here: LiteLLM must use the cost map it ships instead of fetching one at import
+# (the fetch retries from a thread that logs while the import is still running, which can
+# deadlock LiteLLM's lazily imported logging filter).
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import pytest
 

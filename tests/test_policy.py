@@ -18,6 +18,7 @@ from stratum_litellm.request_view import RequestView
 from stratum_litellm.rules import RequestMeta, RuleInput, RuleOutcome
 from stratum_litellm.scoring import DIMENSIONS, Score
 from stratum_litellm.settings import StratumSettings, parse_settings
+from stratum_litellm.signals.backends import BackendLoad
 from stratum_litellm.signals.gpu import GpuReading, GpuSnapshot
 from stratum_litellm.signals.latency import LatencyTracker
 from stratum_litellm.signals.snapshot import Signals
@@ -255,3 +256,85 @@ def test_smart_only_when_complex_and_every_capacity_rule_allows(score, free, uti
     )
     assert (d.tier == "smart") == allowed
     assert d.reason in {"simple", "complex", "smart_saturated", "vram_headroom", "gpu_busy", "latency_sla"}
+
+
+class StaticBackends:
+    """Serves fixed backend readings in place of the HTTP poller (tested against a real
+    llama-server in test_backend_signals.py)."""
+
+    def __init__(self, **loads: BackendLoad) -> None:
+        self.loads = loads
+
+    def snapshot(self) -> dict[str, BackendLoad]:
+        return self.loads
+
+    def warm_up(self, tier: str) -> None:
+        self.warmed = tier
+
+    def stop(self) -> None:
+        pass
+
+
+def load(status: str = "ok", waiting: int | None = 0, slots: int | None = 2, idle: int | None = 2,
+         loaded: bool | None = True) -> BackendLoad:
+    return BackendLoad(kind="llamacpp", url="http://127.0.0.1:1", status=status, error=None if status == "ok" else status,
+                       requests_running=0, requests_waiting=waiting, kv_cache_usage=None, slots_total=slots,
+                       slots_idle=idle, model_loaded=loaded, taken_at=0.0)
+
+
+def with_backend(score: float, smart: BackendLoad, raw: dict[str, Any] | None = None):
+    settings = parse_settings(raw or {})
+    signals = Signals(settings, clock=Clock(), backend_poller=StaticBackends(smart=smart))  # type: ignore[arg-type]
+    return Policy(settings, scorer=FixedScorer(score)), signals  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("smart", "reason"), [
+    (load(), "complex"),
+    (load(status="down"), "smart_down"),
+    (load(status="loading", loaded=False), "smart_loading"),
+    (load(waiting=3, idle=0), "smart_queue_full"),
+    (load(status="unknown", waiting=None, slots=None, idle=None, loaded=None), "complex"),
+])
+def test_the_smart_backends_own_load_holds_it_off(smart: BackendLoad, reason: str) -> None:
+    d = decide(*with_backend(0.9, smart))
+    assert d.reason == reason
+    assert ("abstain" in d.evidence["checks"]["backend"]) == (smart.status == "unknown")
+
+
+def test_the_backends_slot_count_is_the_in_flight_limit_when_none_is_set() -> None:
+    policy, signals = with_backend(0.9, load(slots=2, idle=2))
+    signals.latency.begin("a", "smart")
+    assert decide(policy, signals).reason == "complex"
+    signals.latency.begin("b", "smart")
+    assert decide(policy, signals).reason == "smart_saturated"
+
+
+def test_forced_smart_requests_go_unless_the_operator_redirects_them() -> None:
+    down = load(status="down")
+    assert decide(*with_backend(0.9, down), model="gemma4-smart").reason == "forced"
+    d = decide(*with_backend(0.9, down, {"backend_polling": {"redirect_forced_when_unavailable": True}}),
+               model="gemma4-smart")
+    assert (d.tier, d.reason) == ("fast", "forced_redirected")
+
+
+def test_rules_match_metadata_fields_and_headers() -> None:
+    raw = {"rules": [{"name": "legal-app", "metadata": {"app": "legal"}, "headers": {"X-Priority": "*"}, "route": "smart"}]}
+    policy, signals, _ = make(0.1, raw)
+    both = RequestMeta(metadata={"app": "legal"}, headers={"x-priority": "high"})
+    assert decide(policy, signals, meta=both).reason == "rule:legal-app"
+    assert decide(policy, signals, meta=RequestMeta(metadata={"app": "legal"})).reason == "simple"
+    assert decide(policy, signals, meta=RequestMeta(metadata={"app": "other"}, headers={"x-priority": "1"})).reason == "simple"
+
+
+def test_a_per_request_override_works_only_for_allowed_keys() -> None:
+    raw = {"override": {"allowed_key_aliases": ["ops"], "allowed_teams": ["research"]}}
+    policy, signals, _ = make(0.1, raw, gpu=StaticGpu(free_gib=0.1))
+    d = decide(policy, signals, meta=RequestMeta(key_alias="ops", headers={"x-stratum-tier": "smart"}))
+    assert (d.tier, d.reason) == ("smart", "override")
+    d = decide(policy, signals, meta=RequestMeta(team_id="research", metadata={"stratum_tier": "smart"}))
+    assert d.reason == "override"
+    d = decide(policy, signals, meta=RequestMeta(key_alias="intern", headers={"x-stratum-tier": "smart"}))
+    assert (d.tier, d.reason) == ("fast", "simple")
+    assert "may not choose" in d.evidence["override"]
+    d = decide(policy, signals, meta=RequestMeta(key_alias="ops", headers={"x-stratum-tier": "huge"}))
+    assert d.reason == "simple" and "expected fast or smart" in d.evidence["override"]

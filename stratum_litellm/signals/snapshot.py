@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Callable, Mapping
 
 from ..settings import TIERS, StratumSettings, Tier
+from .backends import BackendLoad, BackendPoller, BackendTarget
 from .gpu import GpuMonitor, GpuReading, UtilisationCircuit
 from .latency import LatencyTracker, TierLatency
 
@@ -22,6 +23,8 @@ class TierSignals:
     #: Utilisation circuit of that GPU: True open (too busy), False closed, None unknown.
     gpu_busy: bool | None
     latency: TierLatency
+    #: The backend's own load (queue, slots, cache, model loaded), or None when not read.
+    backend: BackendLoad | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +47,7 @@ class Signals:
         latency: LatencyTracker | None = None,
         gpu_monitor: GpuMonitor | None = None,
         clock: Callable[[], float] = time.monotonic,
+        backend_poller: BackendPoller | None = None,
     ) -> None:
         self._settings = settings
         lat = settings.latency
@@ -56,15 +60,17 @@ class Signals:
             clock=clock,
         )
         self.gpu_monitor = gpu_monitor
+        self.backend_poller = backend_poller
         self._owns_monitor = False
         self._started = False
         self._clock = clock
         self._circuits = _circuits(settings)
 
     @classmethod
-    def with_gpu_polling(cls, settings: StratumSettings) -> "Signals":
-        """Signals with an NVML poller (when the settings enable it), not yet started."""
-        signals = cls(settings, gpu_monitor=_monitor(settings))
+    def polling(cls, settings: StratumSettings) -> "Signals":
+        """Signals with the background pollers the settings ask for (NVML, backends'
+        HTTP load signals), not yet started."""
+        signals = cls(settings, gpu_monitor=_monitor(settings), backend_poller=_backend_poller(settings))
         signals._owns_monitor = True
         return signals
 
@@ -78,6 +84,8 @@ class Signals:
         if self.gpu_monitor is not None and self._owns_monitor:
             self.gpu_monitor.poll_once()  # once, so the first decision has a reading
             self.gpu_monitor.start()
+        if self.backend_poller is not None and self._owns_monitor:
+            self.backend_poller.start()
 
     def reconfigure(self, settings: StratumSettings) -> None:
         """Take new settings (a reload): latency state carries over; the NVML poller is
@@ -94,10 +102,20 @@ class Signals:
                 previous.stop()
             if self._started and self.gpu_monitor is not None:
                 self.gpu_monitor.start()
+        backend_keys = [(t.backend if t else None) for t in (old.tiers.get("fast"), old.tiers.get("smart"))]
+        new_keys = [(t.backend if t else None) for t in (settings.tiers.get("fast"), settings.tiers.get("smart"))]
+        if self._owns_monitor and (backend_keys != new_keys or old.backend_polling != settings.backend_polling):
+            previous_poller, self.backend_poller = self.backend_poller, _backend_poller(settings)
+            if previous_poller is not None:
+                previous_poller.stop()
+            if self._started and self.backend_poller is not None:
+                self.backend_poller.start()
 
     def close(self) -> None:
         if self.gpu_monitor is not None:
             self.gpu_monitor.stop()
+        if self.backend_poller is not None:
+            self.backend_poller.stop()
 
     def snapshot(self) -> SignalSnapshot:
         if self.gpu_monitor is None:
@@ -113,10 +131,12 @@ class Signals:
         busy = {
             i: self._circuits[i].update(r.utilization_pct if r is not None else None) for i, r in readings.items()
         }
+        loads = self.backend_poller.snapshot() if self.backend_poller is not None else {}
         tiers = {}
         for tier in TIERS:
             index = self._settings.tiers[tier].gpu_index
-            tiers[tier] = TierSignals(gpu=readings[index], gpu_busy=busy[index], latency=self.latency.tier(tier))
+            tiers[tier] = TierSignals(gpu=readings[index], gpu_busy=busy[index], latency=self.latency.tier(tier),
+                                      backend=loads.get(tier))
         return SignalSnapshot(tiers=tiers, gpu_status=gpu_status, gpu_error=gpu_error, taken_at=self._clock())
 
 
@@ -135,3 +155,17 @@ def _monitor(settings: StratumSettings) -> GpuMonitor | None:
         poll_interval_s=settings.gpu.poll_interval_ms / 1000.0,
         stale_after_s=settings.gpu.stale_after_ms / 1000.0,
     )
+
+
+def _backend_poller(settings: StratumSettings) -> BackendPoller | None:
+    targets = {}
+    for tier in TIERS:
+        backend = settings.tiers[tier].backend
+        if backend is not None:
+            targets[tier] = BackendTarget(backend.kind, backend.url, backend.model, backend.api_key,
+                                          backend.kv_cache_saturation)
+    if not targets:
+        return None
+    polling = settings.backend_polling
+    return BackendPoller(targets, interval_s=polling.interval_s, timeout_s=polling.timeout_s,
+                         stale_after_s=polling.stale_after_s, backoff_max_s=polling.backoff_max_s)
