@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import given, strategies as st
 
-from conftest import COMPLEX_PROMPT, SIMPLE_PROMPT
+from conftest import SIMPLE_PROMPT
 from stratum_litellm.affinity import AffinityStore, conversation_key
 from stratum_litellm.engine import RouterEngine
 from stratum_litellm.settings import StratumSettings, parse_settings
@@ -51,18 +51,23 @@ def test_store_never_downgrades_expires_and_is_bounded() -> None:
 
 
 def test_a_conversation_that_reached_smart_stays_there_for_simple_turns() -> None:
-    engine = RouterEngine(StratumSettings())
-    first = {"model": "gemma4-auto", "messages": turns(COMPLEX_PROMPT)}
-    assert engine.route(first).tier == "smart"
-    follow_up = {"model": "gemma4-auto", "messages": turns(COMPLEX_PROMPT, "…", SIMPLE_PROMPT)}
-    d = engine.route(follow_up)
+    # A rule sends the first turn to the smart tier; the follow-up alone would be simple.
+    raw = {"rules": [{"name": "contracts", "keywords": ["contract"], "route": "smart"}]}
+    engine = RouterEngine(parse_settings(raw))
+    first = {"model": "gemma4-auto", "messages": turns("Please check this contract.")}
+    assert engine.route(first).reason == "rule:contracts"
+    def follow_up() -> dict:  # a fresh body each time: routing rewrites its model
+        return {"model": "gemma4-auto", "messages": turns("Please check this contract.", "Done.", SIMPLE_PROMPT)}
+
+    assert RouterEngine(parse_settings(raw)).route(follow_up()).tier == "fast"
+    d = engine.route(follow_up())
     assert (d.tier, d.reason) == ("smart", "affinity")
     # A fresh conversation with the same simple turn goes fast.
     assert engine.route({"model": "gemma4-auto", "messages": turns(SIMPLE_PROMPT)}).tier == "fast"
     # Turned off, the follow-up is judged alone.
-    off = RouterEngine(parse_settings({"affinity": {"enabled": False}}))
-    off.route({"model": "gemma4-auto", "messages": turns(COMPLEX_PROMPT)})
-    assert off.route({"model": "gemma4-auto", "messages": turns(COMPLEX_PROMPT, "…", SIMPLE_PROMPT)}).tier == "fast"
+    off = RouterEngine(parse_settings({**raw, "affinity": {"enabled": False}}))
+    off.route({"model": "gemma4-auto", "messages": turns("Please check this contract.")})
+    assert off.route(follow_up()).tier == "fast"
 
 
 @given(st.lists(st.sampled_from(["fast", "smart"]), min_size=1, max_size=20))

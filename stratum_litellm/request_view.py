@@ -1,0 +1,511 @@
+"""A bounded, typed view of one chat request: the text a router may read, and its sizes.
+
+The proxy hands the plugin whatever JSON body a client sent, so this module trusts
+nothing: any shape (no messages, ``None`` content, numbers, nested junk, a list of a
+million messages) yields a valid :class:`RequestView` and never raises. The work done is
+bounded too: only the newest messages are read in full, each text field is capped
+(the last user turn keeps a head and a tail window), and nested structures are walked
+with a node and character budget. ``total_chars`` still reports the size of the whole
+request, so the length of a huge prompt is not lost by the capping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "HISTORY_CAP",
+    "LAST_USER_HEAD",
+    "LAST_USER_TAIL",
+    "MAX_SCANNED_CHARS",
+    "RequestView",
+    "SYSTEM_CAP",
+    "TOOLS_CAP",
+]
+
+# Caps on what a view keeps (characters). Their sum bounds the work of every scorer that
+# reads a view, whatever the request size: a 1 MB prompt costs about what 20k chars do.
+LAST_USER_HEAD = 8_000
+LAST_USER_TAIL = 4_000
+SYSTEM_CAP = 3_000
+HISTORY_CAP = 3_000
+TOOLS_CAP = 2_000
+_ELISION = "\n…\n"  # joins the head and tail windows of a capped last user turn
+MAX_SCANNED_CHARS = LAST_USER_HEAD + LAST_USER_TAIL + len(_ELISION) + SYSTEM_CAP + HISTORY_CAP + TOOLS_CAP
+
+# Work bounds for walking the request body.
+_MAX_DETAILED_MESSAGES = 64  # newest messages read in full (plus leading system messages)
+_MAX_LEADING_SYSTEM = 4  # system/developer messages read from the start of the list
+_MAX_SIZED_MESSAGES = 4_096  # messages whose size is summed exactly; the rest is extrapolated
+_MAX_NODES = 2_000  # nested values visited per flattened structure
+_MAX_DEPTH = 12
+
+_SYSTEM_ROLES = frozenset({"system", "developer"})
+_TOOL_ROLES = frozenset({"tool", "function", "ipython"})
+# Non-text parts are counted, never read.
+_MEDIA_PART_TYPES = frozenset(
+    {"image_url", "image", "input_image", "input_audio", "audio", "file", "input_file", "document", "video",
+     "video_url"}
+)
+# JSON-schema and envelope keys say nothing about the task; parameter names do.
+_SCHEMA_KEYS = frozenset(
+    {"function", "name", "description", "parameters", "properties", "required", "arguments", "text", "content",
+     "items", "enum", "default", "strict", "additionalProperties", "input", "output", "input_schema", "format"}
+)
+_TOOL_PART_TYPES = frozenset({"tool_use", "tool_result", "function_call", "function_call_output", "tool_call"})
+
+
+@dataclass(frozen=True, slots=True)
+class RequestView:
+    """What the router reads of a request: bounded text fields and whole-request sizes."""
+
+    last_user: str = ""  # text of the last user turn (text parts of multimodal content)
+    system: str = ""  # system / developer prompt text
+    history: str = ""  # earlier user and assistant turns, joined, newest kept (bounded)
+    tools: str = ""  # tool definitions, tool call names + arguments, tool results (bounded)
+    images: int = 0  # number of image/audio/file parts (counted, not read)
+    turns: int = 0  # number of messages
+    total_chars: int = 0  # characters in the whole request before any capping
+    last_user_chars: int = -1  # length of the last user turn before capping (-1: len(last_user))
+
+    @property
+    def last_user_length(self) -> int:
+        """Characters of the last user turn before capping."""
+        return self.last_user_chars if self.last_user_chars >= 0 else len(self.last_user)
+
+    @property
+    def scanned_chars(self) -> int:
+        """Characters a scorer reads from this view; at most MAX_SCANNED_CHARS for views built here."""
+        return len(self.last_user) + len(self.system) + len(self.history) + len(self.tools)
+
+    @classmethod
+    def from_request(cls, data: Mapping[str, Any]) -> RequestView:
+        """View of an OpenAI-style body (``messages``, ``tools``, ``functions``) or a ``prompt``.
+
+        Also reads a top-level ``system`` (Anthropic style) and ``input`` (Responses style).
+        Never raises: anything unreadable is skipped.
+        """
+        try:
+            return _from_request(data)
+        except Exception:  # noqa: BLE001 - a router must never fail a request over its shape
+            return cls()
+
+    @classmethod
+    def from_messages(cls, messages: Any, tools: Any = None) -> RequestView:
+        """View of a chat message list (and optional tool definitions). Never raises."""
+        try:
+            builder = _Builder()
+            builder.add_messages(messages)
+            builder.add_tool_definitions(tools)
+            return builder.build()
+        except Exception:  # noqa: BLE001
+            return cls()
+
+    @classmethod
+    def from_prompt(cls, prompt: str) -> RequestView:
+        """View of a bare prompt, read as a single user turn. Never raises."""
+        try:
+            builder = _Builder()
+            builder.add_prompt(prompt)
+            return builder.build()
+        except Exception:  # noqa: BLE001
+            return cls()
+
+
+# --------------------------------------------------------------------------- building
+
+
+def _from_request(data: Any) -> RequestView:
+    if type(data) is dict:
+        messages = data.get("messages")
+        if (
+            type(messages) is list
+            and 0 < len(messages) <= _MAX_DETAILED_MESSAGES
+            and data.get("system") is None
+            and not data.get("tools")
+            and not data.get("functions")
+        ):
+            view = _plain_chat(messages)
+            if view is not None:
+                return view
+    return _from_request_general(data)
+
+
+_PLAIN_ROLES = frozenset({"user", "assistant", "system", "developer"})
+
+
+def _plain_chat(messages: list[Any]) -> RequestView | None:
+    """The common case, without the general walker: a short list of plain-text messages.
+
+    Returns None for anything else (tool calls, content parts, odd roles), which the
+    general builder then handles; both give the same view (a test checks it).
+    """
+    last_index = -1
+    total = 0
+    for i, message in enumerate(messages):
+        if type(message) is not dict:
+            return None
+        role = message.get("role")
+        content = message.get("content")
+        if type(content) is not str or type(role) is not str or role not in _PLAIN_ROLES:
+            return None
+        if message.get("tool_calls") is not None or message.get("function_call") is not None:
+            return None
+        total += len(content)
+        if role == "user":
+            last_index = i
+    system: list[str] = []
+    system_len = 0
+    history: list[str] = []
+    history_len = 0
+    for i in range(len(messages) - 1, -1, -1):  # newest first, as the builder reads them
+        if i == last_index:
+            continue
+        message = messages[i]
+        content = message["content"]
+        if not content:
+            continue
+        if message["role"] in ("system", "developer"):
+            room = SYSTEM_CAP - system_len
+            if room > 0:
+                system.insert(0, content[:room])
+                system_len += min(len(content), room) + 1
+        else:
+            room = HISTORY_CAP - history_len
+            if room > 0:
+                text = content[-room:]
+                history.append(text)
+                history_len += len(text) + 1
+    last = messages[last_index]["content"] if last_index >= 0 else ""
+    full_len = len(last)
+    if full_len > LAST_USER_HEAD + LAST_USER_TAIL:
+        last = last[:LAST_USER_HEAD] + _ELISION + last[-LAST_USER_TAIL:]
+    return RequestView(
+        last_user=last,
+        system="\n".join(system)[:SYSTEM_CAP],
+        history="\n".join(reversed(history))[-HISTORY_CAP:],
+        tools="",
+        images=0,
+        turns=len(messages),
+        total_chars=max(total, full_len),
+        last_user_chars=full_len,
+    )
+
+
+def _from_request_general(data: Any) -> RequestView:
+    builder = _Builder()
+    if not _is_map(data):
+        builder.add_prompt(data)
+        return builder.build()
+    system = data.get("system")
+    if system is not None:  # Anthropic-style top-level system prompt
+        builder.add_system_content(system)
+        builder.total_chars += len(system) if isinstance(system, str) else 0
+    messages = data.get("messages")
+    if messages is not None:
+        builder.add_messages(messages)
+    elif data.get("input") is not None:  # Responses API: a string or a list of items
+        builder.add_messages(data.get("input"))
+    elif data.get("prompt") is not None:
+        builder.add_prompt(data.get("prompt"))
+    builder.add_tool_definitions(data.get("tools"))
+    builder.add_tool_definitions(data.get("functions"))
+    return builder.build()
+
+
+class _Builder:
+    """Accumulates the pieces of a view under the caps; every method tolerates any input."""
+
+    __slots__ = ("_history", "_history_len", "_last_user", "_system", "_system_len", "_tools", "_tools_len",
+                 "images", "total_chars", "turns")
+
+    def __init__(self) -> None:
+        self._last_user: str | None = None
+        self._system: list[str] = []
+        self._system_len = 0
+        self._history: list[str] = []  # newest first while collecting
+        self._history_len = 0
+        self._tools: list[str] = []
+        self._tools_len = 0
+        self.images = 0
+        self.turns = 0
+        self.total_chars = 0
+
+    # -- public adders
+
+    def add_prompt(self, prompt: Any) -> None:
+        if isinstance(prompt, str):
+            text = prompt
+        elif isinstance(prompt, (list, tuple)):  # text completion accepts a list of prompts
+            parts: list[str] = []
+            _collect_text(prompt, parts, [_MAX_NODES], LAST_USER_HEAD + LAST_USER_TAIL, 0)
+            text = "\n".join(parts)
+        elif prompt is None:
+            return
+        else:
+            text = _scalar_text(prompt)
+        self.turns += 1
+        self.total_chars += len(text)
+        self._last_user = text
+
+    def add_messages(self, messages: Any) -> None:
+        if _is_map(messages):  # a single message object
+            messages = [messages]
+        if not isinstance(messages, (list, tuple)):
+            if messages is not None:
+                self.add_prompt(messages if isinstance(messages, str) else _scalar_text(messages))
+            return
+        n = len(messages)
+        self.turns += n
+        self._size_messages(messages)
+        last_user_index = -1
+        start = max(0, n - _MAX_DETAILED_MESSAGES)
+        for i in range(n - 1, start - 1, -1):
+            if _role(messages[i]) == "user":
+                last_user_index = i
+                break
+        # Newest first, so the history cap keeps the most recent turns.
+        for i in range(n - 1, start - 1, -1):
+            self._add_message(messages[i], is_last_user=i == last_user_index)
+        # Leading system prompts live at the start of long conversations (inserted first).
+        for i in range(min(start, _MAX_LEADING_SYSTEM) - 1, -1, -1):
+            if _role(messages[i]) in _SYSTEM_ROLES:
+                self.add_system_content(_get(messages[i], "content"))
+
+    def add_system_content(self, content: Any) -> None:
+        room = SYSTEM_CAP - self._system_len
+        if room <= 0:
+            self.images += _count_media(content)
+            return
+        text = self._text_of(content, room)
+        if text:
+            self._system.insert(0, text[:room])  # messages arrive newest first
+            self._system_len += min(len(text), room) + 1
+
+    def add_tool_definitions(self, tools: Any) -> None:
+        if tools is None:
+            return
+        self.total_chars += self._add_tools(tools)
+
+    # -- helpers
+
+    def _size_messages(self, messages: list[Any] | tuple[Any, ...]) -> None:
+        n = len(messages)
+        sized = min(n, _MAX_SIZED_MESSAGES)
+        total = 0
+        for i in range(n - sized, n):  # the newest ones: they are also the ones read in detail
+            total += _rough_size(messages[i])
+        if sized < n:  # bounded cost for absurdly long conversations: extrapolate the rest
+            total = total * n // sized
+        self.total_chars += total
+
+    def _text_of(self, content: Any, budget: int) -> str:
+        parts: list[str] = []
+        self.images += _collect_text(content, parts, [_MAX_NODES], budget, 0)
+        return "\n".join(parts)
+
+    def _add_message(self, message: Any, *, is_last_user: bool) -> None:
+        if isinstance(message, str):  # a bare string in a message list: treat as a user turn
+            message = {"role": "user", "content": message}
+        if not _is_map(message):
+            return
+        role = _role(message)
+        content = _split_tool_parts(_get(message, "content"), self._add_tools)
+        if is_last_user:
+            self._set_last_user(content)
+        elif role in _SYSTEM_ROLES:
+            self.add_system_content(content)
+        elif role in _TOOL_ROLES:
+            name = _get(message, "name")
+            self._add_tools([name, content] if isinstance(name, str) else content)
+        else:
+            self._add_history(content)
+        # Tool calls made by the assistant: names and arguments.
+        for key in ("tool_calls", "function_call"):
+            calls = _get(message, key)
+            if calls is not None:
+                self.total_chars += self._add_tools(calls)
+
+    def _set_last_user(self, content: Any) -> None:
+        if isinstance(content, str):
+            text = content
+        else:
+            text = self._text_of(content, 4 * (LAST_USER_HEAD + LAST_USER_TAIL))
+        self._last_user = text
+
+    def _add_history(self, content: Any) -> None:
+        room = HISTORY_CAP - self._history_len
+        if room <= 0:
+            self.images += _count_media(content)
+            return
+        text = content if isinstance(content, str) else self._text_of(content, HISTORY_CAP * 4)
+        if text:
+            text = text[-room:]  # of the oldest turn that still fits, keep the end (nearest the rest)
+            self._history.append(text)
+            self._history_len += len(text) + 1
+
+    def _add_tools(self, obj: Any) -> int:
+        """Add tool text under the cap; return the characters found (before capping)."""
+        room = TOOLS_CAP - self._tools_len
+        if room <= 0:
+            return 0
+        parts: list[str] = []
+        self.images += _collect_text(obj, parts, [_MAX_NODES], room, 0, keys=True)
+        text = " ".join(parts)
+        if text:
+            self._tools.append(text[:room])
+            self._tools_len += min(len(text), room) + 1
+        return len(text)
+
+    def build(self) -> RequestView:
+        last = self._last_user or ""
+        full_len = len(last)
+        if full_len > LAST_USER_HEAD + LAST_USER_TAIL:
+            last = last[:LAST_USER_HEAD] + _ELISION + last[-LAST_USER_TAIL:]
+        return RequestView(
+            last_user=last,
+            system="\n".join(self._system)[:SYSTEM_CAP],
+            history="\n".join(reversed(self._history))[-HISTORY_CAP:],
+            tools="\n".join(self._tools)[:TOOLS_CAP],
+            images=self.images,
+            turns=self.turns,
+            total_chars=max(self.total_chars, full_len),
+            last_user_chars=full_len,
+        )
+
+
+# --------------------------------------------------------------------------- walking
+
+
+def _is_map(obj: Any) -> bool:
+    # Plain dicts first: an ABC isinstance check costs ten times more, on every message.
+    return type(obj) is dict or isinstance(obj, Mapping)
+
+
+def _get(obj: Any, key: str) -> Any:
+    if type(obj) is dict:
+        return obj.get(key)
+    if isinstance(obj, Mapping):
+        try:
+            return obj.get(key)
+        except Exception:  # noqa: BLE001 - exotic mappings
+            return None
+    return None
+
+
+def _role(message: Any) -> str:
+    if isinstance(message, str):
+        return "user"
+    role = _get(message, "role")
+    if isinstance(role, str):
+        return role.lower()
+    # Responses API items without a role (function_call, ...) are tool traffic.
+    return "tool" if _is_tool_part(message) else ""
+
+
+def _scalar_text(value: Any) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return repr(value)
+    return ""
+
+
+def _rough_size(message: Any) -> int:
+    """Characters of a message's text content, cheaply (no deep walk)."""
+    if isinstance(message, str):
+        return len(message)
+    content = _get(message, "content")
+    if isinstance(content, str):
+        return len(content)
+    size = 0
+    if isinstance(content, (list, tuple)):
+        for part in content[:64]:
+            if isinstance(part, str):
+                size += len(part)
+            else:
+                text = _get(part, "text")
+                if isinstance(text, str):
+                    size += len(text)
+    return size
+
+
+def _split_tool_parts(content: Any, sink: Any) -> Any:
+    """Send tool-use / tool-result blocks of a content list to ``sink``; return the rest."""
+    if not isinstance(content, (list, tuple)):
+        return content
+    rest = []
+    for part in content[:_MAX_NODES]:
+        if _is_tool_part(part):
+            sink(part)
+        else:
+            rest.append(part)
+    return rest
+
+
+def _is_tool_part(part: Any) -> bool:
+    kind = _get(part, "type")
+    return isinstance(kind, str) and kind in _TOOL_PART_TYPES  # (an unhashable "type" must not raise)
+
+
+def _count_media(content: Any) -> int:
+    if not isinstance(content, (list, tuple)):
+        return 0
+    return sum(1 for part in content[:_MAX_NODES] if _is_media(part))
+
+
+def _is_media(part: Any) -> bool:
+    if not _is_map(part):
+        return False
+    kind = _get(part, "type")
+    if isinstance(kind, str) and kind in _MEDIA_PART_TYPES:
+        return True
+    return kind is None and ("image_url" in part or "input_audio" in part)
+
+
+def _collect_text(obj: Any, out: list[str], nodes: list[int], budget: int, depth: int, *, keys: bool = False) -> int:
+    """Append the strings found in ``obj`` to ``out`` within a node and character budget.
+
+    Returns the number of media parts (images, audio, files) met, which are counted and
+    never read. ``keys`` also collects mapping keys (tool schemas name their parameters
+    in keys). ``nodes`` is a one-item list shared by the whole walk.
+    """
+    if nodes[0] <= 0 or depth > _MAX_DEPTH or budget <= 0:
+        return 0
+    nodes[0] -= 1
+    if isinstance(obj, str):
+        out.append(obj if len(obj) <= budget else obj[:budget])
+        return 0
+    media = 0
+    if _is_map(obj):
+        if _is_media(obj):
+            return 1
+        try:
+            items = list(obj.items())[:_MAX_NODES]
+        except Exception:  # noqa: BLE001
+            return 0
+        for key, value in items:
+            if nodes[0] <= 0 or budget <= 0:
+                break
+            # Structural keys ("type", "role") carry no meaning for a router.
+            if key in ("type", "role", "id", "tool_call_id", "cache_control", "index"):
+                continue
+            if keys and isinstance(key, str) and key not in _SCHEMA_KEYS:
+                out.append(key)
+                budget -= len(key) + 1
+            before = len(out)
+            media += _collect_text(value, out, nodes, budget, depth + 1, keys=keys)
+            budget -= sum(len(s) + 1 for s in out[before:])
+        return media
+    if isinstance(obj, (list, tuple)):
+        for item in obj[:_MAX_NODES]:
+            if nodes[0] <= 0 or budget <= 0:
+                break
+            before = len(out)
+            media += _collect_text(item, out, nodes, budget, depth + 1, keys=keys)
+            budget -= sum(len(s) + 1 for s in out[before:])
+        return media
+    text = _scalar_text(obj)
+    if text:
+        out.append(text)
+    return 0
