@@ -1,0 +1,45 @@
+# syntax=docker/dockerfile:1
+#
+# The LiteLLM gateway with the stratum router plugin installed.
+#
+# Built by docker-compose.yml with the repository root as context (only pyproject.toml,
+# README.md and stratum_litellm/ are sent: see gateway.Dockerfile.dockerignore). The
+# config is not baked in: compose mounts litellm_config.yaml at /app/config.yaml and the
+# router settings at /etc/stratum/, so editing them needs no rebuild.
+
+# The LiteLLM release pyproject.toml pins (litellm[proxy]==1.105.3): the plugin is tested
+# against exactly this version. Release images are published as ghcr.io/berriai/litellm:v<version>.
+ARG LITELLM_IMAGE=ghcr.io/berriai/litellm:v1.105.3
+# Recent LiteLLM images keep their Python packages in a uv-made virtualenv without pip;
+# uv installs into whichever interpreter runs `litellm` (the same uv release LiteLLM's
+# own Dockerfile uses).
+ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.10.9
+
+FROM ${UV_IMAGE} AS uv
+
+FROM ${LITELLM_IMAGE}
+
+USER root
+COPY --from=uv /uv /usr/local/bin/uv
+
+# Never fetch the remote model cost map, at build time (the import check below) or at start.
+ENV LITELLM_LOCAL_MODEL_COST_MAP=True
+
+COPY pyproject.toml README.md /opt/stratum-litellm/
+COPY stratum_litellm /opt/stratum-litellm/stratum_litellm
+
+# --no-deps keeps the image's own LiteLLM and its pinned dependencies untouched (pip would
+# otherwise re-resolve litellm[proxy]); the plugin's only extras are added explicitly.
+# The import check fails the build if the plugin cannot load in this LiteLLM.
+RUN set -eu; \
+    py="$(command -v python3 || command -v python)"; \
+    "$py" -c 'import litellm'; \
+    uv pip install --python "$py" --break-system-packages --no-cache --no-deps /opt/stratum-litellm; \
+    uv pip install --python "$py" --break-system-packages --no-cache \
+        "nvidia-ml-py>=12.535" "prometheus-client>=0.20" "pyyaml>=6.0"; \
+    "$py" -c 'import stratum_litellm.plugin, pynvml, prometheus_client; print("stratum-litellm ready")'
+
+# ENTRYPOINT and WORKDIR stay the base image's (its entrypoint may be a path relative to
+# /app); the main LiteLLM image runs as root, as this one does. Compose passes
+# --config /app/config.yaml --port 4000 --num_workers 1.
+EXPOSE 4000
