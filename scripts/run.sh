@@ -37,7 +37,6 @@ VENV_BIN="$PWD/.venv/bin"
 LOG_DIR="${STRATUM_LOG_DIR:-$RUN_DIR}"
 WEBUI_DATA="${STRATUM_WEBUI_DATA_DIR:-$WEBUI_DATA}"
 export LITELLM_MASTER_KEY="${LITELLM_MASTER_KEY:-sk-stratum-local-demo}"
-export LITELLM_OFFLINE_MODE="${LITELLM_OFFLINE_MODE:-true}"
 # The bundled model cost map: LiteLLM 1.105.3 otherwise fetches it at import, and with no
 # network its retry thread races the import of its own logging filter (ImportError seen).
 export LITELLM_LOCAL_MODEL_COST_MAP="${LITELLM_LOCAL_MODEL_COST_MAP:-true}"
