@@ -4,6 +4,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# LiteLLM fetches a cost map when imported unless told to use the one it ships; without
+# network access that fetch retries from a thread and can crash the import.
+export LITELLM_LOCAL_MODEL_COST_MAP ?= True
 # The environment is rebuilt when pyproject.toml changes.
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
