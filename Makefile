@@ -10,7 +10,7 @@ export LITELLM_LOCAL_MODEL_COST_MAP ?= True
 # The environment is rebuilt when pyproject.toml changes.
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: setup backends test test-fast run check bench clean
+.PHONY: setup backends chromium test test-fast run check bench clean
 
 setup: $(STAMP)
 
@@ -25,7 +25,11 @@ $(STAMP): pyproject.toml
 backends: setup
 	@bash scripts/backends.sh
 
-test: setup backends
+# Headless Chromium for the Open WebUI browser test (apt-get install chromium when missing).
+chromium:
+	@bash scripts/ensure_chromium.sh
+
+test: setup backends chromium
 	$(PY) -m pytest -ra
 
 test-fast: setup

@@ -10,6 +10,7 @@ or Open WebUI's API to the real gateway; the tiers really generate text on the C
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import re
 import socket
@@ -17,12 +18,15 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
 import httpx
 import pytest
+from PIL import Image
 
+import browser
 from conftest import COMPLEX_PROMPT, SIMPLE_PROMPT
 from stack import MASTER_KEY, RUN_SH, Stack, group_members, parse_metric
 
@@ -247,7 +251,7 @@ def test_open_webui_lists_gemma4_auto_and_chats_through_the_gateway(stack: Stack
     models = httpx.get(f"{stack.webui_url}/api/models", headers=headers, timeout=60)
     models.raise_for_status()
     ids = {m["id"] for m in models.json()["data"]}
-    assert "gemma4-auto" in ids, ids
+    assert {"gemma4-auto", "gemma4-fast", "gemma4-smart"} <= ids, ids
 
     before = parse_metric(stack.gateway_metrics(), "stratum_decisions_total", tier="fast", reason="simple") or 0
     r = httpx.post(f"{stack.webui_url}/api/chat/completions", headers=headers, timeout=300, json={
@@ -258,6 +262,101 @@ def test_open_webui_lists_gemma4_auto_and_chats_through_the_gateway(stack: Stack
     assert body["choices"][0]["message"]["content"].strip(), body
     after = parse_metric(stack.gateway_metrics(), "stratum_decisions_total", tier="fast", reason="simple") or 0
     assert after == before + 1  # the router decided it: Open WebUI went through the gateway
+
+
+WEBUI_QUESTION = "What is the capital of France?"
+WEBUI_SCREENSHOT = ROOT / ".artifacts" / "webui-chat.png"
+SCREEN = (1280, 900)
+
+
+def decisions(stack: Stack) -> dict[tuple[str, str], float]:
+    """The router's decision counters: {(tier, reason): count}."""
+    out: dict[tuple[str, str], float] = {}
+    for m in re.finditer(r'^stratum_decisions_total\{([^}]*)\} (\S+)$', stack.gateway_metrics(), re.M):
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1)))
+        key = (labels.get("tier", ""), labels.get("reason", ""))
+        out[key] = out.get(key, 0.0) + float(m.group(2))
+    return out
+
+
+def distinctive_piece(answer: str) -> str:
+    """The longest run of plain words in ``answer`` (what survives Markdown rendering as is)."""
+    runs = re.findall(r"[A-Za-z0-9][A-Za-z0-9 ,]*[A-Za-z0-9]", answer)
+    piece = max(runs, key=len, default="")
+    return " ".join(piece[:48].split()) if len(piece) >= 4 else " ".join(answer.split())[:24]
+
+
+def webui_chat(question: str, answer: str, model: str, title: str, stratum: dict[str, str]) -> dict[str, Any]:
+    """A chat as Open WebUI 0.12.4's own page saves one (Chat.svelte: ``history.messages``
+    keyed by id, linked by ``parentId``/``childrenIds``, ``currentId`` the last message shown,
+    and the same messages as a list)."""
+    user_id, reply_id, now = str(uuid.uuid4()), str(uuid.uuid4()), int(time.time())
+    user = {"id": user_id, "parentId": None, "childrenIds": [reply_id], "role": "user",
+            "content": question, "timestamp": now, "models": [model]}
+    reply = {"id": reply_id, "parentId": user_id, "childrenIds": [], "role": "assistant",
+             "content": answer, "model": model, "modelName": model, "modelIdx": 0,
+             "timestamp": now, "done": True}
+    return {"title": title, "models": [model], "params": {},
+            "history": {"messages": {user_id: user, reply_id: reply}, "currentId": reply_id},
+            "messages": [user, reply], "tags": [], "timestamp": now * 1000, "stratum": stratum}
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_open_webui_shows_the_routed_answer_in_headless_chromium(stack: Stack) -> None:
+    """A person's view: the answer the router routed, in Open WebUI's chat page, in a real
+    browser. Leaves the screenshot in .artifacts/webui-chat.png."""
+    problem = browser.missing_message()
+    if problem:
+        pytest.fail(problem)
+    headers = webui_headers(stack)
+    token = headers["Authorization"].removeprefix("Bearer ")
+    api = f"{stack.webui_url}/api"
+
+    # The question, through Open WebUI to the gateway; the router's counters say where it went.
+    before = decisions(stack)
+    r = httpx.post(f"{api}/chat/completions", headers=headers, timeout=300, json={
+        "model": "gemma4-auto", "stream": False, "max_tokens": 48, "temperature": 0,
+        "messages": [{"role": "user", "content": WEBUI_QUESTION}]})
+    r.raise_for_status()
+    answer = r.json()["choices"][0]["message"]["content"].strip()
+    assert answer, r.json()
+    after = decisions(stack)
+    routed_to = [k for k in after if after[k] - before.get(k, 0.0) > 0]
+    assert len(routed_to) == 1 and after[routed_to[0]] - before.get(routed_to[0], 0.0) == 1, (before, after)
+    tier, reason = routed_to[0]
+    assert tier in ("fast", "smart") and reason, routed_to
+
+    # Saved as a chat, the way the page saves one, with the router's decision in its title.
+    title = f"gemma4-auto: {tier} tier ({reason})"
+    r = httpx.post(f"{api}/v1/chats/new", headers=headers, timeout=30, json={
+        "chat": webui_chat(WEBUI_QUESTION, answer, "gemma4-auto", title, {"tier": tier, "reason": reason})})
+    r.raise_for_status()
+    chat_id = r.json()["id"]
+    saved = httpx.get(f"{api}/v1/chats/{chat_id}", headers=headers, timeout=30).json()
+    assert saved["title"] == title and saved["chat"]["stratum"] == {"tier": tier, "reason": reason}
+    # Dismiss the "what's new" dialog an admin sees on a first visit, as its button does.
+    version = httpx.get(f"{api}/config", timeout=30).json()["version"]
+    httpx.post(f"{api}/v1/users/user/settings/update", headers=headers, timeout=30,
+               json={"ui": {"version": version}}).raise_for_status()
+
+    piece = distinctive_piece(answer)
+    with browser.Chromium(width=SCREEN[0], height=SCREEN[1]) as chromium:
+        chromium.local_storage_on_load(stack.webui_url, {"token": token})
+        chromium.navigate(f"{stack.webui_url}/c/{chat_id}")
+        text = chromium.wait_for_text([WEBUI_QUESTION, piece, "gemma4-auto", title], timeout_s=120)
+        png = chromium.screenshot()
+        url = chromium.evaluate("location.href")
+    WEBUI_SCREENSHOT.parent.mkdir(exist_ok=True)
+    WEBUI_SCREENSHOT.write_bytes(png)
+
+    assert url == f"{stack.webui_url}/c/{chat_id}", url  # not sent to a sign-in page
+    for needle in (WEBUI_QUESTION, piece, "gemma4-auto"):
+        assert needle in text, (needle, text[:2000])
+    image = Image.open(io.BytesIO(png))
+    assert image.format == "PNG" and image.size == SCREEN, (image.format, image.size)
+    colours = image.convert("RGB").getcolors(maxcolors=1 << 24) or []
+    assert len(colours) >= 64, f"{WEBUI_SCREENSHOT} looks blank: {len(colours)} colours"
 
 
 # --- memory, throughput, and Ctrl-C (last: it stops the stack) ----------------------------------
@@ -335,3 +434,13 @@ def test_missing_tool_is_named(tmp_path: Path) -> None:
     r = run_sh({"PATH": str(bin_dir)})
     assert r.returncode == 1
     assert "curl is missing" in r.stderr and "apt-get install curl" in r.stderr
+
+
+def test_missing_chromium_is_named(tmp_path: Path) -> None:
+    # Not a skip: `make test` installs Chromium, so its absence is a failure that says how.
+    absent = tmp_path / "chromium"
+    message = browser.missing_message(absent)
+    assert message and str(absent) in message and "scripts/ensure_chromium.sh" in message
+    with pytest.raises(browser.BrowserError, match="apt-get install chromium"):
+        with browser.Chromium(executable=absent):
+            pass
