@@ -7,18 +7,21 @@ PY := $(VENV)/bin/python
 # LiteLLM fetches a cost map when imported unless told to use the one it ships; without
 # network access that fetch retries from a thread and can crash the import.
 export LITELLM_LOCAL_MODEL_COST_MAP ?= True
-# The environment is rebuilt when pyproject.toml changes.
-STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
+# The environment is rebuilt when the package's build inputs change (pyproject.toml, and
+# setup.py with the C source of the scorer's scan engine, compiled at install).
+BUILD_INPUTS := pyproject.toml setup.py stratum_litellm/_bytescan.c
+STAMP := $(VENV)/.installed-$(shell cat $(BUILD_INPUTS) | cksum | cut -d' ' -f1)
 
 .PHONY: setup backends chromium test test-fast run check bench clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): $(BUILD_INPUTS)
 	@echo "==> Python environment in $(VENV) (about a minute the first time)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
 	@$(PY) -c 'import stratum_litellm, litellm' || { echo "error: installing the Python environment failed; see the pip output above" >&2; exit 1; }
+	@$(PY) -c 'from stratum_litellm.bytescan import ENGINE; print("    scorer scan engine:", ENGINE)'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
@@ -42,4 +45,4 @@ check: setup
 	$(VENV)/bin/stratum check litellm_config.yaml
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info stratum_litellm/*.so

@@ -25,19 +25,26 @@ COPY --from=uv /uv /usr/local/bin/uv
 # Never fetch the remote model cost map, at build time (the import check below) or at start.
 ENV LITELLM_LOCAL_MODEL_COST_MAP=True
 
-COPY pyproject.toml README.md /opt/stratum-litellm/
+COPY pyproject.toml README.md setup.py /opt/stratum-litellm/
 COPY stratum_litellm /opt/stratum-litellm/stratum_litellm
 
 # --no-deps keeps the image's own LiteLLM and its pinned dependencies untouched (pip would
 # otherwise re-resolve litellm[proxy]); the plugin's only extras are added explicitly.
+# The scorer's C scan engine compiles when a C compiler and the Python headers are there;
+# on an image without them (best effort: apk on the Wolfi-based LiteLLM images), the
+# install still succeeds with the pure-Python engine, which gives the same scores more
+# slowly. The last line prints which engine the image has.
 # The import check fails the build if the plugin cannot load in this LiteLLM.
 RUN set -eu; \
     py="$(command -v python3 || command -v python)"; \
     "$py" -c 'import litellm'; \
+    if ! command -v cc >/dev/null 2>&1 && command -v apk >/dev/null 2>&1; then \
+        apk add --no-cache gcc glibc-dev python3-dev >/dev/null 2>&1 || true; \
+    fi; \
     uv pip install --python "$py" --break-system-packages --no-cache --no-deps /opt/stratum-litellm; \
     uv pip install --python "$py" --break-system-packages --no-cache \
         "nvidia-ml-py>=12.535" "prometheus-client>=0.20" "pyyaml>=6.0"; \
-    "$py" -c 'import stratum_litellm.plugin, pynvml, prometheus_client; print("stratum-litellm ready")'
+    "$py" -c 'import stratum_litellm.plugin, pynvml, prometheus_client; from stratum_litellm.bytescan import ENGINE; print("stratum-litellm ready; scan engine:", ENGINE)'
 
 # ENTRYPOINT and WORKDIR stay the base image's (its entrypoint may be a path relative to
 # /app); the main LiteLLM image runs as root, as this one does. Compose passes

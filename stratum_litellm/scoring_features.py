@@ -1,15 +1,16 @@
 """Raw, explainable measurements of one piece of text, used by :mod:`stratum_litellm.scoring`.
 
 Speed is the point of this module's shape. A regex with many alternatives costs tens of
-nanoseconds per character in CPython, and ``str.translate`` leaves its fast path at the
-first non-ASCII character, so the text is measured as UTF-8 *bytes* with C-level builtins:
+nanoseconds per character in CPython, so the text is measured as UTF-8 *bytes*, through
+a few views that a 256-byte table and a set of deleted bytes define (as ``bytes.translate``
+does), all counted in one call of the scan engine (:mod:`stratum_litellm.bytescan`, in C
+where it was built, else in Python, with the same results):
 
-- words: one ``translate`` (punctuation to spaces, upper to lower case) and ``split``, and
-  the tokens intersected with one set of every word the hand-written lists of
-  ``data/lexicon.json`` name; a list counts *distinct* words, so repetition does not
-  inflate it. Phrases count when all their content words occur.
-- symbols: ``translate`` deleting letters, digits and blanks leaves the punctuation
-  (sentences, questions, code operators), counted with ``bytes.count``.
+- words: punctuation to spaces, upper to lower case, then every word looked up in the
+  vocabulary of the hand-written lists of ``data/lexicon.json``; a list counts *distinct*
+  words, so repetition does not inflate it. Phrases count when all their content words occur.
+- symbols: deleting letters, digits and blanks leaves the punctuation (sentences,
+  questions, code operators).
 - shapes: digits become ``0`` and letters vanish ("3 * 4x = 7" -> "0+0=0"), so math
   notation is a handful of needles; letters become ``a``/``A`` for proper nouns.
 
@@ -22,6 +23,8 @@ from __future__ import annotations
 import json
 import re
 from importlib import resources
+
+from .bytescan import Scanner, View
 
 __all__ = ["FIELDS", "measure"]
 
@@ -102,8 +105,7 @@ _WORD_LISTS: tuple[tuple[int, frozenset[bytes]], ...] = tuple(
     )
 )
 _ALL_WORDS: frozenset[bytes] = frozenset().union(*(lex for _, lex in _WORD_LISTS))
-# word -> the fields whose list holds it; one loop over the (few) hits beats one set
-# intersection per list.
+# word -> the fields whose list holds it: the tags the scan engine counts per distinct word.
 _FIELDS_OF: dict[bytes, tuple[int, ...]] = {
     w: tuple(index for index, lex in _WORD_LISTS if w in lex) for w in _ALL_WORDS
 }
@@ -113,12 +115,10 @@ _LABELS = frozenset(w.encode() for w in _LEX["enumeration_labels"])
 # Phrases match when all their content words occur, anywhere in the text: "how many",
 # "write a function", "step by step". Order is ignored on purpose: it costs a text search
 # per phrase, and on the labelled data adjacency bought nothing over co-occurrence.
-# Each group is indexed by its rarest word (the longest, roughly) so that only groups whose
-# rarest word occurs are checked.
 _FUNCTION_WORDS = frozenset(
     b"the a an of to in on at by for is are was be it this that what how no not and or as so if do does".split()
 )
-_GROUPS: dict[bytes, list[tuple[frozenset[bytes], tuple[int, ...]]]] = {}
+_PHRASES: list[tuple[frozenset[bytes], tuple[int, ...]]] = []  # (content words, fields)
 
 
 def _index_phrases() -> None:
@@ -139,14 +139,11 @@ def _index_phrases() -> None:
             words = phrase.encode().split()
             content = frozenset(w for w in words if w not in _FUNCTION_WORDS) or frozenset(words)
             fields_of[content] = tuple(dict.fromkeys(fields_of.get(content, ()) + (_I[field],)))
-    for words, fields in fields_of.items():
-        key = max(words, key=lambda w: (w not in _FUNCTION_WORDS, len(w), w))
-        _GROUPS.setdefault(key, []).append((words, fields))
+    _PHRASES.extend(fields_of.items())
 
 
 _index_phrases()
-_GROUP_KEYS = frozenset(_GROUPS)
-_GROUP_WORDS = frozenset(w for entries in _GROUPS.values() for words, _ in entries for w in words)
+_GROUP_WORDS = frozenset(w for words, _ in _PHRASES for w in words)
 
 
 # --------------------------------------------------------------------------- byte tables
@@ -215,10 +212,6 @@ _OPERATORS = frozenset(b"=+*/^<>")
 _CODE_CHARS = frozenset(b"=-:&|+<>(_`{;")
 
 
-def _has_operator(sym: bytes) -> bool:
-    return not _OPERATORS.isdisjoint(sym)
-
-
 # Field indices, resolved once.
 _TOKENS, _SENTENCES, _QUESTIONS, _MATH_NOTATION, _NUMBERS, _RELATIONS, _CODE_SYNTAX, _ENUMERATIONS, _ENTITIES = (
     _I[f]
@@ -227,90 +220,145 @@ _TOKENS, _SENTENCES, _QUESTIONS, _MATH_NOTATION, _NUMBERS, _RELATIONS, _CODE_SYN
 )
 
 
+# --------------------------------------------------------------------------- the scan
+
+# Every count measure() needs, taken in one engine call (see bytescan). Each view lists its
+# needles and byte classes; _AT[(view, needle)] is where a count lands in the flat list.
+_SENTENCE_ENDS = b".!?"
+_VIEW_SPECS: tuple[tuple[str, View], ...] = (
+    ("raw", View(needles=(b"```", b"__", b"SELECT ", b" FROM ") + _ROMAN + _CJK_STOPS  # 。！？ (？ is also the question count)
+                 + _MATH_UNICODE_BYTES)),
+    ("head", View(limit=_ENTITY_WINDOW, needles=(b" I ",))),  # "I" is not a proper noun
+    ("case", View(table=_CASE_SHAPE, limit=_ENTITY_WINDOW, needles=(_PROPER_SHAPE,))),
+    ("sym", View(delete=_SYMBOLS_ONLY, needles=(b"?", b"%", b"\\", b"`", b"*", b"_"),
+                 classes=(_SENTENCE_ENDS, bytes(sorted(_OPERATORS)), bytes(sorted(_CODE_CHARS))))),
+    ("fold", View(table=_FOLD_CODE, delete=_SYMBOLS_ONLY, needles=_CODE_SYMBOLS + (b"{\n", b";\n"))),
+    ("low", View(table=_WORDS, needles=tuple(n for label in sorted(_LABELS) for n in _LABEL_NEEDLES[label]))),
+    ("numbers", View(delete=_NUMBERS_ONLY)),
+    ("digits", View(table=_DIGIT_SHAPE, delete=_DIGIT_SHAPE_DELETE, needles=_LIST_SHAPES + _MATH_SHAPES + (b"0/0",))),
+    ("wide", View(delete=_NOT_WIDE_LEAD)),
+)
+_VIEW = {name: i for i, (name, _) in enumerate(_VIEW_SPECS)}
+_AT: dict[tuple[str, bytes], int] = {}
+for _position, (_name, _needle) in enumerate(
+    (name, n) for name, view in _VIEW_SPECS for n in (*view.needles, *view.classes)
+):
+    _AT.setdefault((_name, _needle), _position)
+
+# Tags of vocabulary words: the field of each word list, and three word groups of their own.
+_T_CODE_KEYWORD, _T_SQL_CLAUSE, _T_ROMAN = _N, _N + 1, _N + 2
+_VOCABULARY: dict[bytes, tuple[int, ...]] = {word: () for word in _INTERESTING}
+_VOCABULARY.update(_FIELDS_OF)
+for _tag, _words in ((_T_CODE_KEYWORD, _CODE_KEYWORDS), (_T_SQL_CLAUSE, _SQL_CLAUSES), (_T_ROMAN, _ROMAN_WORDS)):
+    for _word in _words:
+        _VOCABULARY[_word] += (_tag,)
+_SCANNER_SPEC = {
+    "views": [v for _, v in _VIEW_SPECS],
+    "vocabulary": _VOCABULARY,
+    "tags": _N + 3,
+    "words_view": _VIEW["low"],
+    "distinct_view": _VIEW["numbers"],
+    "phrases": [(sorted(words), fields) for words, fields in _PHRASES],
+}
+_SCANNER = Scanner(**_SCANNER_SPEC)
+
+
+def _slice(view: str, needles: tuple[bytes, ...]) -> slice:
+    """Where a run of needles, listed in that order in their view, lands in the counts."""
+    first = _AT[(view, needles[0])]
+    assert all(_AT[(view, n)] == first + i for i, n in enumerate(needles)), (view, needles)
+    return slice(first, first + len(needles))
+
+
+_C_FENCE, _C_DUNDER, _C_SELECT, _C_FROM = (_AT[("raw", n)] for n in (b"```", b"__", b"SELECT ", b" FROM "))
+_S_ROMAN = _slice("raw", _ROMAN)
+_S_CJK_STOPS = _slice("raw", _CJK_STOPS)
+_C_CJK_QUESTION = _AT[("raw", _CJK_QUESTION)]
+_S_MATH_UNICODE = _slice("raw", _MATH_UNICODE_BYTES)
+_C_HEAD_I = _AT[("head", b" I ")]
+_C_PROPER = _AT[("case", _PROPER_SHAPE)]
+_C_QUESTION, _C_PERCENT, _C_BACKSLASH, _C_BACKTICK, _C_STAR, _C_UNDERSCORE = (
+    _AT[("sym", n)] for n in (b"?", b"%", b"\\", b"`", b"*", b"_"))
+_C_SENTENCE_ENDS, _C_OPERATORS, _C_CODE_CHARS = (
+    _AT[("sym", n)] for n in (_SENTENCE_ENDS, bytes(sorted(_OPERATORS)), bytes(sorted(_CODE_CHARS))))
+_C_BRACE_NL, _C_SEMI_NL = _AT[("fold", b"{\n")], _AT[("fold", b";\n")]  # the fold keeps { ; and newlines
+_S_CODE_SYMBOLS = _slice("fold", _CODE_SYMBOLS)
+_C_LABELS = {label: (_AT[("low", one)], _AT[("low", two)]) for label, (one, two) in _LABEL_NEEDLES.items()}
+_S_LIST_SHAPES = _slice("digits", _LIST_SHAPES)
+_S_MATH_SHAPES = _slice("digits", _MATH_SHAPES)
+_C_FRACTION = _AT[("digits", b"0/0")]
+_L_WIDE = _VIEW["wide"]
+# Deleted from the symbols view: what sym.endswith(b";") looks past at the end of a text.
+_NOT_SYMBOLS = _SYMBOLS_ONLY
+
+
 # --------------------------------------------------------------------------- measure
 
 
 def measure(text: str) -> list[float]:
     """Counts of every field in FIELDS for ``text`` (all zero for empty text)."""
-    m = [0.0] * _N
     if not text:
-        return m
+        return [0.0] * _N
     n = len(text)
     b = text.encode("utf-8", "replace")  # 'replace': lone surrogates must not raise
     ascii_only = len(b) == n
-    wide = 0
+    curly = 0
     if not ascii_only:
-        wide = len(b.translate(None, _NOT_WIDE_LEAD))
-        for curly in _CURLY:
-            b = b.replace(curly, b"'")
+        for quote in _CURLY:  # typographic apostrophes join words as "'" does
+            if quote in b:
+                curly += b.count(quote)
+                b = b.replace(quote, b"'")
+    c, lengths, hits, tags, numerals = _SCANNER.scan(b)
+    m: list[float] = tags[:_N]  # the word lists' fields (distinct words), plus their phrases
+    wide = lengths[_L_WIDE] + curly  # a curly quote is a 3-byte character too
     m[_TOKENS] = wide + (n - wide) / 4.0
 
-    # The symbols of the text, newlines kept: sentences, questions, code operators.
-    sym = b.translate(None, _SYMBOLS_ONLY)
-    questions = sym.count(b"?")
-    sentences = sym.count(b".") + sym.count(b"!") + questions
+    # Sentences and questions from the text's symbols.
+    questions = c[_C_QUESTION]
+    sentences = c[_C_SENTENCE_ENDS]
     if wide:
-        questions += b.count(_CJK_QUESTION)
-        sentences += sum(map(b.count, _CJK_STOPS))
+        questions += c[_C_CJK_QUESTION]
+        sentences += sum(c[_S_CJK_STOPS])
     m[_SENTENCES] = sentences or 1
     m[_QUESTIONS] = questions
+    m[_NUMBERS] = numerals  # distinct numerals, "1,200" read as 1200
 
-    # Words: lower case, punctuation as spaces, then one pass against the word lists.
-    low = b.translate(_WORDS)
-    toks = low.split()
-    hits = _INTERESTING.intersection(toks)
-    for word in hits & _ALL_WORDS:
-        for index in _FIELDS_OF[word]:
-            m[index] += 1
-    # Distinct numerals, with their decimal points and thousands separators removed ("1,200").
-    m[_NUMBERS] = len(set(b.translate(None, _NUMBERS_ONLY).split()))
-
-    # Phrases (co-occurring words) and labelled items ("statement 1", "step 3").
-    for word in hits & _GROUP_KEYS:
-        for words, fields in _GROUPS[word]:
-            if words <= hits:
-                for index in fields:
-                    m[index] += 1
-    enumerations = 0
+    # Labelled items ("statement 1", "step 3"), lists at line starts, roman numerals.
+    enumerations = sum(c[_S_LIST_SHAPES])
     for label in hits & _LABELS:
-        one, two = _LABEL_NEEDLES[label]
-        enumerations += low.count(one) + low.count(two)
-
-    # Notation: math in the digit shape, lists at line starts, proper nouns in the case shape.
-    dshape = b.translate(_DIGIT_SHAPE, _DIGIT_SHAPE_DELETE)
-    enumerations += sum(map(dshape.count, _LIST_SHAPES))
-    math = sum(map(dshape.count, _MATH_SHAPES)) if _has_operator(sym) else 0
-    if b"\\" in sym:
-        math += len(_LATEX_RE.findall(b))
-    if not ascii_only:
-        math += sum(map(b.count, _MATH_UNICODE_BYTES))
-    m[_MATH_NOTATION] = math
-    if b"%" in sym:
-        m[_RELATIONS] += 1
-    if b"0/0" in dshape:
-        m[_RELATIONS] += 1
-    head = b[:_ENTITY_WINDOW]
-    m[_ENTITIES] = max(0, head.translate(_CASE_SHAPE).count(_PROPER_SHAPE) - head.count(b" I "))  # not "I"
-    if hits & _ROMAN_WORDS:  # I. II. III. statements
-        enumerations += sum(map(b.count, _ROMAN))
+        one, two = _C_LABELS[label]
+        enumerations += c[one] + c[two]
+    if tags[_T_ROMAN]:  # I. II. III. statements
+        enumerations += sum(c[_S_ROMAN])
     m[_ENUMERATIONS] = enumerations
 
-    code = 2 * len(hits & _CODE_KEYWORDS)
+    # Math: operators between numbers (digit shape), LaTeX commands, math symbols.
+    math = sum(c[_S_MATH_SHAPES]) if c[_C_OPERATORS] else 0
+    if c[_C_BACKSLASH]:
+        math += len(_LATEX_RE.findall(b))
+    if not ascii_only:
+        math += sum(c[_S_MATH_UNICODE])
+    m[_MATH_NOTATION] = math
+    if c[_C_PERCENT]:
+        m[_RELATIONS] += 1
+    if c[_C_FRACTION]:
+        m[_RELATIONS] += 1
+    m[_ENTITIES] = max(0, c[_C_PROPER] - c[_C_HEAD_I])
+
+    code = 2 * tags[_T_CODE_KEYWORD]
     if b"from" in hits and (b"select" in hits or b"delete" in hits):
         # SQL in upper case, or lower case with a clause prose rarely has ("select ... from" is prose too).
-        if b"SELECT " in b or b" FROM " in b:
+        if c[_C_SELECT] or c[_C_FROM]:
             code += 4
-        elif hits & _SQL_CLAUSES or b"*" in sym:
+        elif tags[_T_SQL_CLAUSE] or c[_C_STAR]:
             code += 2
-    if not _CODE_CHARS.isdisjoint(sym):
-        code += sum(map(sym.translate(_FOLD_CODE).count, _CODE_SYMBOLS))
-        if b"`" in sym:
-            code += 3 * b.count(b"```")
-        if b"{\n" in sym:  # blocks open at line ends; LaTeX braces ({x}^{2}) do not
-            code += sym.count(b"{\n")
-        if b";\n" in sym or sym.endswith(b";"):  # statements end lines; prose puts semicolons mid-line
-            code += sym.count(b";\n") + sym.endswith(b";")
-        if b"_" in sym:  # snake_case, not fill-in-the-blank "_____" runs
-            code += max(0, sym.count(b"_") - 2 * b.count(b"__"))
+    if c[_C_CODE_CHARS]:
+        code += sum(c[_S_CODE_SYMBOLS]) + c[_C_BRACE_NL]  # blocks open at line ends; LaTeX braces do not
+        if c[_C_BACKTICK]:
+            code += 3 * c[_C_FENCE]
+        # Statements end lines; prose puts semicolons mid-line.
+        code += c[_C_SEMI_NL] + b.rstrip(_NOT_SYMBOLS).endswith(b";")
+        if c[_C_UNDERSCORE]:  # snake_case, not fill-in-the-blank "_____" runs
+            code += max(0, c[_C_UNDERSCORE] - 2 * c[_C_DUNDER])
     m[_CODE_SYNTAX] = code
     return m

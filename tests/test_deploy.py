@@ -376,7 +376,8 @@ def test_gateway_image_is_the_litellm_release_the_package_pins() -> None:
 
 def test_gateway_image_installs_this_repository() -> None:
     text = DOCKERFILE.read_text(encoding="utf-8")
-    assert re.search(r"^COPY\s+pyproject\.toml\s+README\.md\s+(\S+)", text, flags=re.M)
+    # setup.py builds the scorer's C engine; without it the image would run the slower Python one.
+    assert re.search(r"^COPY\s+pyproject\.toml\s+README\.md\s+setup\.py\s+(\S+)", text, flags=re.M)
     assert re.search(r"^COPY\s+stratum_litellm\s+\S+", text, flags=re.M)
     assert re.search(r"pip install .*--no-deps\s+/opt/stratum-litellm", text)
     assert "import stratum_litellm.plugin" in text, "the build must fail when the plugin cannot load"
@@ -384,7 +385,7 @@ def test_gateway_image_installs_this_repository() -> None:
     ignore = [line.strip() for line in (DEPLOY / "gateway.Dockerfile.dockerignore").read_text(encoding="utf-8").splitlines()
               if line.strip() and not line.lstrip().startswith("#")]
     assert ignore[0] == "*"
-    assert {"!pyproject.toml", "!README.md", "!stratum_litellm/"} <= set(ignore)
+    assert {"!pyproject.toml", "!README.md", "!setup.py", "!stratum_litellm/"} <= set(ignore)
 
 
 def test_every_service_has_a_healthcheck_on_its_own_port_and_a_restart_policy(stack: dict[str, Any]) -> None:

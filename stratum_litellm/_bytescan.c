@@ -1,0 +1,839 @@
+/*
+ * The C engine of stratum_litellm.bytescan: the same results as bytescan.PyScanner, with
+ * at most one pass per view and no Python object for a word that is not in the vocabulary.
+ *
+ * Semantics kept identical to the Python engine (tests compare them on arbitrary inputs):
+ * - a view is data[:limit] with `delete` bytes removed and the rest mapped through `table`
+ *   (bytes.translate(table, delete));
+ * - needles are counted like bytes.count: leftmost first, non-overlapping, each needle on
+ *   its own; a class counts the view's bytes that are any of its bytes;
+ * - words are split like bytes.split(): on runs of the six ASCII blanks " \t\n\v\f\r".
+ *
+ * Where the work goes: one-byte needles, classes and view lengths come from a histogram of
+ * the input (no pass over the view); a view is written out only when it has longer needles
+ * or is the words or distinct view; longer needles are found in one pass per view, with a
+ * bitmap of their first two bytes rejecting almost every position in one test.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+typedef struct {
+    const unsigned char *bytes;
+    Py_ssize_t len;
+    Py_ssize_t anchor;         /* offset of its rarest byte, where the search finds it */
+} Needle;
+
+/* A set of input bytes whose histogram counts add up to one result (a one-byte needle, a
+   class, or the view's length). */
+typedef struct {
+    short n;
+    unsigned char bytes[256];
+} ByteSet;
+
+typedef struct {
+    unsigned char table[256];
+    unsigned char keep[256];
+    int identity;              /* nothing deleted, nothing mapped: the view is the input */
+    int material;              /* the view must be written out to be searched */
+    Py_ssize_t limit;          /* -1: no limit */
+    Py_ssize_t first;          /* the view's first result in the flat counts */
+    Py_ssize_t n_needles;      /* its needles, then its classes, follow in the counts */
+    Py_ssize_t n_classes;
+    ByteSet length;            /* the deleted bytes (length = m - sum) or the kept ones */
+    int length_from_kept;
+    Py_ssize_t n_sets;         /* one-byte needles and classes: counts[first + set_at[i]] */
+    Py_ssize_t *set_at;
+    ByteSet *sets;
+    Py_ssize_t n_long;         /* longer needles, grouped by anchor byte: */
+    Needle *longs;             /* bucket[c]..bucket[c+1] index longs[] and long_at[] */
+    Py_ssize_t *long_at;
+    Py_ssize_t bucket[257];
+    char anchors[257];         /* the anchor bytes, NUL-terminated, for strcspn */
+    int compacted;             /* written out from the shared compaction (see Scanner) */
+} ViewSpec;
+
+typedef struct {
+    PyObject *word;            /* NULL: empty slot */
+    uint64_t hash;
+    Py_ssize_t tags_at, n_tags; /* into Scanner.tags */
+    uint64_t seen;             /* the scan that last found it: found once per scan */
+    Py_ssize_t phrases_at, n_phrases; /* into Scanner.phrase_index: the phrases keyed on it */
+} Slot;
+
+/* A phrase counts (adds its tags) when all its words occur in the text, in any order. */
+typedef struct {
+    Py_ssize_t words_at, n_words; /* into Scanner.phrase_words */
+    Py_ssize_t tags_at, n_tags;   /* into Scanner.tags */
+} Phrase;
+
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t n_views;
+    ViewSpec *views;
+    Py_ssize_t n_counts;
+    PyObject *keep_alive;      /* the bytes objects that needles point into */
+    Py_ssize_t words_view;
+    Py_ssize_t distinct_view;
+    Py_ssize_t n_tag_kinds;
+    size_t vocab_mask;         /* open addressing, size a power of two */
+    uint32_t *probe;           /* per slot: 0 if empty, else a 32-bit tag of the word's hash.
+                                  Lookups walk this small array (cache-friendly when the
+                                  router runs cold between requests), not the slots. */
+    Slot *vocab;
+    Py_ssize_t n_word_tags;    /* the tags pool: the words' tags, then the phrases' */
+    Py_ssize_t *tags;
+    Py_ssize_t n_phrases;
+    Phrase *phrases;
+    Slot **phrase_words;
+    Py_ssize_t *phrase_index;
+    uint64_t scans;
+    /* Views that delete a common set of bytes (letters, say) are written out from one
+       compaction of the input that drops that set first: several short passes instead of
+       several full ones. */
+    unsigned char compact_keep[256];
+    int compacting;
+} Scanner;
+
+static const unsigned char BLANK[256] = {[' '] = 1, ['\t'] = 1, ['\n'] = 1, ['\v'] = 1, ['\f'] = 1, ['\r'] = 1};
+
+/* Hash of a short byte string: its first and last 8 bytes and its length, mixed. Words
+   are short, so this costs a few instructions where a byte-at-a-time hash costs dozens.
+   `p` must be readable 8 bytes past p + n (words are read from a padded buffer). */
+#define PAD 8
+static inline uint64_t word_hash(const unsigned char *p, Py_ssize_t n) {
+    uint64_t a, b = 0;
+    memcpy(&a, p, 8);
+    if (n >= 8) {
+        memcpy(&b, p + n - 8, 8);
+    } else {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        a &= ~(~(uint64_t)0 >> (8 * n)); /* keep the first n bytes */
+#else
+        a &= ~(~(uint64_t)0 << (8 * n));
+#endif
+    }
+    uint64_t h = (a ^ (b * 0x9E3779B97F4A7C15ULL) ^ (uint64_t)n) * 0xFF51AFD7ED558CCDULL;
+    return h ^ (h >> 29);
+}
+
+static void Scanner_dealloc(Scanner *self) {
+    if (self->views) {
+        for (Py_ssize_t i = 0; i < self->n_views; i++) {
+            ViewSpec *v = &self->views[i];
+            PyMem_Free(v->set_at);
+            PyMem_Free(v->sets);
+            PyMem_Free(v->longs);
+            PyMem_Free(v->long_at);
+        }
+        PyMem_Free(self->views);
+    }
+    if (self->vocab) {
+        for (size_t i = 0; i <= self->vocab_mask; i++) Py_XDECREF(self->vocab[i].word);
+        PyMem_Free(self->vocab);
+    }
+    PyMem_Free(self->probe);
+    PyMem_Free(self->tags);
+    PyMem_Free(self->phrases);
+    PyMem_Free(self->phrase_words);
+    PyMem_Free(self->phrase_index);
+    Py_XDECREF(self->keep_alive);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* The input bytes that view v keeps and maps into `targets`. */
+static void preimage(const ViewSpec *v, const unsigned char *targets, Py_ssize_t n, ByteSet *out) {
+    unsigned char wanted[256] = {0};
+    for (Py_ssize_t i = 0; i < n; i++) wanted[targets[i]] = 1;
+    out->n = 0;
+    for (int c = 0; c < 256; c++)
+        if (v->keep[c] && wanted[v->table[c]]) out->bytes[out->n++] = (unsigned char)c;
+}
+
+/* How common a byte is in everyday text, roughly (higher: rarer). Needles are searched by
+   their rarest byte, so the search stops at few positions; any choice gives the same counts. */
+static int rarity(unsigned char c) {
+    if (c == ' ') return 0;
+    if (c >= 'a' && c <= 'z') return 1;
+    if (c == '.' || c == ',' || c == '\n') return 2;
+    if (c >= '0' && c <= '9') return 3;
+    if (c >= 'A' && c <= 'Z') return 4;
+    if (c == 0) return -1; /* an anchor only in a needle of NULs: strcspn stops at NUL anyway */
+    return 5;
+}
+
+static Py_ssize_t anchor_of(const unsigned char *needle, Py_ssize_t len) {
+    Py_ssize_t best = 0;
+    for (Py_ssize_t i = 1; i < len; i++)
+        if (rarity(needle[i]) > rarity(needle[best])) best = i;
+    return best;
+}
+
+static int init_view(Scanner *self, Py_ssize_t index, PyObject *spec) {
+    ViewSpec *v = &self->views[index];
+    PyObject *seq = PySequence_Fast(spec, "a view must be a sequence (table, delete, limit, needles, classes)");
+    PyObject *needles = NULL, *classes = NULL;
+    int rc = -1;
+    if (!seq) return -1;
+    if (PySequence_Fast_GET_SIZE(seq) != 5) {
+        PyErr_Format(PyExc_ValueError, "view %zd must have 5 fields (table, delete, limit, needles, classes)", index);
+        goto done;
+    }
+    PyObject *table = PySequence_Fast_GET_ITEM(seq, 0), *del = PySequence_Fast_GET_ITEM(seq, 1);
+    PyObject *limit = PySequence_Fast_GET_ITEM(seq, 2);
+    v->identity = 1;
+    for (int c = 0; c < 256; c++) v->table[c] = (unsigned char)c, v->keep[c] = 1;
+    if (table != Py_None) {
+        if (!PyBytes_Check(table) || PyBytes_GET_SIZE(table) != 256) {
+            PyErr_Format(PyExc_ValueError, "view %zd: the table must be 256 bytes", index);
+            goto done;
+        }
+        memcpy(v->table, PyBytes_AS_STRING(table), 256);
+        v->identity = 0;
+    }
+    if (!PyBytes_Check(del)) {
+        PyErr_Format(PyExc_TypeError, "view %zd: delete must be bytes", index);
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < PyBytes_GET_SIZE(del); i++) {
+        v->keep[(unsigned char)PyBytes_AS_STRING(del)[i]] = 0;
+        v->identity = 0;
+    }
+    v->limit = -1;
+    if (limit != Py_None) {
+        v->limit = PyLong_AsSsize_t(limit);
+        if (v->limit == -1 && PyErr_Occurred()) goto done;
+        if (v->limit < 0) {
+            PyErr_Format(PyExc_ValueError, "view %zd: limit must be >= 0", index);
+            goto done;
+        }
+    }
+    short kept = 0;
+    for (int c = 0; c < 256; c++) kept += v->keep[c];
+    v->length_from_kept = kept <= 128;
+    for (int c = 0; c < 256; c++)
+        if (v->keep[c] == v->length_from_kept) v->length.bytes[v->length.n++] = (unsigned char)c;
+
+    needles = PySequence_Fast(PySequence_Fast_GET_ITEM(seq, 3), "needles must be a sequence of bytes");
+    classes = needles ? PySequence_Fast(PySequence_Fast_GET_ITEM(seq, 4), "classes must be a sequence of bytes") : NULL;
+    if (!classes) goto done;
+    v->n_needles = PySequence_Fast_GET_SIZE(needles);
+    v->n_classes = PySequence_Fast_GET_SIZE(classes);
+    v->first = self->n_counts;
+    self->n_counts += v->n_needles + v->n_classes;
+    Py_ssize_t slots = v->n_needles + v->n_classes + 1;
+    v->set_at = PyMem_Calloc(slots, sizeof(Py_ssize_t));
+    v->sets = PyMem_Calloc(slots, sizeof(ByteSet));
+    v->longs = PyMem_Calloc(slots, sizeof(Needle));
+    v->long_at = PyMem_Calloc(slots, sizeof(Py_ssize_t));
+    if (!v->set_at || !v->sets || !v->longs || !v->long_at) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t per_byte[257] = {0};
+    for (Py_ssize_t i = 0; i < v->n_needles; i++) {
+        PyObject *needle = PySequence_Fast_GET_ITEM(needles, i);
+        if (!PyBytes_Check(needle) || PyBytes_GET_SIZE(needle) == 0) {
+            PyErr_Format(PyExc_ValueError, "view %zd: needles must be non-empty bytes", index);
+            goto done;
+        }
+        const unsigned char *bytes = (const unsigned char *)PyBytes_AS_STRING(needle);
+        if (PyBytes_GET_SIZE(needle) == 1) {
+            preimage(v, bytes, 1, &v->sets[v->n_sets]);
+            v->set_at[v->n_sets++] = i;
+            continue;
+        }
+        if (PyList_Append(self->keep_alive, needle) < 0) goto done;
+        per_byte[bytes[anchor_of(bytes, PyBytes_GET_SIZE(needle))] + 1]++;
+        v->material = !v->identity;
+    }
+    for (Py_ssize_t i = 0; i < v->n_classes; i++) {
+        PyObject *cls = PySequence_Fast_GET_ITEM(classes, i);
+        if (!PyBytes_Check(cls)) {
+            PyErr_Format(PyExc_TypeError, "view %zd: classes must be bytes", index);
+            goto done;
+        }
+        preimage(v, (const unsigned char *)PyBytes_AS_STRING(cls), PyBytes_GET_SIZE(cls), &v->sets[v->n_sets]);
+        v->set_at[v->n_sets++] = v->n_needles + i;
+    }
+    for (int c = 0; c < 256; c++) per_byte[c + 1] += per_byte[c];
+    memcpy(v->bucket, per_byte, sizeof(per_byte));
+    for (Py_ssize_t i = 0; i < v->n_needles; i++) {
+        PyObject *needle = PySequence_Fast_GET_ITEM(needles, i);
+        const unsigned char *bytes = (const unsigned char *)PyBytes_AS_STRING(needle);
+        if (PyBytes_GET_SIZE(needle) == 1) continue;
+        Py_ssize_t anchor = anchor_of(bytes, PyBytes_GET_SIZE(needle));
+        Py_ssize_t at = per_byte[bytes[anchor]]++;
+        v->longs[at].bytes = bytes;
+        v->longs[at].len = PyBytes_GET_SIZE(needle);
+        v->longs[at].anchor = anchor;
+        v->long_at[at] = i;
+        v->n_long++;
+    }
+    int n_anchors = 0;
+    for (int c = 1; c < 256; c++)
+        if (v->bucket[c + 1] > v->bucket[c]) v->anchors[n_anchors++] = (char)c;
+    v->anchors[n_anchors] = 0;
+    /* Needles of NUL bytes only are anchored on NUL, which is not in anchors[]: strcspn
+       stops at every NUL byte of the view anyway. */
+    rc = 0;
+done:
+    Py_DECREF(seq);
+    Py_XDECREF(needles);
+    Py_XDECREF(classes);
+    return rc;
+}
+
+static Slot *find_slot(const Scanner *self, const unsigned char *p, Py_ssize_t n, uint64_t h) {
+    for (size_t i = (size_t)h & self->vocab_mask;; i = (i + 1) & self->vocab_mask) {
+        Slot *slot = &self->vocab[i];
+        if (!slot->word) return slot;
+        if (slot->hash == h && PyBytes_GET_SIZE(slot->word) == n && memcmp(PyBytes_AS_STRING(slot->word), p, n) == 0)
+            return slot;
+    }
+}
+
+static inline uint32_t probe_tag(uint64_t h) { return (uint32_t)(h >> 32) | 1; }
+
+/* The vocabulary's slot for p[0:n], or NULL: the lookup of every word of the text. */
+static inline Slot *find_word(const Scanner *self, const unsigned char *p, Py_ssize_t n, uint64_t h) {
+    uint32_t tag = probe_tag(h);
+    for (size_t i = (size_t)h & self->vocab_mask;; i = (i + 1) & self->vocab_mask) {
+        uint32_t t = self->probe[i];
+        if (!t) return NULL;
+        if (t == tag) {
+            Slot *slot = &self->vocab[i];
+            if (PyBytes_GET_SIZE(slot->word) == n && memcmp(PyBytes_AS_STRING(slot->word), p, n) == 0) return slot;
+        }
+    }
+}
+
+static int init_vocabulary(Scanner *self, PyObject *vocabulary) {
+    PyObject *items = PyMapping_Items(vocabulary);
+    if (!items) return -1;
+    int rc = -1;
+    Py_ssize_t n = PyList_GET_SIZE(items), total_tags = 0;
+    size_t size = 16;
+    while (size < 2 * (size_t)n + 2) size <<= 1;
+    self->vocab_mask = size - 1;
+    self->vocab = PyMem_Calloc(size, sizeof(Slot));
+    self->probe = PyMem_Calloc(size, sizeof(uint32_t));
+    if (!self->vocab || !self->probe) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *tags = PyTuple_GET_ITEM(PyList_GET_ITEM(items, i), 1);
+        Py_ssize_t k = PyObject_Length(tags);
+        if (k < 0) goto done;
+        total_tags += k;
+    }
+    self->n_word_tags = total_tags; /* the tags pool holds the words' tags first */
+    self->tags = PyMem_Calloc(total_tags + 1, sizeof(Py_ssize_t));
+    if (!self->tags) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t at = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *word = PyTuple_GET_ITEM(PyList_GET_ITEM(items, i), 0);
+        PyObject *tags = PySequence_Fast(PyTuple_GET_ITEM(PyList_GET_ITEM(items, i), 1), "tags must be a sequence");
+        if (!tags) goto done;
+        if (!PyBytes_Check(word) || PyBytes_GET_SIZE(word) == 0) {
+            Py_DECREF(tags);
+            PyErr_SetString(PyExc_TypeError, "vocabulary words must be non-empty bytes");
+            goto done;
+        }
+        const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(word);
+        Py_ssize_t len = PyBytes_GET_SIZE(word);
+        unsigned char *padded = PyMem_Calloc(len + PAD, 1);
+        if (!padded) {
+            Py_DECREF(tags);
+            PyErr_NoMemory();
+            goto done;
+        }
+        memcpy(padded, p, len);
+        uint64_t h = word_hash(padded, len);
+        PyMem_Free(padded);
+        Slot *slot = find_slot(self, p, len, h);
+        if (!slot->word) {
+            Py_INCREF(word);
+            slot->word = word;
+            slot->hash = h;
+            self->probe[slot - self->vocab] = probe_tag(h);
+        }
+        slot->tags_at = at;
+        slot->n_tags = PySequence_Fast_GET_SIZE(tags);
+        for (Py_ssize_t j = 0; j < slot->n_tags; j++) {
+            Py_ssize_t tag = PyLong_AsSsize_t(PySequence_Fast_GET_ITEM(tags, j));
+            if (tag < 0 || tag >= self->n_tag_kinds) {
+                Py_DECREF(tags);
+                if (!PyErr_Occurred())
+                    PyErr_Format(PyExc_ValueError, "vocabulary tags must be in [0, %zd)", self->n_tag_kinds);
+                goto done;
+            }
+            self->tags[at++] = tag;
+        }
+        Py_DECREF(tags);
+    }
+    rc = 0;
+done:
+    Py_DECREF(items);
+    return rc;
+}
+
+/* Phrases: each is (words, tags); its words must be in the vocabulary. A phrase is keyed on
+   its longest word (the rarest, roughly): only phrases whose key word occurs are checked. */
+static int init_phrases(Scanner *self, PyObject *phrases) {
+    PyObject *seq = PySequence_Fast(phrases, "phrases must be a sequence of (words, tags)");
+    if (!seq) return -1;
+    int rc = -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq), total_words = 0, total_tags = 0;
+    PyObject **parts = PyMem_Calloc(2 * n + 1, sizeof(PyObject *)); /* words, tags of each */
+    Py_ssize_t *keys = PyMem_Calloc(n + 1, sizeof(Py_ssize_t));
+    self->phrases = PyMem_Calloc(n + 1, sizeof(Phrase));
+    if (!parts || !keys || !self->phrases) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *pair = PySequence_Fast(PySequence_Fast_GET_ITEM(seq, i), "a phrase must be (words, tags)");
+        if (!pair) goto done;
+        if (PySequence_Fast_GET_SIZE(pair) != 2) {
+            Py_DECREF(pair);
+            PyErr_SetString(PyExc_ValueError, "a phrase must be (words, tags)");
+            goto done;
+        }
+        parts[2 * i] = PySequence_Fast(PySequence_Fast_GET_ITEM(pair, 0), "phrase words must be a sequence");
+        parts[2 * i + 1] = parts[2 * i] ? PySequence_Fast(PySequence_Fast_GET_ITEM(pair, 1), "phrase tags must be a sequence") : NULL;
+        Py_DECREF(pair);
+        if (!parts[2 * i + 1]) goto done;
+        if (PySequence_Fast_GET_SIZE(parts[2 * i]) == 0) {
+            PyErr_SetString(PyExc_ValueError, "a phrase needs at least one word");
+            goto done;
+        }
+        total_words += PySequence_Fast_GET_SIZE(parts[2 * i]);
+        total_tags += PySequence_Fast_GET_SIZE(parts[2 * i + 1]);
+    }
+    Py_ssize_t *tags = PyMem_Realloc(self->tags, (self->n_word_tags + total_tags + 1) * sizeof(Py_ssize_t));
+    if (!tags) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    self->tags = tags;
+    self->phrase_words = PyMem_Calloc(total_words + 1, sizeof(Slot *));
+    self->phrase_index = PyMem_Calloc(n + 1, sizeof(Py_ssize_t));
+    if (!self->phrase_words || !self->phrase_index) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t tag_at = self->n_word_tags, word_at = 0; /* phrases' tags follow the words' */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Phrase *ph = &self->phrases[i];
+        PyObject *words = parts[2 * i], *ptags = parts[2 * i + 1];
+        ph->words_at = word_at;
+        ph->n_words = PySequence_Fast_GET_SIZE(words);
+        Py_ssize_t key = -1, key_len = -1;
+        for (Py_ssize_t j = 0; j < ph->n_words; j++) {
+            PyObject *word = PySequence_Fast_GET_ITEM(words, j);
+            if (!PyBytes_Check(word)) {
+                PyErr_SetString(PyExc_TypeError, "phrase words must be bytes");
+                goto done;
+            }
+            Py_ssize_t len = PyBytes_GET_SIZE(word);
+            unsigned char *padded = PyMem_Calloc(len + PAD, 1);
+            if (!padded) {
+                PyErr_NoMemory();
+                goto done;
+            }
+            memcpy(padded, PyBytes_AS_STRING(word), len);
+            Slot *slot = find_slot(self, padded, len, word_hash(padded, len));
+            PyMem_Free(padded);
+            if (!slot->word) {
+                PyErr_Format(PyExc_ValueError, "phrase word %R is not in the vocabulary", word);
+                goto done;
+            }
+            self->phrase_words[word_at++] = slot;
+            if (len > key_len) key = slot - self->vocab, key_len = len;
+        }
+        keys[i] = key;
+        self->vocab[key].n_phrases++;
+        ph->tags_at = tag_at;
+        ph->n_tags = PySequence_Fast_GET_SIZE(ptags);
+        for (Py_ssize_t j = 0; j < ph->n_tags; j++) {
+            Py_ssize_t tag = PyLong_AsSsize_t(PySequence_Fast_GET_ITEM(ptags, j));
+            if (tag < 0 || tag >= self->n_tag_kinds) {
+                if (!PyErr_Occurred())
+                    PyErr_Format(PyExc_ValueError, "phrase tags must be in [0, %zd)", self->n_tag_kinds);
+                goto done;
+            }
+            self->tags[tag_at++] = tag;
+        }
+    }
+    /* phrase_index: each key slot's phrases, contiguous */
+    Py_ssize_t at = 0;
+    for (size_t i = 0; i <= self->vocab_mask; i++) {
+        self->vocab[i].phrases_at = at;
+        at += self->vocab[i].n_phrases;
+        self->vocab[i].n_phrases = 0;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Slot *key = &self->vocab[keys[i]];
+        self->phrase_index[key->phrases_at + key->n_phrases++] = i;
+    }
+    self->n_phrases = n;
+    rc = 0;
+done:
+    if (parts)
+        for (Py_ssize_t i = 0; i < 2 * n; i++) Py_XDECREF(parts[i]);
+    PyMem_Free(parts);
+    PyMem_Free(keys);
+    Py_DECREF(seq);
+    return rc;
+}
+
+static int Scanner_init(Scanner *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"views", "vocabulary", "tags", "words_view", "distinct_view", "phrases", NULL};
+    PyObject *views, *vocabulary, *phrases = NULL;
+    Py_ssize_t tags = 0, words_view = -1, distinct_view = -1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|nnnO", kwlist, &views, &vocabulary, &tags, &words_view,
+                                     &distinct_view, &phrases))
+        return -1;
+    if (self->views) {
+        PyErr_SetString(PyExc_RuntimeError, "Scanner is already initialised");
+        return -1;
+    }
+    PyObject *vseq = PySequence_Fast(views, "views must be a sequence");
+    if (!vseq) return -1;
+    int rc = -1;
+    self->keep_alive = PyList_New(0);
+    if (!self->keep_alive) goto done;
+    self->n_views = PySequence_Fast_GET_SIZE(vseq);
+    self->n_tag_kinds = tags;
+    if (tags < 0 || words_view < -1 || words_view >= self->n_views || distinct_view < -1 ||
+        distinct_view >= self->n_views) {
+        PyErr_Format(PyExc_ValueError, "tags must be >= 0, words_view and distinct_view -1 or a view index below %zd",
+                     self->n_views);
+        goto done;
+    }
+    self->words_view = words_view;
+    self->distinct_view = distinct_view;
+    self->views = PyMem_Calloc(self->n_views ? self->n_views : 1, sizeof(ViewSpec));
+    if (!self->views) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < self->n_views; i++)
+        if (init_view(self, i, PySequence_Fast_GET_ITEM(vseq, i)) < 0) goto done;
+    if (init_vocabulary(self, vocabulary) < 0) goto done;
+    if (phrases && init_phrases(self, phrases) < 0) goto done;
+    /* Shared compaction: worth it when two or more whole-input views that are written out
+       all delete some bytes. */
+    unsigned char common[256];
+    memset(common, 1, sizeof(common));
+    int candidates = 0;
+    for (Py_ssize_t i = 0; i < self->n_views; i++) {
+        ViewSpec *v = &self->views[i];
+        int written = v->n_long || i == words_view || i == distinct_view;
+        if (!written || v->limit != -1) continue;
+        int deletes = 0;
+        for (int c = 0; c < 256; c++) deletes |= !v->keep[c];
+        if (!deletes) continue;
+        candidates++;
+        for (int c = 0; c < 256; c++) common[c] &= !v->keep[c];
+    }
+    int common_bytes = 0;
+    for (int c = 0; c < 256; c++) common_bytes += common[c];
+    if (candidates >= 2 && common_bytes) {
+        self->compacting = 1;
+        for (int c = 0; c < 256; c++) self->compact_keep[c] = !common[c];
+        for (Py_ssize_t i = 0; i < self->n_views; i++) {
+            ViewSpec *v = &self->views[i];
+            int written = v->n_long || i == words_view || i == distinct_view;
+            int deletes_common = 1;
+            for (int c = 0; c < 256; c++) deletes_common &= !common[c] || !v->keep[c];
+            v->compacted = written && v->limit == -1 && deletes_common;
+        }
+    }
+    rc = 0;
+done:
+    Py_DECREF(vseq);
+    return rc;
+}
+
+/* Distinct words of p[0:n]: a throwaway open-addressing set of (offset, length). */
+static Py_ssize_t count_distinct(const unsigned char *p, Py_ssize_t n) {
+    Py_ssize_t words = 0;
+    for (Py_ssize_t i = 0; i < n;) {
+        while (i < n && BLANK[p[i]]) i++;
+        if (i == n) break;
+        words++;
+        while (i < n && !BLANK[p[i]]) i++;
+    }
+    if (words < 2) return words;
+    size_t size = 16;
+    while (size < 2 * (size_t)words) size <<= 1;
+    typedef struct {
+        uint64_t hash;
+        Py_ssize_t at, len;
+    } Span;
+    Span *spans = PyMem_Calloc(size, sizeof(Span));
+    if (!spans) return -1;
+    Py_ssize_t distinct = 0;
+    for (Py_ssize_t i = 0; i < n;) {
+        while (i < n && BLANK[p[i]]) i++;
+        if (i == n) break;
+        Py_ssize_t start = i;
+        while (i < n && !BLANK[p[i]]) i++;
+        Py_ssize_t len = i - start;
+        uint64_t h = word_hash(p + start, len);
+        for (size_t s = (size_t)h & (size - 1);; s = (s + 1) & (size - 1)) {
+            if (spans[s].len == 0) {
+                spans[s].hash = h, spans[s].at = start, spans[s].len = len;
+                distinct++;
+                break;
+            }
+            if (spans[s].hash == h && spans[s].len == len && memcmp(p + spans[s].at, p + start, len) == 0) break;
+        }
+    }
+    PyMem_Free(spans);
+    return distinct;
+}
+
+/* Longer needles of a view, counted in one pass over it: strcspn (vectorised in the C
+   library) skips to the next anchor byte; p[n] must be a NUL byte. A NUL inside the view
+   only stops strcspn early, so the search resumes after it. */
+static void count_long_needles(const ViewSpec *v, const unsigned char *p, Py_ssize_t n, Py_ssize_t *counts,
+                               Py_ssize_t *next_ok) {
+    for (Py_ssize_t i = 0; i < n; i++) {
+        i += (Py_ssize_t)strcspn((const char *)p + i, v->anchors);
+        if (i >= n) break;
+        unsigned char c = p[i];
+        for (Py_ssize_t j = v->bucket[c]; j < v->bucket[c + 1]; j++) {
+            const Needle *nd = &v->longs[j];
+            Py_ssize_t start = i - nd->anchor;
+            if (start >= next_ok[j] && start >= 0 && nd->len <= n - start &&
+                memcmp(p + start, nd->bytes, nd->len) == 0) {
+                counts[v->long_at[j]]++;
+                next_ok[j] = start + nd->len;
+            }
+        }
+    }
+}
+
+/* Looks up every word of p[0:n]; adds the vocabulary's to `hits` and counts their tags once each. */
+static int look_up_words(const Scanner *self, const unsigned char *p, Py_ssize_t n, PyObject *hits,
+                         Py_ssize_t *tag_counts, uint64_t scan, Slot **keys, Py_ssize_t *n_keys) {
+    for (Py_ssize_t i = 0; i < n;) {
+        while (i < n && BLANK[p[i]]) i++;
+        if (i == n) break;
+        Py_ssize_t start = i;
+        while (i < n && !BLANK[p[i]]) i++;
+        Slot *slot = find_word(self, p + start, i - start, word_hash(p + start, i - start));
+        if (!slot || slot->seen == scan) continue;
+        slot->seen = scan;
+        if (PySet_Add(hits, slot->word) < 0) return -1;
+        for (Py_ssize_t t = 0; t < slot->n_tags; t++) tag_counts[self->tags[slot->tags_at + t]]++;
+        if (slot->n_phrases) keys[(*n_keys)++] = slot;
+    }
+    return 0;
+}
+
+/* The phrases keyed on words found, whose other words were all found too. */
+static void count_phrases(const Scanner *self, Slot *const *keys, Py_ssize_t n_keys, Py_ssize_t *tag_counts,
+                          uint64_t scan) {
+    for (Py_ssize_t k = 0; k < n_keys; k++) {
+        const Slot *key = keys[k];
+        for (Py_ssize_t i = 0; i < key->n_phrases; i++) {
+            const Phrase *ph = &self->phrases[self->phrase_index[key->phrases_at + i]];
+            Py_ssize_t w = 0;
+            while (w < ph->n_words && self->phrase_words[ph->words_at + w]->seen == scan) w++;
+            if (w < ph->n_words) continue;
+            for (Py_ssize_t t = 0; t < ph->n_tags; t++) tag_counts[self->tags[ph->tags_at + t]]++;
+        }
+    }
+}
+
+static PyObject *list_of(const Py_ssize_t *values, Py_ssize_t n) {
+    PyObject *list = PyList_New(n);
+    if (!list) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *value = PyLong_FromSsize_t(values[i]);
+        if (!value) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, i, value);
+    }
+    return list;
+}
+
+static PyObject *Scanner_scan(Scanner *self, PyObject *arg) {
+    if (!self->views) {
+        PyErr_SetString(PyExc_RuntimeError, "Scanner is not initialised");
+        return NULL;
+    }
+    if (!PyBytes_Check(arg)) {
+        PyErr_Format(PyExc_TypeError, "scan() takes bytes, not %.100s", Py_TYPE(arg)->tp_name);
+        return NULL;
+    }
+    const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(arg);
+    Py_ssize_t size = PyBytes_GET_SIZE(arg);
+    Py_ssize_t scratch = self->n_counts + 2 * self->n_views + self->n_tag_kinds + 1;
+    unsigned char *buf = PyMem_Malloc(size + PAD), *compact = NULL;
+    Slot **keys = NULL;
+    Py_ssize_t compact_n = -1;
+    uint64_t scan = ++self->scans;
+    Py_ssize_t *counts = PyMem_Calloc(scratch, sizeof(Py_ssize_t)), *next_ok = NULL;
+    Py_ssize_t *lengths = counts + self->n_counts, *tag_counts = lengths + self->n_views;
+    Py_ssize_t distinct = 0, most_long = 1;
+    PyObject *hits = PyFrozenSet_New(NULL), *result = NULL;
+    for (Py_ssize_t v = 0; v < self->n_views; v++)
+        if (self->views[v].n_long > most_long) most_long = self->views[v].n_long;
+    next_ok = PyMem_Malloc(most_long * sizeof(Py_ssize_t));
+    if (!buf || !counts || !next_ok) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (!hits) goto done;
+    /* Histograms of the whole input and of the last shorter prefix a view asked for. */
+    Py_ssize_t whole[256], part[256], part_of = -1;
+    int whole_done = 0;
+    for (Py_ssize_t v = 0; v < self->n_views; v++) {
+        const ViewSpec *spec = &self->views[v];
+        Py_ssize_t m = spec->limit >= 0 && spec->limit < size ? spec->limit : size;
+        const Py_ssize_t *hist = whole;
+        if (m == size) {
+            if (!whole_done) {
+                memset(whole, 0, sizeof(whole));
+                for (Py_ssize_t i = 0; i < m; i++) whole[data[i]]++;
+                whole_done = 1;
+            }
+        } else {
+            if (part_of != m) {
+                memset(part, 0, sizeof(part));
+                for (Py_ssize_t i = 0; i < m; i++) part[data[i]]++;
+                part_of = m;
+            }
+            hist = part;
+        }
+        Py_ssize_t n = 0;
+        for (short i = 0; i < spec->length.n; i++) n += hist[spec->length.bytes[i]];
+        if (!spec->length_from_kept) n = m - n;
+        lengths[v] = n;
+        Py_ssize_t *cnt = counts + spec->first;
+        for (Py_ssize_t s = 0; s < spec->n_sets; s++) {
+            Py_ssize_t total = 0;
+            for (short i = 0; i < spec->sets[s].n; i++) total += hist[spec->sets[s].bytes[i]];
+            cnt[spec->set_at[s]] = total;
+        }
+        int words = v == self->words_view, unique = v == self->distinct_view;
+        if (!spec->n_long && !words && !unique) continue;
+        /* The view: the input itself, or written out, always followed by a NUL (strcspn)
+           and readable PAD bytes past its end (word_hash). */
+        const unsigned char *p = data;
+        if (spec->identity && (words || unique || m < size)) {
+            memcpy(buf, data, m);
+            buf[m] = 0;
+            p = buf;
+        }
+        if (!spec->identity) {
+            const unsigned char *src = data;
+            Py_ssize_t src_n = m;
+            if (spec->compacted) {
+                if (compact_n < 0) {
+                    if (!(compact = PyMem_Malloc(size ? size : 1))) {
+                        PyErr_NoMemory();
+                        goto done;
+                    }
+                    compact_n = 0;
+                    for (Py_ssize_t i = 0; i < size; i++) {
+                        unsigned char c = data[i];
+                        compact[compact_n] = c;
+                        compact_n += self->compact_keep[c];
+                    }
+                }
+                src = compact, src_n = compact_n;
+            }
+            Py_ssize_t k = 0;
+            for (Py_ssize_t i = 0; i < src_n; i++) {
+                unsigned char c = src[i];
+                buf[k] = spec->table[c];
+                k += spec->keep[c];
+            }
+            buf[k] = 0;
+            p = buf;
+        }
+        if (spec->n_long) {
+            memset(next_ok, 0, spec->n_long * sizeof(Py_ssize_t));
+            count_long_needles(spec, p, n, cnt, next_ok);
+        }
+        if (words) {
+            Py_ssize_t n_keys = 0;
+            if (!(keys = PyMem_Malloc((self->n_phrases + 1) * sizeof(Slot *)))) {
+                PyErr_NoMemory();
+                goto done;
+            }
+            if (look_up_words(self, p, n, hits, tag_counts, scan, keys, &n_keys) < 0) goto done;
+            count_phrases(self, keys, n_keys, tag_counts, scan);
+        }
+        if (unique && (distinct = count_distinct(p, n)) < 0) {
+            PyErr_NoMemory();
+            goto done;
+        }
+    }
+    PyObject *count_list = list_of(counts, self->n_counts);
+    PyObject *length_list = count_list ? list_of(lengths, self->n_views) : NULL;
+    PyObject *tag_list = length_list ? list_of(tag_counts, self->n_tag_kinds) : NULL;
+    if (!tag_list) {
+        Py_XDECREF(count_list);
+        Py_XDECREF(length_list);
+        goto done;
+    }
+    result = Py_BuildValue("(NNONn)", count_list, length_list, hits, tag_list, distinct);
+done:
+    PyMem_Free(buf);
+    PyMem_Free(compact);
+    PyMem_Free(keys);
+    PyMem_Free(counts);
+    PyMem_Free(next_ok);
+    Py_XDECREF(hits);
+    return result;
+}
+
+static PyMethodDef Scanner_methods[] = {
+    {"scan", (PyCFunction)Scanner_scan, METH_O,
+     "scan(data: bytes) -> (counts, view lengths, vocabulary hits, tag counts, distinct words)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject ScannerType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "stratum_litellm._bytescan.Scanner",
+    .tp_doc = PyDoc_STR("Scanner(views, vocabulary, tags=0, words_view=-1, distinct_view=-1): "
+                        "see stratum_litellm.bytescan"),
+    .tp_basicsize = sizeof(Scanner),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Scanner_init,
+    .tp_dealloc = (destructor)Scanner_dealloc,
+    .tp_methods = Scanner_methods,
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, .m_name = "_bytescan", .m_doc = "C engine of stratum_litellm.bytescan.", .m_size = -1,
+};
+
+PyMODINIT_FUNC PyInit__bytescan(void) {
+    if (PyType_Ready(&ScannerType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (!m) return NULL;
+    Py_INCREF(&ScannerType);
+    if (PyModule_AddObject(m, "Scanner", (PyObject *)&ScannerType) < 0) {
+        Py_DECREF(&ScannerType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
