@@ -4,11 +4,13 @@
     python benchmarks/scoring_cost.py            # prints a markdown table
     python benchmarks/scoring_cost.py --quick    # fewer samples
 
-Both run in this process, on the same texts, interleaved call by call (so load on the
-machine hits both alike). Texts are realistic mixes of prose, code and math at 200,
-2,000, 20,000 and 200,000 characters, built from a fixed seed. The stratum path is what
-the gateway runs per request: request body -> RequestView -> Scorer.score. The LiteLLM
-path is ``ComplexityRouter.classify(prompt)``, its heuristic scorer (no LLM call).
+All run in this process, on the same texts: interleaved call by call (so load on the
+machine hits all alike, and each call finds the caches as the others left them), then back
+to back in alternating blocks (warm caches). Texts are realistic mixes of prose, code and
+math at 200, 2,000, 20,000 and 200,000 characters, built from a fixed seed. The stratum
+path is what the gateway runs per request: request body -> RequestView -> Scorer.score,
+with the C scan engine (when built) and again with the pure-Python one. The LiteLLM path
+is ``ComplexityRouter.classify(prompt)``, its heuristic scorer (no LLM call).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from stratum_litellm import scoring_features  # noqa: E402
+from stratum_litellm.bytescan import ENGINE, PyScanner  # noqa: E402
 from stratum_litellm.request_view import RequestView  # noqa: E402
 from stratum_litellm.scoring import Scorer  # noqa: E402
 
@@ -82,62 +86,112 @@ def litellm_classifier():  # type: ignore[no-untyped-def]
     return router.classify
 
 
+def timed(call, arg) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """(wall us, CPU us of this thread) of one call."""
+    c0, t0 = time.thread_time_ns(), time.perf_counter_ns()
+    call(arg)
+    t1, c1 = time.perf_counter_ns(), time.thread_time_ns()
+    return (t1 - t0) / 1000, (c1 - c0) / 1000
+
+
+def contenders():  # type: ignore[no-untyped-def]
+    """name -> (call, takes the request body (True) or the prompt (False))."""
+    scorer = Scorer()
+    python_scanner = PyScanner(**scoring_features._SCANNER_SPEC)
+    fast_scanner = scoring_features._SCANNER
+
+    def stratum(body):  # type: ignore[no-untyped-def]
+        return scorer.score(RequestView.from_request(body))
+
+    def stratum_python(body):  # type: ignore[no-untyped-def]
+        # The same scorer with the pure-Python scan engine (what an install without a C
+        # compiler runs), swapped in for this call only.
+        scoring_features._SCANNER = python_scanner
+        try:
+            return scorer.score(RequestView.from_request(body))
+        finally:
+            scoring_features._SCANNER = fast_scanner
+
+    out = {f"stratum ({'C' if ENGINE == 'c' else 'Python'} engine)": (stratum, True)}
+    if ENGINE != "python":
+        out["stratum (Python engine)"] = (stratum_python, True)
+    out["LiteLLM"] = (litellm_classifier(), False)
+    return out
+
+
+def table(title: str, rows: list[tuple[int, dict[str, list[tuple[float, float]]]]], k: int) -> None:
+    names = list(rows[0][1])
+    base = names[-1]  # LiteLLM
+    print(f"{title}:\n")
+    head = " | ".join(f"{n} median | {n} p99" for n in names)
+    ratios = " | ".join(f"{n}: LiteLLM / it (median, p99)" for n in names[:-1])
+    print(f"| chars | {head} | {ratios} | samples |")
+    print("|---:|" + "---:|" * (2 * len(names) + len(names) - 1) + "---:|")
+    for size, samples in rows:
+        cells, stats = [], {}
+        for n in names:
+            values = [x[k] for x in samples[n]]
+            stats[n] = (statistics.median(values), percentile(values, 0.99))
+            cells.append(f"{stats[n][0]:,.1f} | {stats[n][1]:,.1f}")
+        tm, t99 = stats[base]
+        speed = [f"{tm / stats[n][0]:,.0f}x, {t99 / stats[n][1]:,.0f}x" for n in names[:-1]]
+        counts = " / ".join(str(len(samples[n])) for n in names)
+        print(f"| {size:,} | " + " | ".join(cells) + " | " + " | ".join(speed) + f" | {counts} |")
+    print()
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="fewer samples (for a smoke run)")
     p.add_argument("--seed", type=int, default=7)
     args = p.parse_args(argv)
 
-    classify = litellm_classifier()
-    scorer = Scorer()
+    named = contenders()
     rng = random.Random(args.seed)
-    # Samples per size (ours, LiteLLM): LiteLLM is linear in the text and slow on big ones.
+    # Samples per size (each stratum engine, LiteLLM): LiteLLM is linear in the text and slow on big ones.
     plan = {200: (3000, 1000), 2_000: (3000, 600), 20_000: (1000, 60), 200_000: (300, 12)}
     if args.quick:
         plan = {k: (max(50, a // 10), max(5, b // 10)) for k, (a, b) in plan.items()}
 
     load_before = os.getloadavg()
-    rows = []
+    interleaved, back_to_back = [], []
     for size in SIZES:
         n_ours, n_theirs = plan[size]
         texts = [realistic_text(size, rng) for _ in range(32)]
         bodies = [{"model": "gemma4-auto", "messages": [{"role": "user", "content": t}]} for t in texts]
-        for body, text in zip(bodies, texts):  # warm up both, and the caches of both
-            scorer.score(RequestView.from_request(body))
-            classify(text)
-        ours: list[tuple[float, float]] = []  # (wall us, cpu us)
-        theirs: list[tuple[float, float]] = []
+        args_of = {name: (bodies if takes_body else texts) for name, (_, takes_body) in named.items()}
+        for name, (call, _) in named.items():  # warm up every contender and its caches
+            for a in args_of[name]:
+                call(a)
+        budget = {name: (n_theirs if name == "LiteLLM" else n_ours) for name in named}
+        # 1. Interleaved call by call, spread evenly: load on the machine hits all alike, and
+        #    each call finds the caches as the other contenders left them (as in a gateway,
+        #    where much else runs between two requests).
+        samples: dict[str, list[tuple[float, float]]] = {name: [] for name in named}
         gc.collect()
         for i in range(n_ours):
-            body, text = bodies[i % len(bodies)], texts[i % len(texts)]
-            c0, t0 = time.thread_time_ns(), time.perf_counter_ns()
-            scorer.score(RequestView.from_request(body))
-            t1, c1 = time.perf_counter_ns(), time.thread_time_ns()
-            ours.append(((t1 - t0) / 1000, (c1 - c0) / 1000))
-            if i * n_theirs // n_ours != (i + 1) * n_theirs // n_ours:  # interleaved, spread evenly
-                c0, t0 = time.thread_time_ns(), time.perf_counter_ns()
-                classify(text)
-                t1, c1 = time.perf_counter_ns(), time.thread_time_ns()
-                theirs.append(((t1 - t0) / 1000, (c1 - c0) / 1000))
-        rows.append((size, ours, theirs))
+            for name, (call, _) in named.items():
+                n = budget[name]
+                if i * n // n_ours != (i + 1) * n // n_ours:
+                    samples[name].append(timed(call, args_of[name][i % 32]))
+        interleaved.append((size, samples))
+        # 2. Back to back: each contender alone for a block of calls (warm caches), the
+        #    blocks alternating so that a change of load hits every contender.
+        samples = {name: [] for name in named}
+        gc.collect()
+        for block in range(10):
+            for name, (call, _) in named.items():
+                for i in range(budget[name] // 10 or 1):
+                    samples[name].append(timed(call, args_of[name][(block + i) % 32]))
+        back_to_back.append((size, samples))
 
     loop_ns = min(timeit.repeat("for i in range(1000): pass", number=1000, repeat=5)) / 1000 * 1e6
     print(f"Scoring cost per request, microseconds ({platform.python_implementation()} {platform.python_version()}, "
           f"{os.cpu_count()} CPUs, load average {load_before[0]:.1f} before / {os.getloadavg()[0]:.1f} after; "
-          f"machine speed: an empty 1000-iteration loop takes {loop_ns:.1f} us)\n")
-    for title, k in (("CPU time of the calling thread (what the code costs)", 1),
-                     ("Wall-clock time (includes being descheduled by other processes)", 0)):
-        print(f"{title}:\n")
-        print("| chars | stratum median | stratum p99 | LiteLLM median | LiteLLM p99 | speed-up (median) | speed-up (p99) | samples (stratum / LiteLLM) |")
-        print("|---:|---:|---:|---:|---:|---:|---:|---:|")
-        for size, ours, theirs in rows:
-            o = [x[k] for x in ours]
-            t = [x[k] for x in theirs]
-            om, o99 = statistics.median(o), percentile(o, 0.99)
-            tm, t99 = statistics.median(t), percentile(t, 0.99)
-            print(f"| {size:,} | {om:,.1f} | {o99:,.1f} | {tm:,.1f} | {t99:,.1f} | {tm / om:,.0f}x | {t99 / o99:,.0f}x "
-                  f"| {len(o)} / {len(t)} |")
-        print()
+          f"machine speed: an empty 1000-iteration loop takes {loop_ns:.1f} us; scan engine: {ENGINE})\n")
+    table("Interleaved call by call, CPU time of the calling thread", interleaved, 1)
+    table("Interleaved call by call, wall-clock time (includes being descheduled)", interleaved, 0)
+    table("Back to back (warm caches), CPU time of the calling thread", back_to_back, 1)
     print(f"Reproduce: `{Path(sys.executable).name} benchmarks/scoring_cost.py" + (" --quick" if args.quick else "") + "`")
     return 0
 
