@@ -19,10 +19,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import ModuleType, TracebackType
-from typing import Any, TypeVar
+from types import ModuleType
+from typing import Any
 
 import httpx
+
+from lifecycle import Managed
 
 ROOT = Path(__file__).resolve().parents[1]
 STUB_SCRIPT = Path(__file__).resolve().with_name("stub_backend.py")
@@ -61,14 +63,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-_P = TypeVar("_P", bound="_Process")
-
-
 class BackendError(RuntimeError):
     """A backend process died or did not become ready in time."""
 
 
-class _Process:
+class _Process(Managed):
     """A server subprocess on 127.0.0.1:<port>, logging to a temp file, ready when /health is 200."""
 
     name = "backend"
@@ -151,12 +150,7 @@ class _Process:
         if self.log_path is not None:
             self.log_path.unlink(missing_ok=True)
 
-    def __enter__(self: _P) -> _P:
-        self.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def close(self) -> None:
         self.stop()
 
 

@@ -19,11 +19,12 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Iterable
 
 import httpx
 from websockets.sync.client import ClientConnection, connect
+
+from lifecycle import Managed
 
 CHROMIUM = Path(os.environ.get("STRATUM_CHROMIUM", "/usr/bin/chromium"))
 
@@ -47,7 +48,7 @@ def missing_message(path: Path = CHROMIUM) -> str | None:
             "run `bash scripts/ensure_chromium.sh` before running this test by hand.")
 
 
-class Chromium:
+class Chromium(Managed):
     def __init__(self, *, width: int = 1280, height: int = 900, executable: Path = CHROMIUM,
                  start_timeout_s: float = 60.0) -> None:
         self.width, self.height = width, height
@@ -142,18 +143,6 @@ class Chromium:
             except ProcessLookupError:
                 pass
         self._tmp.cleanup()
-
-    def __enter__(self) -> "Chromium":
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
 
     # --- DevTools --------------------------------------------------------------------------
     def call(self, method: str, timeout_s: float = 60.0, **params: Any) -> dict[str, Any]:

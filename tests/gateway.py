@@ -10,7 +10,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import httpx
@@ -18,6 +17,7 @@ import openai
 import yaml
 
 from backends import free_port
+from lifecycle import Managed
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "litellm_config.yaml"
@@ -40,7 +40,7 @@ def project_stratum_settings() -> dict[str, Any]:
     return yaml.safe_load(CONFIG.read_text())["callback_settings"]["stratum"]
 
 
-class Gateway:
+class Gateway(Managed):
     """``litellm --config litellm_config.yaml`` on a free port.
 
     ``stratum`` overrides, when given, go to a settings file named by ``STRATUM_CONFIG``
@@ -169,15 +169,6 @@ class Gateway:
         if getattr(self, "_log", None):
             self._log.close()
 
-    def __enter__(self) -> "Gateway":
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def close(self) -> None:
         self.stop()
         self._tmp.cleanup()

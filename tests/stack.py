@@ -18,13 +18,13 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import httpx
 import openai
 
 from backends import free_port
+from lifecycle import Managed
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_SH = ROOT / "scripts" / "run.sh"
@@ -53,7 +53,7 @@ def group_members(pgid: int) -> list[tuple[int, str]]:
     return members
 
 
-class Stack:
+class Stack(Managed):
     def __init__(self, *, webui: bool = True, env: dict[str, str] | None = None,
                  ready_timeout_s: float = READY_TIMEOUT_S) -> None:
         self.webui = webui
@@ -213,21 +213,9 @@ class Stack:
             self.process.kill()
             self.process.wait(10)
 
-    def cleanup(self) -> None:
+    def close(self) -> None:
         self.stop()
         self._tmp.cleanup()
-
-    def __enter__(self) -> "Stack":
-        try:
-            self.start()
-        except BaseException:
-            self.cleanup()
-            raise
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.cleanup()
 
 
 def parse_metric(text: str, name: str, **labels: str) -> float | None:
