@@ -167,3 +167,31 @@ def test_the_scorer_measures_alike_with_either_engine(text: str) -> None:
     data = text.encode("utf-8", "replace")
     expected = normalised(PyScanner(**spec).scan(data))
     assert normalised(scoring_features._SCANNER.scan(data)) == expected
+
+
+def test_c_engine_is_memory_safe_under_address_sanitizer(tmp_path: Path) -> None:
+    # The engine runs in the gateway's request path: an out-of-bounds read there would not
+    # fail a comparison, it would crash or leak memory contents. Build it with ASan and UBSan
+    # and run it on thousands of random specs and texts (tests/asan_scan.py).
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        pytest.skip("no gcc: the sanitiser build needs it")
+    runtimes = []
+    for lib in ("libasan.so", "libubsan.so"):
+        path = subprocess.run([gcc, f"-print-file-name={lib}"], capture_output=True, text=True).stdout.strip()
+        if not Path(path).is_file():
+            pytest.skip(f"gcc has no {lib}")
+        runtimes.append(path)
+    include = subprocess.run([sys.executable, "-c", "import sysconfig; print(sysconfig.get_paths()['include'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    built = tmp_path / "_bytescan_asan.so"
+    subprocess.run([gcc, "-g", "-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
+                    "-fno-omit-frame-pointer", "-shared", "-fPIC", f"-I{include}",
+                    str(ROOT / "stratum_litellm" / "_bytescan.c"), "-o", str(built)], check=True)
+    # PYTHONMALLOC=malloc: the engine's PyMem buffers come from malloc, which ASan watches.
+    env = {"PATH": "/usr/bin:/bin", "LD_PRELOAD": ":".join(runtimes), "ASAN_OPTIONS": "detect_leaks=0",
+           "PYTHONMALLOC": "malloc",
+           "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1"}
+    run = subprocess.run([sys.executable, str(ROOT / "tests" / "asan_scan.py"), str(built), "600"],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert run.returncode == 0 and run.stdout.strip() == "clean", run.stderr[-4000:]

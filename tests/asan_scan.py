@@ -1,0 +1,62 @@
+"""Run by tests/test_bytescan.py under AddressSanitizer and UBSan: loads a sanitised build of
+the C scan engine (path in argv[1]) and compares it with the Python engine on random specs
+and texts. Any out-of-bounds read or write, use after free or undefined behaviour aborts the
+process with the sanitiser's report."""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+import sys
+from pathlib import Path
+
+spec = importlib.util.spec_from_file_location("stratum_litellm._bytescan", sys.argv[1])
+assert spec and spec.loader
+engine = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(engine)
+sys.modules["stratum_litellm._bytescan"] = engine  # the scorer's own scanner uses this build
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from stratum_litellm import scoring_features  # noqa: E402
+from stratum_litellm.bytescan import PyScanner, View  # noqa: E402
+
+rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 2000
+rng = random.Random(3)
+ALPHABET = b"ab \n\x00.\xe2\x80\x99{};=+_`I0123SELECT FROM statement step (ii)"
+
+
+def text(limit: int) -> bytes:
+    if rng.random() < 0.5:
+        return bytes(rng.randrange(256) for _ in range(rng.randint(0, limit)))
+    return bytes(rng.choice(ALPHABET) for _ in range(rng.randint(0, limit)))
+
+
+def same(a: tuple, b: tuple) -> bool:
+    return (a[0], a[1], set(a[2]), a[3], a[4]) == (b[0], b[1], set(b[2]), b[3], b[4])
+
+
+scorer_c, scorer_py = engine.Scanner(**scoring_features._SCANNER_SPEC), PyScanner(**scoring_features._SCANNER_SPEC)
+for _ in range(rounds * 4):
+    data = text(400)
+    assert same(scorer_c.scan(data), scorer_py.scan(data)), data
+
+for _ in range(rounds):
+    views = []
+    for _ in range(rng.randint(1, 4)):
+        views.append(View(
+            table=None if rng.random() < 0.5 else bytes(rng.randrange(256) for _ in range(256)),
+            delete=bytes(rng.choice(ALPHABET) for _ in range(rng.randint(0, 4))),
+            limit=None if rng.random() < 0.6 else rng.randint(0, 50),
+            needles=tuple(bytes(rng.choice(ALPHABET) for _ in range(rng.randint(1, 5))) for _ in range(rng.randint(0, 5))),
+            classes=tuple(bytes(rng.choice(ALPHABET) for _ in range(rng.randint(0, 3))) for _ in range(rng.randint(0, 2))),
+        ))
+    words = sorted({bytes(rng.choice(b"ab.\xe2") for _ in range(rng.randint(1, 9))) for _ in range(rng.randint(0, 10))})
+    vocabulary = {w: tuple(rng.randrange(3) for _ in range(rng.randint(0, 2))) for w in words}
+    phrases = [(rng.sample(words, min(len(words), rng.randint(1, 3))), [rng.randrange(3)]) for _ in range(rng.randint(0, 3))] if words else []
+    kwargs = {"views": views, "vocabulary": vocabulary, "tags": 3, "words_view": rng.randint(-1, len(views) - 1),
+              "distinct_view": rng.randint(-1, len(views) - 1), "phrases": phrases}
+    c, p = engine.Scanner(**kwargs), PyScanner(**kwargs)
+    for _ in range(4):
+        data = text(120)
+        assert same(c.scan(data), p.scan(data)), (kwargs, data)
+print("clean")
