@@ -48,6 +48,8 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from .poller_thread import PollerThread
+
 __all__ = [
     "KINDS",
     "MAX_BODY_BYTES",
@@ -217,6 +219,13 @@ class _Reading:
     model_loaded: bool | None = None
 
 
+def _asleep_or_serving(asleep: str | None, problems: list[str], **load: Any) -> _Reading:
+    """A backend that answered: asleep (``asleep`` says why; its model is not loaded) or serving."""
+    if asleep is not None:
+        return _Reading(STATUS_LOADING, asleep, model_loaded=False, **load)
+    return _Reading(STATUS_OK, "; ".join(problems) or None, model_loaded=True, **load)
+
+
 @dataclass(slots=True)
 class _TargetState:
     """Mutable per-target bookkeeping; touched only under the poll lock (or as noted)."""
@@ -232,7 +241,7 @@ class _TargetState:
     warm_thread: threading.Thread | None = None
 
 
-class BackendPoller:
+class BackendPoller(PollerThread):
     """Polls each tier's backend in the ``stratum-backends`` daemon thread.
 
     ``targets`` is keyed by tier name (``"fast"``, ``"smart"``). Healthy and loading
@@ -289,42 +298,23 @@ class BackendPoller:
         self._poll_lock = threading.Lock()
         self._client: httpx.Client | None = None
 
-        self._lifecycle_lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._stop_event = threading.Event()
+        super().__init__()
         self._wake = threading.Event()  # cuts the thread's sleep short (warm-up, stop)
+
+    _thread_name = "stratum-backends"
+
+    def _on_stop_requested(self) -> None:
+        self._wake.set()
 
     # -- public API ----------------------------------------------------------
     @property
     def targets(self) -> Mapping[str, BackendTarget]:
         return self._targets
 
-    @property
-    def running(self) -> bool:
-        thread = self._thread
-        return thread is not None and thread.is_alive() and not self._stop_event.is_set()
-
-    def start(self) -> None:
-        """Start the ``stratum-backends`` daemon thread; a no-op if it is already running."""
-        with self._lifecycle_lock:
-            if self.running:
-                return
-            # A fresh event per thread: an old thread stuck in a request exits on its own.
-            self._stop_event = threading.Event()
-            self._thread = threading.Thread(
-                target=self._run, args=(self._stop_event,), name="stratum-backends", daemon=True
-            )
-            self._thread.start()
-
     def stop(self, timeout: float = 2.0) -> None:
-        """Stop and join the thread, then close its HTTP client. Warm-ups in flight are left
-        to finish (daemon threads with their own client)."""
-        with self._lifecycle_lock:
-            thread = self._thread
-            self._stop_event.set()
-            self._wake.set()
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
+        """Stop and join the ``stratum-backends`` thread, then close its HTTP client.
+        Warm-ups in flight are left to finish (daemon threads with their own client)."""
+        self._stop_thread(timeout)
         if self._poll_lock.acquire(timeout=max(timeout, 0.0)):
             try:
                 if self._client is not None:
@@ -577,22 +567,11 @@ class BackendPoller:
             # Sleep mode (weights offloaded) is vLLM's "not loaded": a completion fails
             # until someone POSTs /wake_up, so routing there would only buy errors.
             if any(labels.get("sleep_state") == "awake" and value == 0 for labels, value in metrics.get(_VLLM_SLEEP, ())):
-                return _Reading(
-                    STATUS_LOADING,
-                    "vLLM engine is sleeping (weights offloaded; POST /wake_up wakes it)",
-                    requests_running=running,
-                    requests_waiting=waiting,
-                    kv_cache_usage=kv,
-                    model_loaded=False,
+                return _asleep_or_serving(
+                    "vLLM engine is sleeping (weights offloaded; POST /wake_up wakes it)", problems,
+                    requests_running=running, requests_waiting=waiting, kv_cache_usage=kv,
                 )
-        return _Reading(
-            STATUS_OK,
-            "; ".join(problems) or None,
-            requests_running=running,
-            requests_waiting=waiting,
-            kv_cache_usage=kv,
-            model_loaded=True,
-        )
+        return _asleep_or_serving(None, problems, requests_running=running, requests_waiting=waiting, kv_cache_usage=kv)
 
     # -- llama.cpp -------------------------------------------------------------
     def _read_llamacpp(self, client: httpx.Client, target: BackendTarget) -> _Reading:
@@ -650,26 +629,10 @@ class BackendPoller:
         if idle is None and total is not None and running is not None:
             idle = max(total - running, 0)
 
-        if sleeping:
-            return _Reading(
-                STATUS_LOADING,
-                "llama-server is sleeping (model unloaded after idling; the next request reloads it)",
-                requests_running=running,
-                requests_waiting=waiting,
-                kv_cache_usage=kv,
-                slots_total=total,
-                slots_idle=idle,
-                model_loaded=False,
-            )
-        return _Reading(
-            STATUS_OK,
-            "; ".join(problems) or None,
-            requests_running=running,
-            requests_waiting=waiting,
-            kv_cache_usage=kv,
-            slots_total=total,
+        return _asleep_or_serving(
+            "llama-server is sleeping (model unloaded after idling; the next request reloads it)" if sleeping else None,
+            problems, requests_running=running, requests_waiting=waiting, kv_cache_usage=kv, slots_total=total,
             slots_idle=idle,
-            model_loaded=True,
         )
 
     # -- llama-swap ------------------------------------------------------------

@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from .poller_thread import PollerThread
+
 __all__ = [
     "STATUS_OK",
     "STATUS_STALE",
@@ -128,7 +130,7 @@ class _DeviceReadError(Exception):
         self.cause = cause
 
 
-class GpuMonitor:
+class GpuMonitor(PollerThread):
     """Polls every GPU through NVML in a daemon thread and publishes snapshots.
 
     The thread survives every error: failures publish an ``"unknown"`` snapshot, are
@@ -181,9 +183,9 @@ class GpuMonitor:
         self._next_delay_s = self._poll_interval_s
         self._logged_errors: set[str] = set()
 
-        self._lifecycle_lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._stop_event = threading.Event()
+        super().__init__()
+
+    _thread_name = "stratum-nvml"
 
     # -- public API ----------------------------------------------------------
     @property
@@ -191,35 +193,13 @@ class GpuMonitor:
         """How long the thread waits before its next poll (poll interval or back-off)."""
         return self._next_delay_s
 
-    @property
-    def running(self) -> bool:
-        thread = self._thread
-        return thread is not None and thread.is_alive() and not self._stop_event.is_set()
-
-    def start(self) -> None:
-        """Start the ``stratum-nvml`` daemon thread; a no-op if it is already running."""
-        with self._lifecycle_lock:
-            if self.running:
-                return
-            # A fresh event per thread: a previous thread stuck in a driver call keeps
-            # its own (set) event and exits when it returns.
-            self._stop_event = threading.Event()
-            self._thread = threading.Thread(
-                target=self._run, args=(self._stop_event,), name="stratum-nvml", daemon=True
-            )
-            self._thread.start()
-
     def stop(self, timeout: float = 2.0) -> None:
-        """Stop and join the thread, then shut NVML down if this monitor initialised it."""
-        with self._lifecycle_lock:
-            thread = self._thread
-            self._stop_event.set()
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
-            if thread.is_alive():
-                # Stuck inside a driver call: shutting NVML down under it is unsafe.
-                logger.warning("NVML poller did not stop within %.1fs; NVML left initialised", timeout)
-                return
+        """Stop and join the ``stratum-nvml`` thread, then shut NVML down if this monitor
+        initialised it."""
+        if not self._stop_thread(timeout):
+            # Stuck inside a driver call: shutting NVML down under it is unsafe.
+            logger.warning("NVML poller did not stop within %.1fs; NVML left initialised", timeout)
+            return
         if self._poll_lock.acquire(timeout=max(timeout, 0.0)):
             try:
                 self._shutdown_nvml()
