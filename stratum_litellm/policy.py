@@ -32,7 +32,7 @@ from .rules import (
     load_python_rule,
     override_tier,
 )
-from .scoring import Score, Scorer
+from .scoring import Scorer
 from .settings import RulePosition, StratumSettings, Tier
 from .signals.snapshot import SignalSnapshot
 

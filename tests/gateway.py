@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import openai
 import yaml
 
 from backends import free_port
-from lifecycle import Managed
+from lifecycle import GatewayClients, Managed
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "litellm_config.yaml"
@@ -40,7 +39,9 @@ def project_stratum_settings() -> dict[str, Any]:
     return yaml.safe_load(CONFIG.read_text())["callback_settings"]["stratum"]
 
 
-class Gateway(Managed):
+class Gateway(Managed, GatewayClients):
+    master_key = MASTER_KEY
+
     """``litellm --config litellm_config.yaml`` on a free port.
 
     ``stratum`` overrides, when given, go to a settings file named by ``STRATUM_CONFIG``
@@ -133,17 +134,12 @@ class Gateway(Managed):
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log().splitlines()[-lines:])
 
-    def client(self, **kw: Any) -> openai.OpenAI:
-        return openai.OpenAI(base_url=f"{self.base_url}/v1", api_key=MASTER_KEY, max_retries=0, **kw)
-
-    def async_client(self, **kw: Any) -> openai.AsyncOpenAI:
-        return openai.AsyncOpenAI(base_url=f"{self.base_url}/v1", api_key=MASTER_KEY, max_retries=0, **kw)
+    @property
+    def gateway_url(self) -> str:
+        return self.base_url
 
     def metrics(self) -> str:
-        r = httpx.get(f"{self.base_url}/metrics/", headers={"Authorization": f"Bearer {MASTER_KEY}"},
-                      timeout=10, follow_redirects=True)
-        r.raise_for_status()
-        return r.text
+        return self.gateway_metrics()
 
     def metric(self, name: str, **labels: str) -> float | None:
         """The value of one sample on /metrics, or None when absent."""

@@ -18,13 +18,10 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
-import httpx
-import openai
 
 from backends import free_port
-from lifecycle import Managed
+from lifecycle import GatewayClients, Managed
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_SH = ROOT / "scripts" / "run.sh"
@@ -53,7 +50,9 @@ def group_members(pgid: int) -> list[tuple[int, str]]:
     return members
 
 
-class Stack(Managed):
+class Stack(Managed, GatewayClients):
+    master_key = MASTER_KEY
+
     def __init__(self, *, webui: bool = True, env: dict[str, str] | None = None,
                  ready_timeout_s: float = READY_TIMEOUT_S) -> None:
         self.webui = webui
@@ -88,17 +87,9 @@ class Stack(Managed):
     def webui_url(self) -> str:
         return f"http://127.0.0.1:{self.ports['webui']}"
 
-    def client(self, **kw: Any) -> openai.OpenAI:
-        return openai.OpenAI(base_url=f"{self.gateway}/v1", api_key=MASTER_KEY, max_retries=0, **kw)
-
-    def async_client(self, **kw: Any) -> openai.AsyncOpenAI:
-        return openai.AsyncOpenAI(base_url=f"{self.gateway}/v1", api_key=MASTER_KEY, max_retries=0, **kw)
-
-    def gateway_metrics(self) -> str:
-        r = httpx.get(f"{self.gateway}/metrics/", headers={"Authorization": f"Bearer {MASTER_KEY}"},
-                      timeout=10, follow_redirects=True)
-        r.raise_for_status()
-        return r.text
+    @property
+    def gateway_url(self) -> str:
+        return self.gateway
 
     # --- life cycle ------------------------------------------------------------------------
     def environment(self) -> dict[str, str]:

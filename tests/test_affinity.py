@@ -7,7 +7,7 @@ from hypothesis import given, strategies as st
 from conftest import SIMPLE_PROMPT
 from stratum_litellm.affinity import AffinityStore, conversation_key
 from stratum_litellm.engine import RouterEngine
-from stratum_litellm.settings import StratumSettings, parse_settings
+from stratum_litellm.settings import parse_settings
 
 
 class Clock:

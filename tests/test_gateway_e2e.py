@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Iterator
 
 import httpx
-import openai
 import pytest
 
 from backends import LlamaServer, StubBackend

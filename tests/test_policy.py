@@ -17,10 +17,9 @@ from stratum_litellm.policy import Policy
 from stratum_litellm.request_view import RequestView
 from stratum_litellm.rules import RequestMeta, RuleInput, RuleOutcome
 from stratum_litellm.scoring import DIMENSIONS, Score
-from stratum_litellm.settings import StratumSettings, parse_settings
+from stratum_litellm.settings import parse_settings
 from stratum_litellm.signals.backends import BackendLoad
 from stratum_litellm.signals.gpu import GpuReading, GpuSnapshot
-from stratum_litellm.signals.latency import LatencyTracker
 from stratum_litellm.signals.snapshot import Signals
 
 GIB = 1024**3
