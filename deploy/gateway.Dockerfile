@@ -39,7 +39,10 @@ RUN set -eu; \
     py="$(command -v python3 || command -v python)"; \
     "$py" -c 'import litellm'; \
     if ! command -v cc >/dev/null 2>&1 && command -v apk >/dev/null 2>&1; then \
-        apk add --no-cache gcc glibc-dev python3-dev >/dev/null 2>&1 || true; \
+        apk add --no-cache gcc glibc-dev >/dev/null 2>&1 || true; \
+        inc="$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"; \
+        ver="$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"; \
+        [ -f "$inc/Python.h" ] || apk add --no-cache "python-$ver-dev" >/dev/null 2>&1 || true; \
     fi; \
     uv pip install --python "$py" --break-system-packages --no-cache --no-deps /opt/stratum-litellm; \
     uv pip install --python "$py" --break-system-packages --no-cache \
