@@ -5,13 +5,17 @@ without it, in front of the same zero-delay backend, requests alternating betwee
 
 Both gateways use the repository's litellm_config.yaml; the baseline's copy only drops the
 router from ``litellm_settings.callbacks`` (``gemma4-auto`` then resolves through its alias,
-as without the plugin). Prints median and p99 latency per request, streaming and not, and
-the difference. Absolute times depend on the machine; the difference is the figure.
+as without the plugin). A third gateway replaces the router with a callback that only
+rewrites ``gemma4-auto`` to ``gemma4-fast`` (benchmarks/rewrite_only_callback.py): what
+LiteLLM charges for a model rewritten in the pre-call hook, whoever rewrites it. Prints
+median and p99 latency per request, streaming and not, and the differences. Absolute times
+depend on the machine; the differences are the figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import tempfile
@@ -40,6 +44,17 @@ def baseline_config(directory: Path) -> Path:
     return path
 
 
+def rewrite_only_config(directory: Path) -> Path:
+    document = yaml.safe_load(CONFIG.read_text())
+    document["litellm_settings"]["callbacks"] = [
+        "rewrite_only_callback.proxy_handler" if str(c).startswith("stratum_litellm") else c
+        for c in document["litellm_settings"]["callbacks"]
+    ]
+    path = directory / "rewrite_only_config.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
 def one_request(client: httpx.Client, url: str, stream: bool) -> float:
     body = {"model": "gemma4-auto", "max_tokens": 4, "stream": stream,
             "messages": [{"role": "user", "content": PROMPT}]}
@@ -64,36 +79,38 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=20)
     args = parser.parse_args()
 
+    names = ("baseline", "rewrite-only", "plugin")
     with tempfile.TemporaryDirectory() as tmp, StubBackend(name="zero-delay") as backend:
         backend.set_behaviour(ttft_ms=0, token_interval_ms=0, tokens=4)
-        base_cfg = baseline_config(Path(tmp))
-        with Gateway(backend.api_base, backend.api_base) as plugin_gw, \
-             Gateway(backend.api_base, backend.api_base, config=base_cfg) as base_gw:
-            headers = {"Authorization": f"Bearer {MASTER_KEY}"}
+        configs = {"baseline": baseline_config(Path(tmp)), "rewrite-only": rewrite_only_config(Path(tmp)), "plugin": CONFIG}
+        env = {"PYTHONPATH": str(ROOT / "benchmarks")}
+        with contextlib.ExitStack() as stack:
+            gateways = {name: stack.enter_context(Gateway(backend.api_base, backend.api_base, config=configs[name], env=env))
+                        for name in names}
+            urls = {name: f"{gw.base_url}/v1/chat/completions" for name, gw in gateways.items()}
             rows = []
-            with httpx.Client(headers=headers, timeout=30) as client:
+            with httpx.Client(headers={"Authorization": f"Bearer {MASTER_KEY}"}, timeout=30) as client:
                 for stream in (False, True):
-                    urls = {"plugin": f"{plugin_gw.base_url}/v1/chat/completions",
-                            "baseline": f"{base_gw.base_url}/v1/chat/completions"}
                     for _ in range(args.warmup):
                         for url in urls.values():
                             one_request(client, url, stream)
-                    times: dict[str, list[float]] = {"plugin": [], "baseline": []}
+                    times: dict[str, list[float]] = {name: [] for name in names}
                     for i in range(args.requests):
-                        # Alternate which goes first so drift hits both alike.
-                        order = ("plugin", "baseline") if i % 2 == 0 else ("baseline", "plugin")
-                        for name in order:
+                        # Rotate which goes first so drift hits all alike.
+                        for name in names[i % 3:] + names[:i % 3]:
                             times[name].append(one_request(client, urls[name], stream))
                     rows.append((stream, times))
 
-    print(f"gateway overhead, {args.requests} requests each, alternating (command: "
+    print(f"gateway overhead, {args.requests} requests each, rotating (command: "
           f"python benchmarks/gateway_overhead.py --requests {args.requests})\n")
-    print("| mode | baseline median ms | plugin median ms | added median ms | baseline p99 ms | plugin p99 ms | added p99 ms |")
-    print("|---|---|---|---|---|---|---|")
+    print("| mode | baseline median ms | rewrite-only median ms | plugin median ms | plugin - baseline median ms "
+          "| plugin - rewrite-only median ms | baseline p99 ms | plugin p99 ms | plugin - baseline p99 ms |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for stream, times in rows:
-        b, p = times["baseline"], times["plugin"]
-        print(f"| {'streaming' if stream else 'non-streaming'} | {statistics.median(b):.2f} | {statistics.median(p):.2f} | "
-              f"{statistics.median(p) - statistics.median(b):+.2f} | {p99(b):.2f} | {p99(p):.2f} | {p99(p) - p99(b):+.2f} |")
+        b, r, p = (times[n] for n in names)
+        mb, mr, mp = statistics.median(b), statistics.median(r), statistics.median(p)
+        print(f"| {'streaming' if stream else 'non-streaming'} | {mb:.2f} | {mr:.2f} | {mp:.2f} | {mp - mb:+.2f} | "
+              f"{mp - mr:+.2f} | {p99(b):.2f} | {p99(p):.2f} | {p99(p) - p99(b):+.2f} |")
     return 0
 
 
