@@ -11,8 +11,8 @@
  *
  * Where the work goes: one-byte needles, classes and view lengths come from a histogram of
  * the input (no pass over the view); a view is written out only when it has longer needles
- * or is the words or distinct view; longer needles are found in one pass per view, with a
- * bitmap of their first two bytes rejecting almost every position in one test.
+ * or is the words or distinct view; longer needles are found in one pass per view, where
+ * strcspn skips to the next occurrence of a needle's rarest byte.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -36,7 +36,6 @@ typedef struct {
     unsigned char table[256];
     unsigned char keep[256];
     int identity;              /* nothing deleted, nothing mapped: the view is the input */
-    int material;              /* the view must be written out to be searched */
     Py_ssize_t limit;          /* -1: no limit */
     Py_ssize_t first;          /* the view's first result in the flat counts */
     Py_ssize_t n_needles;      /* its needles, then its classes, follow in the counts */
@@ -56,7 +55,6 @@ typedef struct {
 
 typedef struct {
     PyObject *word;            /* NULL: empty slot */
-    uint64_t hash;
     Py_ssize_t tags_at, n_tags; /* into Scanner.tags */
     uint64_t seen;             /* the scan that last found it: found once per scan */
     Py_ssize_t phrases_at, n_phrases; /* into Scanner.phrase_index: the phrases keyed on it */
@@ -93,10 +91,21 @@ typedef struct {
        compaction of the input that drops that set first: several short passes instead of
        several full ones. */
     unsigned char compact_keep[256];
-    int compacting;
 } Scanner;
 
 static const unsigned char BLANK[256] = {[' '] = 1, ['\t'] = 1, ['\n'] = 1, ['\v'] = 1, ['\f'] = 1, ['\r'] = 1};
+
+/* The next word of p[0:n] from *at on, as bytes.split() cuts them: its start, or -1 when
+   there is none; *at moves past it. */
+static inline Py_ssize_t next_word(const unsigned char *p, Py_ssize_t n, Py_ssize_t *at) {
+    Py_ssize_t i = *at;
+    while (i < n && BLANK[p[i]]) i++;
+    if (i == n) return *at = n, -1;
+    Py_ssize_t start = i;
+    while (i < n && !BLANK[p[i]]) i++;
+    *at = i;
+    return start;
+}
 
 /* Hash of a short byte string: its first and last 8 bytes and its length, mixed. Words
    are short, so this costs a few instructions where a byte-at-a-time hash costs dozens.
@@ -246,7 +255,6 @@ static int init_view(Scanner *self, Py_ssize_t index, PyObject *spec) {
         }
         if (PyList_Append(self->keep_alive, needle) < 0) goto done;
         per_byte[bytes[anchor_of(bytes, PyBytes_GET_SIZE(needle))] + 1]++;
-        v->material = !v->identity;
     }
     for (Py_ssize_t i = 0; i < v->n_classes; i++) {
         PyObject *cls = PySequence_Fast_GET_ITEM(classes, i);
@@ -285,28 +293,40 @@ done:
     return rc;
 }
 
-static Slot *find_slot(const Scanner *self, const unsigned char *p, Py_ssize_t n, uint64_t h) {
-    for (size_t i = (size_t)h & self->vocab_mask;; i = (i + 1) & self->vocab_mask) {
-        Slot *slot = &self->vocab[i];
-        if (!slot->word) return slot;
-        if (slot->hash == h && PyBytes_GET_SIZE(slot->word) == n && memcmp(PyBytes_AS_STRING(slot->word), p, n) == 0)
-            return slot;
-    }
-}
-
 static inline uint32_t probe_tag(uint64_t h) { return (uint32_t)(h >> 32) | 1; }
 
-/* The vocabulary's slot for p[0:n], or NULL: the lookup of every word of the text. */
-static inline Slot *find_word(const Scanner *self, const unsigned char *p, Py_ssize_t n, uint64_t h) {
+/* Where p[0:n] (hash h) is in the vocabulary, or the empty slot where it would go. Only
+   the probe array is read until a tag matches. */
+static inline size_t locate(const Scanner *self, const unsigned char *p, Py_ssize_t n, uint64_t h) {
     uint32_t tag = probe_tag(h);
     for (size_t i = (size_t)h & self->vocab_mask;; i = (i + 1) & self->vocab_mask) {
         uint32_t t = self->probe[i];
-        if (!t) return NULL;
+        if (!t) return i;
         if (t == tag) {
-            Slot *slot = &self->vocab[i];
-            if (PyBytes_GET_SIZE(slot->word) == n && memcmp(PyBytes_AS_STRING(slot->word), p, n) == 0) return slot;
+            PyObject *word = self->vocab[i].word;
+            if (PyBytes_GET_SIZE(word) == n && memcmp(PyBytes_AS_STRING(word), p, n) == 0) return i;
         }
     }
+}
+
+/* The vocabulary's slot for p[0:n], or NULL: the lookup of every word of the text. */
+static inline Slot *find_word(const Scanner *self, const unsigned char *p, Py_ssize_t n, uint64_t h) {
+    size_t i = locate(self, p, n, h);
+    return self->probe[i] ? &self->vocab[i] : NULL;
+}
+
+/* word_hash of a bytes object (copied into a padded buffer: the hash reads 8 bytes). */
+static int hash_of(PyObject *word, uint64_t *out) {
+    Py_ssize_t len = PyBytes_GET_SIZE(word);
+    unsigned char *padded = PyMem_Calloc(len + PAD, 1);
+    if (!padded) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memcpy(padded, PyBytes_AS_STRING(word), len);
+    *out = word_hash(padded, len);
+    PyMem_Free(padded);
+    return 0;
 }
 
 static int init_vocabulary(Scanner *self, PyObject *vocabulary) {
@@ -345,23 +365,17 @@ static int init_vocabulary(Scanner *self, PyObject *vocabulary) {
             PyErr_SetString(PyExc_TypeError, "vocabulary words must be non-empty bytes");
             goto done;
         }
-        const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(word);
-        Py_ssize_t len = PyBytes_GET_SIZE(word);
-        unsigned char *padded = PyMem_Calloc(len + PAD, 1);
-        if (!padded) {
+        uint64_t h;
+        if (hash_of(word, &h) < 0) {
             Py_DECREF(tags);
-            PyErr_NoMemory();
             goto done;
         }
-        memcpy(padded, p, len);
-        uint64_t h = word_hash(padded, len);
-        PyMem_Free(padded);
-        Slot *slot = find_slot(self, p, len, h);
-        if (!slot->word) {
+        size_t index = locate(self, (const unsigned char *)PyBytes_AS_STRING(word), PyBytes_GET_SIZE(word), h);
+        Slot *slot = &self->vocab[index];
+        if (!self->probe[index]) {
             Py_INCREF(word);
             slot->word = word;
-            slot->hash = h;
-            self->probe[slot - self->vocab] = probe_tag(h);
+            self->probe[index] = probe_tag(h);
         }
         slot->tags_at = at;
         slot->n_tags = PySequence_Fast_GET_SIZE(tags);
@@ -442,15 +456,10 @@ static int init_phrases(Scanner *self, PyObject *phrases) {
                 goto done;
             }
             Py_ssize_t len = PyBytes_GET_SIZE(word);
-            unsigned char *padded = PyMem_Calloc(len + PAD, 1);
-            if (!padded) {
-                PyErr_NoMemory();
-                goto done;
-            }
-            memcpy(padded, PyBytes_AS_STRING(word), len);
-            Slot *slot = find_slot(self, padded, len, word_hash(padded, len));
-            PyMem_Free(padded);
-            if (!slot->word) {
+            uint64_t h;
+            if (hash_of(word, &h) < 0) goto done;
+            Slot *slot = find_word(self, (const unsigned char *)PyBytes_AS_STRING(word), len, h);
+            if (!slot) {
                 PyErr_Format(PyExc_ValueError, "phrase word %R is not in the vocabulary", word);
                 goto done;
             }
@@ -536,26 +545,18 @@ static int Scanner_init(Scanner *self, PyObject *args, PyObject *kwds) {
     for (Py_ssize_t i = 0; i < self->n_views; i++) {
         ViewSpec *v = &self->views[i];
         int written = v->n_long || i == words_view || i == distinct_view;
-        if (!written || v->limit != -1) continue;
         int deletes = 0;
         for (int c = 0; c < 256; c++) deletes |= !v->keep[c];
-        if (!deletes) continue;
+        if (!written || v->limit != -1 || !deletes) continue;
+        v->compacted = 1; /* a candidate, confirmed below */
         candidates++;
         for (int c = 0; c < 256; c++) common[c] &= !v->keep[c];
     }
     int common_bytes = 0;
     for (int c = 0; c < 256; c++) common_bytes += common[c];
-    if (candidates >= 2 && common_bytes) {
-        self->compacting = 1;
-        for (int c = 0; c < 256; c++) self->compact_keep[c] = !common[c];
-        for (Py_ssize_t i = 0; i < self->n_views; i++) {
-            ViewSpec *v = &self->views[i];
-            int written = v->n_long || i == words_view || i == distinct_view;
-            int deletes_common = 1;
-            for (int c = 0; c < 256; c++) deletes_common &= !common[c] || !v->keep[c];
-            v->compacted = written && v->limit == -1 && deletes_common;
-        }
-    }
+    for (int c = 0; c < 256; c++) self->compact_keep[c] = !common[c];
+    if (candidates < 2 || !common_bytes)
+        for (Py_ssize_t i = 0; i < self->n_views; i++) self->views[i].compacted = 0;
     rc = 0;
 done:
     Py_DECREF(vseq);
@@ -565,12 +566,7 @@ done:
 /* Distinct words of p[0:n]: a throwaway open-addressing set of (offset, length). */
 static Py_ssize_t count_distinct(const unsigned char *p, Py_ssize_t n) {
     Py_ssize_t words = 0;
-    for (Py_ssize_t i = 0; i < n;) {
-        while (i < n && BLANK[p[i]]) i++;
-        if (i == n) break;
-        words++;
-        while (i < n && !BLANK[p[i]]) i++;
-    }
+    for (Py_ssize_t i = 0; next_word(p, n, &i) >= 0;) words++;
     if (words < 2) return words;
     size_t size = 16;
     while (size < 2 * (size_t)words) size <<= 1;
@@ -581,11 +577,7 @@ static Py_ssize_t count_distinct(const unsigned char *p, Py_ssize_t n) {
     Span *spans = PyMem_Calloc(size, sizeof(Span));
     if (!spans) return -1;
     Py_ssize_t distinct = 0;
-    for (Py_ssize_t i = 0; i < n;) {
-        while (i < n && BLANK[p[i]]) i++;
-        if (i == n) break;
-        Py_ssize_t start = i;
-        while (i < n && !BLANK[p[i]]) i++;
+    for (Py_ssize_t i = 0, start; (start = next_word(p, n, &i)) >= 0;) {
         Py_ssize_t len = i - start;
         uint64_t h = word_hash(p + start, len);
         for (size_t s = (size_t)h & (size - 1);; s = (s + 1) & (size - 1)) {
@@ -625,11 +617,7 @@ static void count_long_needles(const ViewSpec *v, const unsigned char *p, Py_ssi
 /* Looks up every word of p[0:n]; adds the vocabulary's to `hits` and counts their tags once each. */
 static int look_up_words(const Scanner *self, const unsigned char *p, Py_ssize_t n, PyObject *hits,
                          Py_ssize_t *tag_counts, uint64_t scan, Slot **keys, Py_ssize_t *n_keys) {
-    for (Py_ssize_t i = 0; i < n;) {
-        while (i < n && BLANK[p[i]]) i++;
-        if (i == n) break;
-        Py_ssize_t start = i;
-        while (i < n && !BLANK[p[i]]) i++;
+    for (Py_ssize_t i = 0, start; (start = next_word(p, n, &i)) >= 0;) {
         Slot *slot = find_word(self, p + start, i - start, word_hash(p + start, i - start));
         if (!slot || slot->seen == scan) continue;
         slot->seen = scan;

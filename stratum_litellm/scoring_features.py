@@ -288,8 +288,6 @@ _S_LIST_SHAPES = _slice("digits", _LIST_SHAPES)
 _S_MATH_SHAPES = _slice("digits", _MATH_SHAPES)
 _C_FRACTION = _AT[("digits", b"0/0")]
 _L_WIDE = _VIEW["wide"]
-# Deleted from the symbols view: what sym.endswith(b";") looks past at the end of a text.
-_NOT_SYMBOLS = _SYMBOLS_ONLY
 
 
 # --------------------------------------------------------------------------- measure
@@ -357,7 +355,8 @@ def measure(text: str) -> list[float]:
         if c[_C_BACKTICK]:
             code += 3 * c[_C_FENCE]
         # Statements end lines; prose puts semicolons mid-line.
-        code += c[_C_SEMI_NL] + b.rstrip(_NOT_SYMBOLS).endswith(b";")
+        # (The symbols view ends with ";" when the text does, past what the view deletes.)
+        code += c[_C_SEMI_NL] + b.rstrip(_SYMBOLS_ONLY).endswith(b";")
         if c[_C_UNDERSCORE]:  # snake_case, not fill-in-the-blank "_____" runs
             code += max(0, c[_C_UNDERSCORE] - 2 * c[_C_DUNDER])
     m[_CODE_SYNTAX] = code

@@ -159,13 +159,15 @@ def test_stratum_pure_python_forces_the_python_engine() -> None:
     assert out.stdout.strip() == "python"
 
 
+SCORER_PY_SCANNER = PyScanner(**scoring_features._SCANNER_SPEC)
+
+
 @settings(max_examples=300, deadline=None)
 @given(text=st.text(max_size=400) | st.text(alphabet="aeiou stpromve12.,;:{}()=+-*/^_`\n", max_size=400))
 def test_the_scorer_measures_alike_with_either_engine(text: str) -> None:
     # The scorer's own views, vocabulary and phrases, run through both engines.
-    spec = scoring_features._SCANNER_SPEC
     data = text.encode("utf-8", "replace")
-    expected = normalised(PyScanner(**spec).scan(data))
+    expected = normalised(SCORER_PY_SCANNER.scan(data))
     assert normalised(scoring_features._SCANNER.scan(data)) == expected
 
 
