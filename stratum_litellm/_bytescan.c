@@ -614,18 +614,16 @@ static void count_long_needles(const ViewSpec *v, const unsigned char *p, Py_ssi
     }
 }
 
-/* Looks up every word of p[0:n]; adds the vocabulary's to `hits` and counts their tags once each. */
-static int look_up_words(const Scanner *self, const unsigned char *p, Py_ssize_t n, PyObject *hits,
-                         Py_ssize_t *tag_counts, uint64_t scan, Slot **keys, Py_ssize_t *n_keys) {
+/* Looks up every word of p[0:n] and counts the tags of the vocabulary's once per word. */
+static void look_up_words(const Scanner *self, const unsigned char *p, Py_ssize_t n, Py_ssize_t *tag_counts,
+                          uint64_t scan, Slot **keys, Py_ssize_t *n_keys) {
     for (Py_ssize_t i = 0, start; (start = next_word(p, n, &i)) >= 0;) {
         Slot *slot = find_word(self, p + start, i - start, word_hash(p + start, i - start));
         if (!slot || slot->seen == scan) continue;
         slot->seen = scan;
-        if (PySet_Add(hits, slot->word) < 0) return -1;
         for (Py_ssize_t t = 0; t < slot->n_tags; t++) tag_counts[self->tags[slot->tags_at + t]]++;
         if (slot->n_phrases) keys[(*n_keys)++] = slot;
     }
-    return 0;
 }
 
 /* The phrases keyed on words found, whose other words were all found too. */
@@ -676,7 +674,7 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *arg) {
     Py_ssize_t *counts = PyMem_Calloc(scratch, sizeof(Py_ssize_t)), *next_ok = NULL;
     Py_ssize_t *lengths = counts + self->n_counts, *tag_counts = lengths + self->n_views;
     Py_ssize_t distinct = 0, most_long = 1;
-    PyObject *hits = PyFrozenSet_New(NULL), *result = NULL;
+    PyObject *result = NULL;
     for (Py_ssize_t v = 0; v < self->n_views; v++)
         if (self->views[v].n_long > most_long) most_long = self->views[v].n_long;
     next_ok = PyMem_Malloc(most_long * sizeof(Py_ssize_t));
@@ -684,7 +682,6 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *arg) {
         PyErr_NoMemory();
         goto done;
     }
-    if (!hits) goto done;
     /* Histograms of the whole input and of the last shorter prefix a view asked for. */
     Py_ssize_t whole[256], part[256], part_of = -1;
     int whole_done = 0;
@@ -763,7 +760,7 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *arg) {
                 PyErr_NoMemory();
                 goto done;
             }
-            if (look_up_words(self, p, n, hits, tag_counts, scan, keys, &n_keys) < 0) goto done;
+            look_up_words(self, p, n, tag_counts, scan, keys, &n_keys);
             count_phrases(self, keys, n_keys, tag_counts, scan);
         }
         if (unique && (distinct = count_distinct(p, n)) < 0) {
@@ -779,20 +776,19 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *arg) {
         Py_XDECREF(length_list);
         goto done;
     }
-    result = Py_BuildValue("(NNONn)", count_list, length_list, hits, tag_list, distinct);
+    result = Py_BuildValue("(NNNn)", count_list, length_list, tag_list, distinct);
 done:
     PyMem_Free(buf);
     PyMem_Free(compact);
     PyMem_Free(keys);
     PyMem_Free(counts);
     PyMem_Free(next_ok);
-    Py_XDECREF(hits);
     return result;
 }
 
 static PyMethodDef Scanner_methods[] = {
     {"scan", (PyCFunction)Scanner_scan, METH_O,
-     "scan(data: bytes) -> (counts, view lengths, vocabulary hits, tag counts, distinct words)"},
+     "scan(data: bytes) -> (counts, view lengths, tag counts, distinct words)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -39,9 +39,10 @@ class View(NamedTuple):
 
 
 # (counts of every view's needles then classes, flattened in view order; each view's
-# length; the vocabulary words among the words view's words; per tag, how many distinct
-# words carrying it were found; the number of distinct words in the distinct view)
-ScanResult = tuple[list[int], list[int], frozenset[bytes], list[int], int]
+# length; per tag, how many distinct words carrying it were found, plus the phrases found;
+# the number of distinct words in the distinct view). A word's presence is a tag of its own
+# where a caller needs it.
+ScanResult = tuple[list[int], list[int], list[int], int]
 
 
 Phrase = tuple[Sequence[bytes], Sequence[int]]  # (words, tags)
@@ -93,7 +94,6 @@ class PyScanner:
     def scan(self, data: bytes) -> ScanResult:
         counts: list[int] = []
         lengths: list[int] = []
-        hits: frozenset[bytes] = frozenset()
         tag_counts = [0] * self._tags
         distinct = 0
         for i, (table, delete, limit, needles, classes) in enumerate(self._views):
@@ -114,7 +114,7 @@ class PyScanner:
                                 tag_counts[tag] += 1
             if i == self._distinct_view:
                 distinct = len(set(view.split()))
-        return counts, lengths, hits, tag_counts, distinct
+        return counts, lengths, tag_counts, distinct
 
 
 def _load_engine() -> tuple[type, str]:

@@ -19,9 +19,9 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from importlib import resources
 from types import MappingProxyType
+from typing import NamedTuple
 
 from .request_view import RequestView
 from .scoring_features import FIELDS, measure
@@ -212,17 +212,19 @@ class DimensionValues(Mapping[str, float]):
 _POSITION = {d: i for i, d in enumerate(DIMENSIONS)}
 
 
-@dataclass(frozen=True, slots=True)
-class Score:
-    """A score and what made it.
+_NO_VALUES: Mapping[str, float] = MappingProxyType({})
+
+
+class Score(NamedTuple):
+    """A score and what made it (immutable; a named tuple is the cheapest to build per request).
 
     ``parts[d]`` is dimension d's contribution in logit units (weight x signal), so
     ``value == sigmoid(bias + sum(parts.values()))``; ``signals[d]`` is the raw signal in [0, 1].
     """
 
     value: float  # in [0, 1]
-    parts: Mapping[str, float] = field(default_factory=dict)
-    signals: Mapping[str, float] = field(default_factory=dict)
+    parts: Mapping[str, float] = _NO_VALUES
+    signals: Mapping[str, float] = _NO_VALUES
 
 
 class Scorer:

@@ -245,17 +245,22 @@ for _position, (_name, _needle) in enumerate(
 ):
     _AT.setdefault((_name, _needle), _position)
 
-# Tags of vocabulary words: the field of each word list, and three word groups of their own.
-_T_CODE_KEYWORD, _T_SQL_CLAUSE, _T_ROMAN = _N, _N + 1, _N + 2
+# Tags of vocabulary words: the field of each word list, word groups of their own, and one
+# tag per enumeration label (whether that label occurs).
+_T_CODE_KEYWORD, _T_SQL_CLAUSE, _T_ROMAN, _T_FROM, _T_SELECT, _T_LABEL = range(_N, _N + 6)
+_T_EACH_LABEL = {label: _T_LABEL + 1 + i for i, label in enumerate(sorted(_LABELS))}
 _VOCABULARY: dict[bytes, tuple[int, ...]] = {word: () for word in _INTERESTING}
 _VOCABULARY.update(_FIELDS_OF)
-for _tag, _words in ((_T_CODE_KEYWORD, _CODE_KEYWORDS), (_T_SQL_CLAUSE, _SQL_CLAUSES), (_T_ROMAN, _ROMAN_WORDS)):
+for _tag, _words in ((_T_CODE_KEYWORD, _CODE_KEYWORDS), (_T_SQL_CLAUSE, _SQL_CLAUSES), (_T_ROMAN, _ROMAN_WORDS),
+                     (_T_FROM, (b"from",)), (_T_SELECT, (b"select", b"delete")), (_T_LABEL, _LABELS)):
     for _word in _words:
         _VOCABULARY[_word] += (_tag,)
+for _word, _tag in _T_EACH_LABEL.items():
+    _VOCABULARY[_word] += (_tag,)
 _SCANNER_SPEC = {
     "views": [v for _, v in _VIEW_SPECS],
     "vocabulary": _VOCABULARY,
-    "tags": _N + 3,
+    "tags": _T_LABEL + 1 + len(_LABELS),
     "words_view": _VIEW["low"],
     "distinct_view": _VIEW["numbers"],
     "phrases": [(sorted(words), fields) for words, fields in _PHRASES],
@@ -283,7 +288,9 @@ _C_SENTENCE_ENDS, _C_OPERATORS, _C_CODE_CHARS = (
     _AT[("sym", n)] for n in (_SENTENCE_ENDS, bytes(sorted(_OPERATORS)), bytes(sorted(_CODE_CHARS))))
 _C_BRACE_NL, _C_SEMI_NL = _AT[("fold", b"{\n")], _AT[("fold", b";\n")]  # the fold keeps { ; and newlines
 _S_CODE_SYMBOLS = _slice("fold", _CODE_SYMBOLS)
-_C_LABELS = {label: (_AT[("low", one)], _AT[("low", two)]) for label, (one, two) in _LABEL_NEEDLES.items()}
+# (tag of the label, where "label 1" and "label 2" are counted)
+_C_LABELS = tuple((_T_EACH_LABEL[label], _AT[("low", one)], _AT[("low", two)])
+                  for label, (one, two) in sorted(_LABEL_NEEDLES.items()))
 _S_LIST_SHAPES = _slice("digits", _LIST_SHAPES)
 _S_MATH_SHAPES = _slice("digits", _MATH_SHAPES)
 _C_FRACTION = _AT[("digits", b"0/0")]
@@ -306,7 +313,7 @@ def measure(text: str) -> list[float]:
             if quote in b:
                 curly += b.count(quote)
                 b = b.replace(quote, b"'")
-    c, lengths, hits, tags, numerals = _SCANNER.scan(b)
+    c, lengths, tags, numerals = _SCANNER.scan(b)
     m: list[float] = tags[:_N]  # the word lists' fields (distinct words), plus their phrases
     wide = lengths[_L_WIDE] + curly  # a curly quote is a 3-byte character too
     m[_TOKENS] = wide + (n - wide) / 4.0
@@ -323,9 +330,10 @@ def measure(text: str) -> list[float]:
 
     # Labelled items ("statement 1", "step 3"), lists at line starts, roman numerals.
     enumerations = sum(c[_S_LIST_SHAPES])
-    for label in hits & _LABELS:
-        one, two = _C_LABELS[label]
-        enumerations += c[one] + c[two]
+    if tags[_T_LABEL]:
+        for tag, one, two in _C_LABELS:
+            if tags[tag]:
+                enumerations += c[one] + c[two]
     if tags[_T_ROMAN]:  # I. II. III. statements
         enumerations += sum(c[_S_ROMAN])
     m[_ENUMERATIONS] = enumerations
@@ -344,7 +352,7 @@ def measure(text: str) -> list[float]:
     m[_ENTITIES] = max(0, c[_C_PROPER] - c[_C_HEAD_I])
 
     code = 2 * tags[_T_CODE_KEYWORD]
-    if b"from" in hits and (b"select" in hits or b"delete" in hits):
+    if tags[_T_FROM] and tags[_T_SELECT]:
         # SQL in upper case, or lower case with a clause prose rarely has ("select ... from" is prose too).
         if c[_C_SELECT] or c[_C_FROM]:
             code += 4

@@ -32,7 +32,7 @@ def text(limit: int) -> bytes:
 
 
 def same(a: tuple, b: tuple) -> bool:
-    return (a[0], a[1], set(a[2]), a[3], a[4]) == (b[0], b[1], set(b[2]), b[3], b[4])
+    return tuple(a) == tuple(b)
 
 
 scorer_c, scorer_py = engine.Scanner(**scoring_features._SCANNER_SPEC), PyScanner(**scoring_features._SCANNER_SPEC)
