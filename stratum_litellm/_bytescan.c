@@ -50,6 +50,8 @@ typedef struct {
     Py_ssize_t *long_at;
     Py_ssize_t bucket[257];
     char anchors[257];         /* the anchor bytes, NUL-terminated, for strcspn */
+    unsigned char is_anchor[256];
+    ByteSet anchor_set;        /* the input bytes the view maps to an anchor byte */
     int compacted;             /* written out from the shared compaction (see Scanner) */
 } ViewSpec;
 
@@ -280,9 +282,18 @@ static int init_view(Scanner *self, Py_ssize_t index, PyObject *spec) {
         v->n_long++;
     }
     int n_anchors = 0;
-    for (int c = 1; c < 256; c++)
-        if (v->bucket[c + 1] > v->bucket[c]) v->anchors[n_anchors++] = (char)c;
+    for (int c = 0; c < 256; c++) {
+        if (v->bucket[c + 1] == v->bucket[c]) continue;
+        v->is_anchor[c] = 1;
+        if (c) v->anchors[n_anchors++] = (char)c;
+    }
     v->anchors[n_anchors] = 0;
+    preimage(v, (const unsigned char *)v->anchors, n_anchors, &v->anchor_set);
+    if (v->is_anchor[0]) { /* a needle anchored on NUL: count the input bytes the view maps to NUL too */
+        ByteSet nul;
+        preimage(v, (const unsigned char *)"", 1, &nul);
+        for (short i = 0; i < nul.n; i++) v->anchor_set.bytes[v->anchor_set.n++] = nul.bytes[i];
+    }
     /* Needles of NUL bytes only are anchored on NUL, which is not in anchors[]: strcspn
        stops at every NUL byte of the view anyway. */
     rc = 0;
@@ -593,37 +604,79 @@ static Py_ssize_t count_distinct(const unsigned char *p, Py_ssize_t n) {
     return distinct;
 }
 
-/* Longer needles of a view, counted in one pass over it: strcspn (vectorised in the C
-   library) skips to the next anchor byte; p[n] must be a NUL byte. A NUL inside the view
-   only stops strcspn early, so the search resumes after it. */
-static void count_long_needles(const ViewSpec *v, const unsigned char *p, Py_ssize_t n, Py_ssize_t *counts,
-                               Py_ssize_t *next_ok) {
-    for (Py_ssize_t i = 0; i < n; i++) {
-        i += (Py_ssize_t)strcspn((const char *)p + i, v->anchors);
-        if (i >= n) break;
-        unsigned char c = p[i];
-        for (Py_ssize_t j = v->bucket[c]; j < v->bucket[c + 1]; j++) {
-            const Needle *nd = &v->longs[j];
-            Py_ssize_t start = i - nd->anchor;
-            if (start >= next_ok[j] && start >= 0 && nd->len <= n - start &&
-                memcmp(p + start, nd->bytes, nd->len) == 0) {
-                counts[v->long_at[j]]++;
-                next_ok[j] = start + nd->len;
-            }
+/* Whether p[0:n] equals the needle: needles are short, and most candidates differ at the
+   first byte compared, so a loop beats a call to memcmp. */
+static inline int matches(const unsigned char *p, const unsigned char *needle, Py_ssize_t n) {
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (p[i] != needle[i]) return 0;
+    return 1;
+}
+
+/* The needles anchored on the byte at p[i], checked where they would start. */
+static inline void check_anchor(const ViewSpec *v, const unsigned char *p, Py_ssize_t n, Py_ssize_t i,
+                                Py_ssize_t *counts, Py_ssize_t *next_ok) {
+    unsigned char c = p[i];
+    for (Py_ssize_t j = v->bucket[c]; j < v->bucket[c + 1]; j++) {
+        const Needle *nd = &v->longs[j];
+        Py_ssize_t start = i - nd->anchor;
+        if (start >= next_ok[j] && start >= 0 && nd->len <= n - start && matches(p + start, nd->bytes, nd->len)) {
+            counts[v->long_at[j]]++;
+            next_ok[j] = start + nd->len;
         }
     }
 }
 
-/* Looks up every word of p[0:n] and counts the tags of the vocabulary's once per word. */
-static void look_up_words(const Scanner *self, const unsigned char *p, Py_ssize_t n, Py_ssize_t *tag_counts,
-                          uint64_t scan, Slot **keys, Py_ssize_t *n_keys) {
-    for (Py_ssize_t i = 0, start; (start = next_word(p, n, &i)) >= 0;) {
-        Slot *slot = find_word(self, p + start, i - start, word_hash(p + start, i - start));
-        if (!slot || slot->seen == scan) continue;
-        slot->seen = scan;
-        for (Py_ssize_t t = 0; t < slot->n_tags; t++) tag_counts[self->tags[slot->tags_at + t]]++;
-        if (slot->n_phrases) keys[(*n_keys)++] = slot;
+/* Longer needles of a view, counted in one pass over it, which stops at the anchor bytes
+   (`anchors` of them in the view). Where they are sparse, strcspn (vectorised in the C
+   library) skips to the next one; p[n] must then be a NUL byte, and a NUL inside the view
+   only stops strcspn early, so the search resumes after it. Where they are dense
+   (punctuation shapes, say), a plain loop over the bytes costs less than a call per stop. */
+static void count_long_needles(const ViewSpec *v, const unsigned char *p, Py_ssize_t n, Py_ssize_t *counts,
+                               Py_ssize_t *next_ok, Py_ssize_t anchors) {
+    if (anchors * 16 > n) {
+        for (Py_ssize_t i = 0; i < n; i++)
+            if (v->is_anchor[p[i]]) check_anchor(v, p, n, i, counts, next_ok);
+        return;
     }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        i += (Py_ssize_t)strcspn((const char *)p + i, v->anchors);
+        if (i >= n) break;
+        check_anchor(v, p, n, i, counts, next_ok);
+    }
+}
+
+/* A word of the words view: counts the tags of a vocabulary word, once per scan. */
+static inline void look_up(const Scanner *self, const unsigned char *word, Py_ssize_t len, Py_ssize_t *tag_counts,
+                           uint64_t scan, Slot **keys, Py_ssize_t *n_keys) {
+    Slot *slot = find_word(self, word, len, word_hash(word, len));
+    if (!slot || slot->seen == scan) return;
+    slot->seen = scan;
+    for (Py_ssize_t t = 0; t < slot->n_tags; t++) tag_counts[self->tags[slot->tags_at + t]]++;
+    if (slot->n_phrases) keys[(*n_keys)++] = slot;
+}
+
+/* Writes the words view of src[0:n] into buf (NUL-terminated) and looks up each of its
+   words as it is completed: one pass, where writing then splitting took two. A word is
+   hashed when the byte after it is written, and word_hash reads at most 8 bytes from its
+   start, within buf's PAD; bytes past the end it reads are masked off. */
+static void write_and_look_up(const Scanner *self, const ViewSpec *v, const unsigned char *src, Py_ssize_t n,
+                              unsigned char *buf, Py_ssize_t *tag_counts, uint64_t scan, Slot **keys,
+                              Py_ssize_t *n_keys) {
+    Py_ssize_t k = 0, start = -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = src[i], t = v->table[c];
+        buf[k] = t;
+        if (!v->keep[c]) continue;
+        if (BLANK[t]) {
+            if (start >= 0) look_up(self, buf + start, k - start, tag_counts, scan, keys, n_keys);
+            start = -1;
+        } else if (start < 0) {
+            start = k;
+        }
+        k++;
+    }
+    buf[k] = 0;
+    if (start >= 0) look_up(self, buf + start, k - start, tag_counts, scan, keys, n_keys);
 }
 
 /* The phrases keyed on words found, whose other words were all found too. */
@@ -655,6 +708,32 @@ static PyObject *list_of(const Py_ssize_t *values, Py_ssize_t n) {
     return list;
 }
 
+/* The histogram of data[0:n] and, when `compact` is given, the compaction that drops the
+   bytes compact_keep[] does not keep: one pass for both. Returns the compacted length. */
+static Py_ssize_t first_pass(const Scanner *self, const unsigned char *data, Py_ssize_t n, Py_ssize_t *hist,
+                             unsigned char *compact) {
+    memset(hist, 0, 256 * sizeof(Py_ssize_t));
+    if (!compact) {
+        for (Py_ssize_t i = 0; i < n; i++) hist[data[i]]++;
+        return -1;
+    }
+    Py_ssize_t k = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = data[i];
+        hist[c]++;
+        compact[k] = c;
+        k += self->compact_keep[c];
+    }
+    return k;
+}
+
+/* Sum of a histogram over a set of bytes. */
+static inline Py_ssize_t total_of(const Py_ssize_t *hist, const ByteSet *set) {
+    Py_ssize_t total = 0;
+    for (short i = 0; i < set->n; i++) total += hist[set->bytes[i]];
+    return total;
+}
+
 static PyObject *Scanner_scan(Scanner *self, PyObject *arg) {
     if (!self->views) {
         PyErr_SetString(PyExc_RuntimeError, "Scanner is not initialised");
@@ -669,78 +748,60 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *arg) {
     Py_ssize_t scratch = self->n_counts + 2 * self->n_views + self->n_tag_kinds + 1;
     unsigned char *buf = PyMem_Malloc(size + PAD), *compact = NULL;
     Slot **keys = NULL;
-    Py_ssize_t compact_n = -1;
     uint64_t scan = ++self->scans;
     Py_ssize_t *counts = PyMem_Calloc(scratch, sizeof(Py_ssize_t)), *next_ok = NULL;
     Py_ssize_t *lengths = counts + self->n_counts, *tag_counts = lengths + self->n_views;
-    Py_ssize_t distinct = 0, most_long = 1;
+    Py_ssize_t distinct = 0, most_long = 1, compact_n = -1;
     PyObject *result = NULL;
-    for (Py_ssize_t v = 0; v < self->n_views; v++)
+    int any_compacted = 0;
+    for (Py_ssize_t v = 0; v < self->n_views; v++) {
         if (self->views[v].n_long > most_long) most_long = self->views[v].n_long;
+        any_compacted |= self->views[v].compacted;
+    }
     next_ok = PyMem_Malloc(most_long * sizeof(Py_ssize_t));
-    if (!buf || !counts || !next_ok) {
+    if (any_compacted) compact = PyMem_Malloc(size ? size : 1);
+    if (!buf || !counts || !next_ok || (any_compacted && !compact)) {
         PyErr_NoMemory();
         goto done;
     }
     /* Histograms of the whole input and of the last shorter prefix a view asked for. */
     Py_ssize_t whole[256], part[256], part_of = -1;
-    int whole_done = 0;
+    compact_n = first_pass(self, data, size, whole, compact);
     for (Py_ssize_t v = 0; v < self->n_views; v++) {
         const ViewSpec *spec = &self->views[v];
         Py_ssize_t m = spec->limit >= 0 && spec->limit < size ? spec->limit : size;
         const Py_ssize_t *hist = whole;
-        if (m == size) {
-            if (!whole_done) {
-                memset(whole, 0, sizeof(whole));
-                for (Py_ssize_t i = 0; i < m; i++) whole[data[i]]++;
-                whole_done = 1;
-            }
-        } else {
+        if (m < size) {
             if (part_of != m) {
-                memset(part, 0, sizeof(part));
-                for (Py_ssize_t i = 0; i < m; i++) part[data[i]]++;
+                first_pass(self, data, m, part, NULL);
                 part_of = m;
             }
             hist = part;
         }
-        Py_ssize_t n = 0;
-        for (short i = 0; i < spec->length.n; i++) n += hist[spec->length.bytes[i]];
+        Py_ssize_t n = total_of(hist, &spec->length);
         if (!spec->length_from_kept) n = m - n;
         lengths[v] = n;
         Py_ssize_t *cnt = counts + spec->first;
-        for (Py_ssize_t s = 0; s < spec->n_sets; s++) {
-            Py_ssize_t total = 0;
-            for (short i = 0; i < spec->sets[s].n; i++) total += hist[spec->sets[s].bytes[i]];
-            cnt[spec->set_at[s]] = total;
-        }
+        for (Py_ssize_t s = 0; s < spec->n_sets; s++) cnt[spec->set_at[s]] = total_of(hist, &spec->sets[s]);
         int words = v == self->words_view, unique = v == self->distinct_view;
-        if (!spec->n_long && !words && !unique) continue;
+        /* How often the needles' anchor bytes occur in the view: none, and there is nothing to search. */
+        Py_ssize_t anchors = spec->n_long ? total_of(hist, &spec->anchor_set) : 0;
+        if (!anchors && !words && !unique) continue;
         /* The view: the input itself, or written out, always followed by a NUL (strcspn)
            and readable PAD bytes past its end (word_hash). */
+        const unsigned char *src = spec->compacted ? compact : data;
+        Py_ssize_t src_n = spec->compacted ? compact_n : m;
         const unsigned char *p = data;
-        if (spec->identity && (words || unique || m < size)) {
-            memcpy(buf, data, m);
-            buf[m] = 0;
-            p = buf;
-        }
-        if (!spec->identity) {
-            const unsigned char *src = data;
-            Py_ssize_t src_n = m;
-            if (spec->compacted) {
-                if (compact_n < 0) {
-                    if (!(compact = PyMem_Malloc(size ? size : 1))) {
-                        PyErr_NoMemory();
-                        goto done;
-                    }
-                    compact_n = 0;
-                    for (Py_ssize_t i = 0; i < size; i++) {
-                        unsigned char c = data[i];
-                        compact[compact_n] = c;
-                        compact_n += self->compact_keep[c];
-                    }
-                }
-                src = compact, src_n = compact_n;
+        if (words) {
+            Py_ssize_t n_keys = 0;
+            if (!(keys = PyMem_Malloc((self->n_phrases + 1) * sizeof(Slot *)))) {
+                PyErr_NoMemory();
+                goto done;
             }
+            write_and_look_up(self, spec, src, src_n, buf, tag_counts, scan, keys, &n_keys);
+            count_phrases(self, keys, n_keys, tag_counts, scan);
+            p = buf;
+        } else if (!spec->identity || unique || m < size) {
             Py_ssize_t k = 0;
             for (Py_ssize_t i = 0; i < src_n; i++) {
                 unsigned char c = src[i];
@@ -750,18 +811,9 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *arg) {
             buf[k] = 0;
             p = buf;
         }
-        if (spec->n_long) {
+        if (anchors) {
             memset(next_ok, 0, spec->n_long * sizeof(Py_ssize_t));
-            count_long_needles(spec, p, n, cnt, next_ok);
-        }
-        if (words) {
-            Py_ssize_t n_keys = 0;
-            if (!(keys = PyMem_Malloc((self->n_phrases + 1) * sizeof(Slot *)))) {
-                PyErr_NoMemory();
-                goto done;
-            }
-            look_up_words(self, p, n, tag_counts, scan, keys, &n_keys);
-            count_phrases(self, keys, n_keys, tag_counts, scan);
+            count_long_needles(spec, p, n, cnt, next_ok, anchors);
         }
         if (unique && (distinct = count_distinct(p, n)) < 0) {
             PyErr_NoMemory();
