@@ -8,8 +8,8 @@ PY := $(VENV)/bin/python
 # network access that fetch retries from a thread and can crash the import.
 export LITELLM_LOCAL_MODEL_COST_MAP ?= True
 # The environment is rebuilt when the package's build inputs change (pyproject.toml, and
-# setup.py with the C source of the scorer's scan engine, compiled at install).
-BUILD_INPUTS := pyproject.toml setup.py stratum_litellm/_bytescan.c
+# setup.py with the C sources of the scorer, compiled at install).
+BUILD_INPUTS := pyproject.toml setup.py $(sort $(wildcard stratum_litellm/*.c))
 STAMP := $(VENV)/.installed-$(shell cat $(BUILD_INPUTS) | cksum | cut -d' ' -f1)
 
 .PHONY: setup backends chromium test test-fast run check bench clean
@@ -21,7 +21,7 @@ $(STAMP): $(BUILD_INPUTS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
 	@$(PY) -c 'import stratum_litellm, litellm' || { echo "error: installing the Python environment failed; see the pip output above" >&2; exit 1; }
-	@$(PY) -c 'from stratum_litellm.bytescan import ENGINE; print("    scorer scan engine:", ENGINE)'
+	@$(PY) -c 'from stratum_litellm.bytescan import ENGINE; from stratum_litellm.scoring import KERNEL; print("    scorer scan engine:", ENGINE, "/ score kernel:", KERNEL)'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 

@@ -1,18 +1,16 @@
-"""Builds the optional C engine of the scorer (stratum_litellm/_bytescan.c).
+"""Builds the optional C parts of the scorer: the scan engine (stratum_litellm/_bytescan.c)
+and the kernel that turns counts into a score (stratum_litellm/_score_kernel.c).
 
 Everything else is declared in pyproject.toml. ``optional=True``: without a C compiler the
-install still succeeds and the scorer uses its pure-Python engine, with the same results.
+install still succeeds and the scorer uses its pure-Python versions, with the same results.
 """
 
 from setuptools import Extension, setup
 
 setup(
     ext_modules=[
-        Extension(
-            "stratum_litellm._bytescan",
-            sources=["stratum_litellm/_bytescan.c"],
-            extra_compile_args=["-O2"],
-            optional=True,
-        )
+        Extension(f"stratum_litellm.{name}", sources=[f"stratum_litellm/{name}.c"], extra_compile_args=["-O2"],
+                  optional=True)
+        for name in ("_bytescan", "_score_kernel")
     ]
 )

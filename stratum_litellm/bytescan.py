@@ -21,9 +21,10 @@ benchmarks/RESULTS-scoring.md); tests check the two agree on arbitrary inputs.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
+
+from .native import load
 
 __all__ = ["ENGINE", "PyScanner", "ScanResult", "Scanner", "View"]
 
@@ -118,13 +119,8 @@ class PyScanner:
 
 
 def _load_engine() -> tuple[type, str]:
-    if os.environ.get("STRATUM_PURE_PYTHON", "") not in ("", "0"):
-        return PyScanner, "python"
-    try:
-        from ._bytescan import Scanner as CScanner
-    except ImportError:  # built without a C compiler: the Python engine gives the same results
-        return PyScanner, "python"
-    return CScanner, "c"
+    native = load("_bytescan")
+    return (PyScanner, "python") if native is None else (native.Scanner, "c")
 
 
 Scanner, ENGINE = _load_engine()

@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from types import MappingProxyType
 from typing import NamedTuple
 
+from .native import load
 from .request_view import RequestView
 from .scoring_features import FIELDS, measure
 
-__all__ = ["DIMENSIONS", "SEGMENT_WEIGHTS", "Score", "Scorer", "default_weights", "score_text", "signals"]
+__all__ = ["DIMENSIONS", "KERNEL", "SEGMENT_WEIGHTS", "Score", "Scorer", "default_weights", "score_text", "signals"]
 
 DIMENSIONS: tuple[str, ...] = (
     "length",  # how much there is to read and answer (CJK-aware token estimate)
@@ -52,16 +53,12 @@ SEGMENT_WEIGHTS: Mapping[str, float] = MappingProxyType(
     {"last_user": 1.0, "system": 0.5, "history": 0.35, "tools": 0.3}
 )
 
-_F = {name: i for i, name in enumerate(FIELDS)}
-(_TOKENS, _QUESTIONS, _MATH_NOTATION, _MATH_WORDS, _NUMBERS, _NUMBER_WORDS, _COMPUTE_ASKS, _RELATIONS, _CODE_SYNTAX,
- _CODE_WORDS, _REASONING, _ENUMERATIONS, _SEQUENCE, _ENTITIES, _NEGATION, _CONSTRAINTS) = (
-    _F[f]
-    for f in ("tokens", "questions", "math_notation", "math_words", "numbers", "number_words", "compute_asks",
-              "relations", "code_syntax", "code_words", "reasoning", "enumerations", "sequence", "entities",
-              "negation", "constraints")
-)
-_DOMAINS = ("law", "medicine", "physics", "logic", "economics", "ethics")
-_DOMAIN_FIELDS = tuple(_F[d] for d in _DOMAINS)
+# _signals_of unpacks the counts in this order, and the C kernel reads them in it.
+assert FIELDS == ("tokens", "sentences", "questions", "math_notation", "math_words", "numbers", "number_words",
+                  "compute_asks", "relations", "code_syntax", "code_words", "reasoning", "enumerations", "sequence",
+                  "entities", "negation", "constraints", "law", "medicine", "physics", "logic", "economics",
+                  "ethics"), FIELDS
+_TOKENS = FIELDS.index("tokens")
 _LOG_LENGTH_CAP = math.log1p(4000 / 8.0)
 
 
@@ -70,32 +67,26 @@ def _sat(x: float, half: float) -> float:
     return x / (x + half) if x > 0 else 0.0
 
 
-def _signal_list(view: RequestView) -> list[float]:
-    """Signals in DIMENSIONS order (the hot path: no dicts, no per-dimension calls)."""
-    c = _counts(view)
-    tokens = c[_TOKENS]
+def _signals_of(counts: Sequence[float], context: float) -> list[float]:
+    """Signals in DIMENSIONS order from a request's counts (FIELDS order) and context signal."""
+    (tokens, _, questions, math_notation, math_words, numbers, number_words, asks, rel, code_syntax, code_words,
+     reasoning, enumerations, sequence, entities, negation, constraints, *domains) = counts
     # Log scale: 8 tokens -> 0.11, 60 -> 0.35, 250 -> 0.56, 1k -> 0.78, 4k+ -> 1.
     length = min(1.0, math.log1p(tokens / 8.0) / _LOG_LENGTH_CAP) if tokens > 0 else 0.0
     # A word problem asks for a computed quantity ("how many", "calculate") and gives
     # numbers, or asks a question about three or more of them. Its difficulty grows with
     # the quantities given relative to others ("40 fewer than", "twice as many", "20%"):
     # each is a step a weak model can get wrong.
-    quantities = c[_NUMBERS] + c[_NUMBER_WORDS]
-    asks = c[_COMPUTE_ASKS]
+    quantities = numbers + number_words
     if asks > 0 and quantities >= 2:
         problem = 1.0
-    elif asks > 0 or (quantities >= 3 and c[_QUESTIONS] > 0):
+    elif asks > 0 or (quantities >= 3 and questions > 0):
         problem = 0.5
     else:
         problem = 0.0
-    rel = c[_RELATIONS]
-    math_n = c[_MATH_NOTATION] + c[_MATH_WORDS]
-    code = 0.5 * c[_CODE_SYNTAX] + c[_CODE_WORDS]
-    reasoning = c[_REASONING]
-    steps = c[_ENUMERATIONS] + c[_SEQUENCE] + max(0.0, c[_QUESTIONS] - 1.0)
-    entities = c[_ENTITIES]
-    constraints = c[_CONSTRAINTS]
-    negation = c[_NEGATION]
+    math_n = math_notation + math_words
+    code = 0.5 * code_syntax + code_words
+    steps = enumerations + sequence + max(0.0, questions - 1.0)
     out = [
         length,
         math_n / (math_n + 3.0) if math_n > 0 else 0.0,
@@ -109,16 +100,36 @@ def _signal_list(view: RequestView) -> list[float]:
     ]
     # Domains compete: a legal fact pattern mentions a doctor or a price in passing, so a
     # domain keeps its signal in proportion to its share of the strongest domain's words.
-    counts = [c[i] for i in _DOMAIN_FIELDS]
-    top = max(counts)
-    out += [n / (n + 2.0) * n / top if n > 0 else 0.0 for n in counts]
-    out.append(_context(view))
+    top = max(domains)
+    out += [n / (n + 2.0) * n / top if n > 0 else 0.0 for n in domains]
+    out.append(context)
     return out
+
+
+def _python_kernel(counts: Sequence[float], context: float, weights: Sequence[float],
+                   bias: float) -> tuple[float, list[float], list[float]]:
+    """(score, parts, signals) of a request's counts: the reference for the C kernel."""
+    sig = _signals_of(counts, context)
+    parts = [w * x for w, x in zip(weights, sig)]
+    total = 0.0
+    for part in parts:  # in order, as the C kernel adds them (sum() may compensate)
+        total += part
+    z = bias + total
+    if not math.isfinite(z):
+        z = bias
+    return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z)))), parts, sig
+
+
+_NATIVE = load("_score_kernel")
+# The C kernel performs the same operations in the same order (tests compare the two).
+_KERNEL = _python_kernel if _NATIVE is None else _NATIVE.score
+KERNEL = "python" if _NATIVE is None else "c"
+_NO_COUNTS = (0.0,) * len(FIELDS)
 
 
 def signals(view: RequestView) -> dict[str, float]:
     """The signal of every dimension, in [0, 1], for a request view."""
-    return dict(zip(DIMENSIONS, _signal_list(view)))
+    return dict(zip(DIMENSIONS, _signals_of(_counts(view), _context(view))))
 
 
 def _context(view: RequestView) -> float:
@@ -245,7 +256,7 @@ class Scorer:
                 raise ValueError(f"weight of dimension {name!r} must be a finite number >= 0, got {value!r}")
             merged[name] = number
         self._weights = merged
-        self._wlist = [merged[d] for d in DIMENSIONS]
+        self._wlist = tuple(merged[d] for d in DIMENSIONS)
         self._bias = _BIAS
 
     @property
@@ -259,14 +270,9 @@ class Scorer:
     def score(self, view: RequestView) -> Score:
         """Score a request view; never raises (an unreadable view scores as an empty one)."""
         try:
-            sig = _signal_list(view)
+            value, parts, sig = _KERNEL(_counts(view), _context(view), self._wlist, self._bias)
         except Exception:  # noqa: BLE001 - a router must not fail a request over scoring
-            sig = [0.0] * len(DIMENSIONS)
-        parts = [w * x for w, x in zip(self._wlist, sig)]
-        z = self._bias + sum(parts)
-        if not math.isfinite(z):
-            z = self._bias
-        value = 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
+            value, parts, sig = _python_kernel(_NO_COUNTS, 0.0, self._wlist, self._bias)
         return Score(value, DimensionValues(parts), DimensionValues(sig))
 
 

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stratum_litellm import bytescan, scoring_features
+from stratum_litellm import bytescan, scoring, scoring_features
 from stratum_litellm.bytescan import PyScanner, View
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -143,19 +143,23 @@ def test_scan_takes_bytes_only() -> None:
         CScanner([View()], {}).scan("text")  # type: ignore[arg-type]
 
 
-def test_the_c_engine_is_built_where_a_compiler_is() -> None:
-    # `make test` installs the package on a machine with gcc: the fast engine must be there,
-    # or a failed build (it is optional, so pip only warns) would go unnoticed.
+def test_the_c_parts_are_built_where_a_compiler_is() -> None:
+    # `make test` installs the package on a machine with gcc: the fast engine and kernel must
+    # be there, or a failed build (it is optional, so pip only warns) would go unnoticed.
     if not (shutil.which("cc") or shutil.which("gcc")):
-        pytest.skip("no C compiler on this machine: the Python engine is expected")
+        pytest.skip("no C compiler on this machine: the Python versions are expected")
     assert bytescan.ENGINE == "c", "stratum_litellm._bytescan did not build; run `pip install -v -e .` to see why"
+    assert scoring.KERNEL == "c", "stratum_litellm._score_kernel did not build; run `pip install -v -e .` to see why"
 
 
-def test_stratum_pure_python_forces_the_python_engine() -> None:
-    code = "from stratum_litellm import bytescan; print(bytescan.ENGINE)"
+@pytest.mark.parametrize("switch,expected", [("1", "python python"), ("0", None)])
+def test_stratum_pure_python_switches_every_c_part_off(switch: str, expected: str | None) -> None:
+    code = "from stratum_litellm import bytescan, scoring; print(bytescan.ENGINE, scoring.KERNEL)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={"STRATUM_PURE_PYTHON": "1", "PATH": "/usr/bin:/bin"}, cwd=ROOT)
-    assert out.stdout.strip() == "python"
+                         env={"STRATUM_PURE_PYTHON": switch, "PATH": "/usr/bin:/bin"}, cwd=ROOT)
+    if expected is None:  # switched on: whatever was built ("0" means no switch)
+        expected = f"{bytescan.ENGINE} {scoring.KERNEL}"
+    assert out.stdout.strip() == expected
 
 
 SCORER_PY_SCANNER = PyScanner(**scoring_features._SCANNER_SPEC)
