@@ -184,15 +184,16 @@ def _plain_chat(messages: list[Any]) -> RequestView | None:
     full_len = len(last)
     if full_len > LAST_USER_HEAD + LAST_USER_TAIL:
         last = last[:LAST_USER_HEAD] + _ELISION + last[-LAST_USER_TAIL:]
+    # Positional, in field order: the cheapest construction, on every request.
     return RequestView(
-        last_user=last,
-        system="\n".join(system)[:SYSTEM_CAP],
-        history="\n".join(reversed(history))[-HISTORY_CAP:],
-        tools="",
-        images=0,
-        turns=len(messages),
-        total_chars=max(total, full_len),
-        last_user_chars=full_len,
+        last,
+        "\n".join(system)[:SYSTEM_CAP] if system else "",
+        "\n".join(reversed(history))[-HISTORY_CAP:] if history else "",
+        "",
+        0,
+        len(messages),
+        total if total > full_len else full_len,
+        full_len,
     )
 
 

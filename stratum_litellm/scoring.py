@@ -134,6 +134,8 @@ def signals(view: RequestView) -> dict[str, float]:
 
 def _context(view: RequestView) -> float:
     """Agentic or long-running conversations: tools, many turns, a big system prompt, attachments."""
+    if view.turns <= 1 and not view.tools and not view.system and view.images <= 0:
+        return 0.0  # a single plain turn, the common case (what the sum below gives, sooner)
     tools = 0.5 if view.tools else 0.0
     turns = min(1.0, max(0, view.turns - 1) / 12.0) * 0.25
     system = _sat(len(view.system) / 4.0, 400.0) * 0.15
@@ -205,7 +207,7 @@ class DimensionValues(Mapping[str, float]):
     __slots__ = ("_values",)
 
     def __init__(self, values: list[float] | tuple[float, ...]) -> None:
-        self._values = tuple(values)
+        self._values = values if type(values) is tuple else tuple(values)
 
     def __getitem__(self, key: str) -> float:
         return self._values[_POSITION[key]]
