@@ -78,9 +78,11 @@ typedef struct {
     Py_ssize_t distinct_view;
     Py_ssize_t n_tag_kinds;
     size_t vocab_mask;         /* open addressing, size a power of two */
-    uint32_t *probe;           /* per slot: 0 if empty, else a 32-bit tag of the word's hash.
-                                  Lookups walk this small array (cache-friendly when the
-                                  router runs cold between requests), not the slots. */
+    uint16_t *probe;           /* per slot: 0 if empty, else a 16-bit tag of the word's hash.
+                                  Lookups walk this small array, not the slots: between two
+                                  requests the gateway's other work evicts it from the
+                                  caches, and each of its lines a request touches is then a
+                                  memory read (16 KB for 4,000 words) */
     Slot *vocab;
     Py_ssize_t n_word_tags;    /* the tags pool: the words' tags, then the phrases' */
     Py_ssize_t *tags;
@@ -311,14 +313,14 @@ done:
     return rc;
 }
 
-static inline uint32_t probe_tag(uint64_t h) { return (uint32_t)(h >> 32) | 1; }
+static inline uint16_t probe_tag(uint64_t h) { return (uint16_t)(h >> 48) | 1; }
 
 /* Where p[0:n] (hash h) is in the vocabulary, or the empty slot where it would go. Only
    the probe array is read until a tag matches. */
 static inline size_t locate(const Scanner *self, const unsigned char *p, Py_ssize_t n, uint64_t h) {
-    uint32_t tag = probe_tag(h);
+    uint16_t tag = probe_tag(h);
     for (size_t i = (size_t)h & self->vocab_mask;; i = (i + 1) & self->vocab_mask) {
-        uint32_t t = self->probe[i];
+        uint16_t t = self->probe[i];
         if (!t) return i;
         if (t == tag) {
             PyObject *word = self->vocab[i].word;
@@ -353,10 +355,10 @@ static int init_vocabulary(Scanner *self, PyObject *vocabulary) {
     int rc = -1;
     Py_ssize_t n = PyList_GET_SIZE(items), total_tags = 0;
     size_t size = 16;
-    while (size < 2 * (size_t)n + 2) size <<= 1;
+    while (size < (size_t)n + (size_t)n / 2 + 2) size <<= 1; /* at most 2/3 full */
     self->vocab_mask = size - 1;
     self->vocab = PyMem_Calloc(size, sizeof(Slot));
-    self->probe = PyMem_Calloc(size, sizeof(uint32_t));
+    self->probe = PyMem_Calloc(size, sizeof(uint16_t));
     if (!self->vocab || !self->probe) {
         PyErr_NoMemory();
         goto done;
