@@ -317,9 +317,9 @@ static inline uint16_t probe_tag(uint64_t h) { return (uint16_t)(h >> 48) | 1; }
 
 /* Where p[0:n] (hash h) is in the vocabulary, or the empty slot where it would go. Only
    the probe array is read until a tag matches. */
-static inline size_t locate(const Scanner *self, const unsigned char *p, Py_ssize_t n, uint64_t h) {
+static inline size_t locate_from(const Scanner *self, const unsigned char *p, Py_ssize_t n, uint64_t h, size_t from) {
     uint16_t tag = probe_tag(h);
-    for (size_t i = (size_t)h & self->vocab_mask;; i = (i + 1) & self->vocab_mask) {
+    for (size_t i = from;; i = (i + 1) & self->vocab_mask) {
         uint16_t t = self->probe[i];
         if (!t) return i;
         if (t == tag) {
@@ -329,9 +329,13 @@ static inline size_t locate(const Scanner *self, const unsigned char *p, Py_ssiz
     }
 }
 
-/* The vocabulary's slot for p[0:n], or NULL: the lookup of every word of the text. */
-static inline Slot *find_word(const Scanner *self, const unsigned char *p, Py_ssize_t n, uint64_t h) {
-    size_t i = locate(self, p, n, h);
+static inline size_t locate(const Scanner *self, const unsigned char *p, Py_ssize_t n, uint64_t h) {
+    return locate_from(self, p, n, h, (size_t)h & self->vocab_mask);
+}
+
+/* The vocabulary's slot for p[0:n], or NULL, probing from slot `from` on. */
+static inline Slot *find_word(const Scanner *self, const unsigned char *p, Py_ssize_t n, uint64_t h, size_t from) {
+    size_t i = locate_from(self, p, n, h, from);
     return self->probe[i] ? &self->vocab[i] : NULL;
 }
 
@@ -478,7 +482,8 @@ static int init_phrases(Scanner *self, PyObject *phrases) {
             Py_ssize_t len = PyBytes_GET_SIZE(word);
             uint64_t h;
             if (hash_of(word, &h) < 0) goto done;
-            Slot *slot = find_word(self, (const unsigned char *)PyBytes_AS_STRING(word), len, h);
+            Slot *slot = find_word(self, (const unsigned char *)PyBytes_AS_STRING(word), len, h,
+                                   (size_t)h & self->vocab_mask);
             if (!slot) {
                 PyErr_Format(PyExc_ValueError, "phrase word %R is not in the vocabulary", word);
                 goto done;
@@ -655,37 +660,93 @@ static void count_long_needles(const ViewSpec *v, const unsigned char *p, Py_ssi
 }
 
 /* A word of the words view: counts the tags of a vocabulary word, once per scan. */
-static ALWAYS_INLINE void look_up(const Scanner *self, const unsigned char *word, Py_ssize_t len, Py_ssize_t *tag_counts,
-                           uint64_t scan, Slot **keys, Py_ssize_t *n_keys) {
-    Slot *slot = find_word(self, word, len, word_hash(word, len));
+static ALWAYS_INLINE void look_up(const Scanner *self, const unsigned char *word, Py_ssize_t len, uint64_t h,
+                                  size_t from, Py_ssize_t *tag_counts, uint64_t scan, Slot **keys,
+                                  Py_ssize_t *n_keys) {
+    Slot *slot = find_word(self, word, len, h, from);
     if (!slot || slot->seen == scan) return;
     slot->seen = scan;
     for (Py_ssize_t t = 0; t < slot->n_tags; t++) tag_counts[self->tags[slot->tags_at + t]]++;
     if (slot->n_phrases) keys[(*n_keys)++] = slot;
 }
 
+#if defined(__GNUC__) || defined(__clang__)
+#define PREFETCH(address) __builtin_prefetch(address)
+#else
+#define PREFETCH(address) ((void)0)
+#endif
+
+/* Words are looked up in batches. Between two requests the gateway's other work evicts
+   the vocabulary from the caches, and each lookup is then a wait on memory; a batch asks
+   for all its probe lines first, then for the slots whose tags match, so the waits
+   overlap instead of adding up. */
+#define BATCH 64
+typedef struct {
+    Py_ssize_t start, len;
+    uint64_t hash;
+    Py_ssize_t slot;           /* the first slot whose probe tag matches, or -1 */
+} WordRef;
+
+static void look_up_batch(const Scanner *self, const unsigned char *buf, WordRef *words, int n,
+                          Py_ssize_t *tag_counts, uint64_t scan, Slot **keys, Py_ssize_t *n_keys) {
+    for (int w = 0; w < n; w++) { /* the probe lines have been asked for: ask for the matching slots */
+        uint16_t tag = probe_tag(words[w].hash);
+        words[w].slot = -1;
+        for (size_t i = (size_t)words[w].hash & self->vocab_mask;; i = (i + 1) & self->vocab_mask) {
+            uint16_t t = self->probe[i];
+            if (t == tag) {
+                PREFETCH(&self->vocab[i]);
+                words[w].slot = (Py_ssize_t)i;
+            }
+            if (!t || t == tag) break;
+        }
+    }
+    for (int w = 0; w < n; w++) /* then for what those slots point to: the word and its tags */
+        if (words[w].slot >= 0) {
+            const Slot *slot = &self->vocab[words[w].slot];
+            PREFETCH(PyBytes_AS_STRING(slot->word));
+            PREFETCH(&self->tags[slot->tags_at]);
+        }
+    for (int w = 0; w < n; w++) /* words whose probe met an empty slot first are not in the vocabulary */
+        if (words[w].slot >= 0)
+            look_up(self, buf + words[w].start, words[w].len, words[w].hash, (size_t)words[w].slot, tag_counts,
+                    scan, keys, n_keys);
+}
+
 /* Writes the words view of src[0:n] into buf (NUL-terminated) and looks up each of its
-   words as it is completed: one pass, where writing then splitting took two. A word is
-   hashed when the byte after it is written, and word_hash reads at most 8 bytes from its
-   start, within buf's PAD; bytes past the end it reads are masked off. */
+   words: one pass, where writing then splitting took two. A word is hashed when the byte
+   after it is written, and word_hash reads at most 8 bytes from its start, within buf's
+   PAD; bytes past the end it reads are masked off. */
 static void write_and_look_up(const Scanner *self, const ViewSpec *v, const unsigned char *src, Py_ssize_t n,
                               unsigned char *buf, Py_ssize_t *tag_counts, uint64_t scan, Slot **keys,
                               Py_ssize_t *n_keys) {
+    WordRef words[BATCH];
+    int batched = 0;
     Py_ssize_t k = 0, start = -1;
     for (Py_ssize_t i = 0; i < n; i++) {
         unsigned char c = src[i], t = v->table[c];
         buf[k] = t;
         if (!v->keep[c]) continue;
-        if (BLANK[t]) {
-            if (start >= 0) look_up(self, buf + start, k - start, tag_counts, scan, keys, n_keys);
+        if (!BLANK[t]) {
+            if (start < 0) start = k;
+        } else if (start >= 0) {
+            uint64_t h = word_hash(buf + start, k - start);
+            PREFETCH(&self->probe[(size_t)h & self->vocab_mask]);
+            words[batched].start = start, words[batched].len = k - start, words[batched].hash = h;
             start = -1;
-        } else if (start < 0) {
-            start = k;
+            if (++batched == BATCH) {
+                look_up_batch(self, buf, words, batched, tag_counts, scan, keys, n_keys);
+                batched = 0;
+            }
         }
         k++;
     }
     buf[k] = 0;
-    if (start >= 0) look_up(self, buf + start, k - start, tag_counts, scan, keys, n_keys);
+    if (start >= 0) {
+        words[batched].start = start, words[batched].len = k - start;
+        words[batched++].hash = word_hash(buf + start, k - start);
+    }
+    look_up_batch(self, buf, words, batched, tag_counts, scan, keys, n_keys);
 }
 
 /* The phrases keyed on words found, whose other words were all found too. */
