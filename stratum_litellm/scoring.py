@@ -107,7 +107,7 @@ def _signals_of(counts: Sequence[float], context: float) -> list[float]:
 
 
 def _python_kernel(counts: Sequence[float], context: float, weights: Sequence[float],
-                   bias: float) -> tuple[float, list[float], list[float]]:
+                   bias: float) -> tuple[float, tuple[float, ...], tuple[float, ...]]:
     """(score, parts, signals) of a request's counts: the reference for the C kernel."""
     sig = _signals_of(counts, context)
     parts = [w * x for w, x in zip(weights, sig)]
@@ -117,7 +117,7 @@ def _python_kernel(counts: Sequence[float], context: float, weights: Sequence[fl
     z = bias + total
     if not math.isfinite(z):
         z = bias
-    return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z)))), parts, sig
+    return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z)))), tuple(parts), tuple(sig)
 
 
 _NATIVE = load("_score_kernel")
@@ -223,6 +223,7 @@ class DimensionValues(Mapping[str, float]):
 
 
 _POSITION = {d: i for i, d in enumerate(DIMENSIONS)}
+_new_values = object.__new__
 
 
 _NO_VALUES: Mapping[str, float] = MappingProxyType({})
@@ -238,6 +239,9 @@ class Score(NamedTuple):
     value: float  # in [0, 1]
     parts: Mapping[str, float] = _NO_VALUES
     signals: Mapping[str, float] = _NO_VALUES
+
+
+_new_score = tuple.__new__
 
 
 class Scorer:
@@ -275,7 +279,10 @@ class Scorer:
             value, parts, sig = _KERNEL(_counts(view), _context(view), self._wlist, self._bias)
         except Exception:  # noqa: BLE001 - a router must not fail a request over scoring
             value, parts, sig = _python_kernel(_NO_COUNTS, 0.0, self._wlist, self._bias)
-        return Score(value, DimensionValues(parts), DimensionValues(sig))
+        # Built without entering a Python __init__ or __new__ (three frames per request).
+        explained, signalled = _new_values(DimensionValues), _new_values(DimensionValues)
+        explained._values, signalled._values = parts, sig
+        return _new_score(Score, (value, explained, signalled))
 
 
 _DEFAULT_SCORER: Scorer | None = None

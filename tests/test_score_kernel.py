@@ -63,5 +63,5 @@ def test_scores_are_the_kernels_on_real_prompts() -> None:
         score = score_text(prompt)
         view = scoring.RequestView.from_prompt(prompt)
         value, parts, signals = _python_kernel(scoring._counts(view), scoring._context(view), scorer._wlist, scorer.bias)
-        assert score.value == value and list(score.parts.values()) == parts and list(score.signals.values()) == signals
+        assert score.value == value and tuple(score.parts.values()) == parts and tuple(score.signals.values()) == signals
         assert math.isclose(score.value, 1 / (1 + math.exp(-(scorer.bias + sum(parts)))), rel_tol=1e-12)
