@@ -4,7 +4,8 @@ gives the same count whatever else the machine is doing.
 
     python benchmarks/scoring_instructions.py            # needs valgrind (Debian: apt-get install valgrind)
 
-For each engine (C, pure Python) and size it runs the whole request path (body ->
+For each build (with its C parts, scan engine and score kernel; in pure Python, as
+STRATUM_PURE_PYTHON=1 makes it) and size it runs the whole request path (body ->
 RequestView -> Scorer.score) N times under callgrind, and once with no calls; the
 difference divided by N is the cost of one request. Same seeded texts as scoring_cost.py.
 """
@@ -67,9 +68,11 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("valgrind is not installed (Debian: apt-get install valgrind)")
     sys.path.insert(0, str(ROOT))
     from stratum_litellm.bytescan import ENGINE
+    from stratum_litellm.scoring import KERNEL
 
-    engines = [("C", False), ("Python", True)] if ENGINE == "c" else [("Python", True)]
-    print("| chars | " + " | ".join(f"{name} engine, instructions per request" for name, _ in engines) + " |")
+    native = ENGINE == "c" and KERNEL == "c"
+    engines = [("with the C parts", False), ("pure Python", True)] if native else [("pure Python", True)]
+    print("| chars | " + " | ".join(f"{name}, instructions per request" for name, _ in engines) + " |")
     print("|---:|" + "---:|" * len(engines))
     for size in args.sizes:
         cells = []

@@ -90,7 +90,19 @@ class RequestView(NamedTuple):
         Never raises: anything unreadable is skipped.
         """
         try:
-            return _from_request(data)
+            if type(data) is dict:  # the common case first, without the general walker
+                messages = data.get("messages")
+                if (
+                    type(messages) is list
+                    and 0 < len(messages) <= _MAX_DETAILED_MESSAGES
+                    and data.get("system") is None
+                    and not data.get("tools")
+                    and not data.get("functions")
+                ):
+                    view = _plain_chat(messages)
+                    if view is not None:
+                        return view
+            return _from_request_general(data)
         except Exception:  # noqa: BLE001 - a router must never fail a request over its shape
             return cls()
 
@@ -117,22 +129,6 @@ class RequestView(NamedTuple):
 
 
 # --------------------------------------------------------------------------- building
-
-
-def _from_request(data: Any) -> RequestView:
-    if type(data) is dict:
-        messages = data.get("messages")
-        if (
-            type(messages) is list
-            and 0 < len(messages) <= _MAX_DETAILED_MESSAGES
-            and data.get("system") is None
-            and not data.get("tools")
-            and not data.get("functions")
-        ):
-            view = _plain_chat(messages)
-            if view is not None:
-                return view
-    return _from_request_general(data)
 
 
 _PLAIN_ROLES = frozenset({"user", "assistant", "system", "developer"})
