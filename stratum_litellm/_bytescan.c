@@ -9,10 +9,13 @@
  *   its own; a class counts the view's bytes that are any of its bytes;
  * - words are split like bytes.split(): on runs of the six ASCII blanks " \t\n\v\f\r".
  *
- * Where the work goes: one-byte needles, classes and view lengths come from a histogram of
- * the input (no pass over the view); a view is written out only when it has longer needles
- * or is the words or distinct view; longer needles are found in one pass per view, where
- * strcspn skips to the next occurrence of a needle's rarest byte.
+ * Where the work goes: one pass over the input takes its histogram and the compaction that
+ * several views share; one-byte needles, classes, view lengths and how often each view's
+ * anchor bytes occur come from that histogram (no pass over the view); a view is written out
+ * only when it has longer needles whose anchors occur, or is the words or distinct view;
+ * longer needles are found in one pass per view that stops at the anchor bytes (a needle's
+ * rarest byte); the words view is written and split in one pass, and its words are looked
+ * up in batches that fetch their memory ahead (see look_up_batch).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

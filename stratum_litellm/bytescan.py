@@ -12,7 +12,7 @@ Two engines give identical results:
 
 - ``PyScanner``, pure Python: one ``translate`` / ``count`` / ``split`` call per view and needle;
 - ``stratum_litellm._bytescan.Scanner``, an optional C extension built at install when a C
-  compiler is present: one pass per view, no Python objects made for words that miss.
+  compiler is present: at most one pass per view, and no Python object made per word.
 
 :data:`Scanner` is the C engine when it was built, else the Python one; ``STRATUM_PURE_PYTHON=1``
 forces the Python one. The C engine is what keeps the request path cheap (see
