@@ -58,10 +58,12 @@ def test_scores_are_the_kernels_on_real_prompts() -> None:
     # Whichever kernel is in use, a scored prompt's value, parts and signals are the reference's.
     scorer = Scorer()
     for prompt in ("hi", "Prove that there are infinitely many primes, step by step.",
-                   "A train leaves at 3 pm going 60 mph; a second leaves 2 hours later at 80 mph. When does it catch up?",
-                   "def f(x):\n    return x ** 2\n# why is this slow?", "日本の首都はどこですか？"):
+                   "A train leaves at 3 pm going 60 mph; a second leaves 2 hours later at 80 mph. When does it "
+                   "catch up?", "def f(x):\n    return x ** 2\n# why is this slow?", "日本の首都はどこですか？"):
         score = score_text(prompt)
         view = scoring.RequestView.from_prompt(prompt)
-        value, parts, signals = _python_kernel(scoring._counts(view), scoring._context(view), scorer._wlist, scorer.bias)
-        assert score.value == value and tuple(score.parts.values()) == parts and tuple(score.signals.values()) == signals
+        counts, context = scoring._counts(view), scoring._context(view)
+        value, parts, signals = _python_kernel(counts, context, scorer._wlist, scorer.bias)
+        assert score.value == value
+        assert tuple(score.parts.values()) == parts and tuple(score.signals.values()) == signals
         assert math.isclose(score.value, 1 / (1 + math.exp(-(scorer.bias + sum(parts)))), rel_tol=1e-12)
