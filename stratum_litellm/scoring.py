@@ -207,7 +207,7 @@ class DimensionValues(Mapping[str, float]):
     __slots__ = ("_values",)
 
     def __init__(self, values: list[float] | tuple[float, ...]) -> None:
-        self._values = values if type(values) is tuple else tuple(values)
+        self._values = tuple(values)
 
     def __getitem__(self, key: str) -> float:
         return self._values[_POSITION[key]]

@@ -198,7 +198,8 @@ _CURLY = ("\u2019".encode(), "\u2018".encode())
 
 # Every word any check looks at. Tokens are intersected with this set directly: no set of
 # the text's own vocabulary is ever built, which is the biggest per-call saving.
-_SQL_WORDS = frozenset((b"from", b"select", b"delete"))
+_SQL_FROM, _SQL_VERBS = (b"from",), (b"select", b"delete")
+_SQL_WORDS = frozenset(_SQL_FROM + _SQL_VERBS)
 _INTERESTING: frozenset[bytes] = (
     _ALL_WORDS | _GROUP_WORDS | _LABELS | _CODE_KEYWORDS | _SQL_WORDS | _SQL_CLAUSES | _ROMAN_WORDS
 )
@@ -252,7 +253,7 @@ _T_EACH_LABEL = {label: _T_LABEL + 1 + i for i, label in enumerate(sorted(_LABEL
 _VOCABULARY: dict[bytes, tuple[int, ...]] = {word: () for word in _INTERESTING}
 _VOCABULARY.update(_FIELDS_OF)
 for _tag, _words in ((_T_CODE_KEYWORD, _CODE_KEYWORDS), (_T_SQL_CLAUSE, _SQL_CLAUSES), (_T_ROMAN, _ROMAN_WORDS),
-                     (_T_FROM, (b"from",)), (_T_SELECT, (b"select", b"delete")), (_T_LABEL, _LABELS)):
+                     (_T_FROM, _SQL_FROM), (_T_SELECT, _SQL_VERBS), (_T_LABEL, _LABELS)):
     for _word in _words:
         _VOCABULARY[_word] += (_tag,)
 for _word, _tag in _T_EACH_LABEL.items():
