@@ -43,7 +43,8 @@ def build(source: str, name: str, into: Path):  # type: ignore[no-untyped-def]
     c_file.write_text(source)
     library = into / f"{name}.so"
     include = sysconfig.get_paths()["include"]
-    subprocess.run(["gcc", "-O2", "-fPIC", "-shared", f"-I{include}", f"-DPyInit__bytescan=PyInit_{name}",
+    subprocess.run(["gcc", "-O2", "-fPIC", "-shared", f"-I{include}", f"-I{ROOT / 'stratum_litellm'}",
+                    f"-DPyInit__bytescan=PyInit_{name}",
                     str(c_file), "-o", str(library)], check=True)
     spec = importlib.util.spec_from_file_location(name, library)
     module = importlib.util.module_from_spec(spec)

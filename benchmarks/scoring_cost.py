@@ -98,21 +98,22 @@ def contenders():  # type: ignore[no-untyped-def]
     """name -> (call, takes the request body (True) or the prompt (False))."""
     scorer = Scorer()
     python_scanner = PyScanner(**scoring_features._SCANNER_SPEC)
-    fast_scanner, fast_kernel = scoring_features._SCANNER, scoring._KERNEL
+    fast = scoring_features._SCANNER, scoring.measure, scoring._KERNEL
+    python = python_scanner, scoring_features.measure_python, scoring._python_kernel
 
     def stratum(body):  # type: ignore[no-untyped-def]
         return scorer.score(RequestView.from_request(body))
 
     def stratum_python(body):  # type: ignore[no-untyped-def]
-        # The same scorer with the pure-Python scan engine and score kernel (what an install
-        # without a C compiler runs), swapped in for this call only.
-        scoring_features._SCANNER, scoring._KERNEL = python_scanner, scoring._python_kernel
+        # The same scorer with the pure-Python scan engine, measurements and score kernel
+        # (what an install without a C compiler runs), swapped in for this call only.
+        scoring_features._SCANNER, scoring.measure, scoring._KERNEL = python
         try:
             return scorer.score(RequestView.from_request(body))
         finally:
-            scoring_features._SCANNER, scoring._KERNEL = fast_scanner, fast_kernel
+            scoring_features._SCANNER, scoring.measure, scoring._KERNEL = fast
 
-    native = ENGINE == "c" and scoring.KERNEL == "c"
+    native = ENGINE == "c" and scoring_features.MEASURE_ENGINE == "c" and scoring.KERNEL == "c"
     out = {f"stratum ({'C' if native else 'Python'})": (stratum, True)}
     if native:
         out["stratum (pure Python)"] = (stratum_python, True)

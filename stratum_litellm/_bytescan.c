@@ -22,6 +22,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "_bytescan_api.h"
+
 typedef struct {
     const unsigned char *bytes;
     Py_ssize_t len;
@@ -804,33 +806,26 @@ static inline Py_ssize_t total_of(const Py_ssize_t *hist, const ByteSet *set) {
     return total;
 }
 
-static PyObject *Scanner_scan(Scanner *self, PyObject *arg) {
-    if (!self->views) {
-        PyErr_SetString(PyExc_RuntimeError, "Scanner is not initialised");
-        return NULL;
-    }
-    if (!PyBytes_Check(arg)) {
-        PyErr_Format(PyExc_TypeError, "scan() takes bytes, not %.100s", Py_TYPE(arg)->tp_name);
-        return NULL;
-    }
-    const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(arg);
-    Py_ssize_t size = PyBytes_GET_SIZE(arg);
-    Py_ssize_t scratch = self->n_counts + 2 * self->n_views + self->n_tag_kinds + 1;
+/* Everything scan() returns, into out[] (n_counts counts, n_views view lengths, then
+   n_tag_kinds tag counts; zeroed by the caller) and *distinct. data[size] must be a NUL
+   byte, as it is at the end of every bytes object. Returns 0, or -1 with an exception set. */
+static int scan_into(Scanner *self, const unsigned char *data, Py_ssize_t size, Py_ssize_t *out,
+                     Py_ssize_t *distinct) {
     unsigned char *buf = PyMem_Malloc(size + PAD), *compact = NULL;
     Slot **keys = NULL;
     uint64_t scan = ++self->scans;
-    Py_ssize_t *counts = PyMem_Calloc(scratch, sizeof(Py_ssize_t)), *next_ok = NULL;
+    Py_ssize_t *counts = out, *next_ok = NULL;
     Py_ssize_t *lengths = counts + self->n_counts, *tag_counts = lengths + self->n_views;
-    Py_ssize_t distinct = 0, most_long = 1, compact_n = -1;
-    PyObject *result = NULL;
-    int any_compacted = 0;
+    Py_ssize_t most_long = 1, compact_n = -1;
+    int rc = -1, any_compacted = 0;
+    *distinct = 0;
     for (Py_ssize_t v = 0; v < self->n_views; v++) {
         if (self->views[v].n_long > most_long) most_long = self->views[v].n_long;
         any_compacted |= self->views[v].compacted;
     }
     next_ok = PyMem_Malloc(most_long * sizeof(Py_ssize_t));
     if (any_compacted) compact = PyMem_Malloc(size ? size : 1);
-    if (!buf || !counts || !next_ok || (any_compacted && !compact)) {
+    if (!buf || !next_ok || (any_compacted && !compact)) {
         PyErr_NoMemory();
         goto done;
     }
@@ -873,7 +868,7 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *arg) {
             p = buf;
         } else if (!spec->identity || unique) {
             /* (An identity view cut short needs no copy: the search stops at n, and strcspn
-               at the latest at the NUL that ends every bytes object.) */
+               at the latest at the NUL that ends the input.) */
             Py_ssize_t k = 0;
             for (Py_ssize_t i = 0; i < src_n; i++) {
                 unsigned char c = src[i];
@@ -887,26 +882,64 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *arg) {
             memset(next_ok, 0, spec->n_long * sizeof(Py_ssize_t));
             count_long_needles(spec, p, n, cnt, next_ok, anchors);
         }
-        if (unique && (distinct = count_distinct(p, n)) < 0) {
+        if (unique && (*distinct = count_distinct(p, n)) < 0) {
             PyErr_NoMemory();
             goto done;
         }
     }
-    PyObject *count_list = list_of(counts, self->n_counts);
-    PyObject *length_list = count_list ? list_of(lengths, self->n_views) : NULL;
-    PyObject *tag_list = length_list ? list_of(tag_counts, self->n_tag_kinds) : NULL;
-    if (!tag_list) {
-        Py_XDECREF(count_list);
-        Py_XDECREF(length_list);
-        goto done;
-    }
-    result = Py_BuildValue("(NNNn)", count_list, length_list, tag_list, distinct);
+    rc = 0;
 done:
     PyMem_Free(buf);
     PyMem_Free(compact);
     PyMem_Free(keys);
-    PyMem_Free(counts);
     PyMem_Free(next_ok);
+    return rc;
+}
+
+static Py_ssize_t results_size(const Scanner *self) {
+    return self->n_counts + self->n_views + self->n_tag_kinds + 1;
+}
+
+/* The capsule's functions (see _bytescan_api.h). */
+static int api_sizes(PyObject *scanner, Py_ssize_t *n_counts, Py_ssize_t *n_views, Py_ssize_t *n_tags) {
+    const Scanner *self = (const Scanner *)scanner;
+    if (!self->views) {
+        PyErr_SetString(PyExc_RuntimeError, "Scanner is not initialised");
+        return -1;
+    }
+    *n_counts = self->n_counts, *n_views = self->n_views, *n_tags = self->n_tag_kinds;
+    return 0;
+}
+
+static int api_scan_into(PyObject *scanner, const unsigned char *data, Py_ssize_t size, Py_ssize_t *out,
+                         Py_ssize_t *distinct) {
+    return scan_into((Scanner *)scanner, data, size, out, distinct);
+}
+
+static PyObject *Scanner_scan(Scanner *self, PyObject *arg) {
+    if (!self->views) {
+        PyErr_SetString(PyExc_RuntimeError, "Scanner is not initialised");
+        return NULL;
+    }
+    if (!PyBytes_Check(arg)) {
+        PyErr_Format(PyExc_TypeError, "scan() takes bytes, not %.100s", Py_TYPE(arg)->tp_name);
+        return NULL;
+    }
+    Py_ssize_t *out = PyMem_Calloc(results_size(self), sizeof(Py_ssize_t)), distinct;
+    if (!out) return PyErr_NoMemory();
+    PyObject *result = NULL;
+    if (scan_into(self, (const unsigned char *)PyBytes_AS_STRING(arg), PyBytes_GET_SIZE(arg), out, &distinct) == 0) {
+        PyObject *count_list = list_of(out, self->n_counts);
+        PyObject *length_list = count_list ? list_of(out + self->n_counts, self->n_views) : NULL;
+        PyObject *tag_list = length_list ? list_of(out + self->n_counts + self->n_views, self->n_tag_kinds) : NULL;
+        if (tag_list)
+            result = Py_BuildValue("(NNNn)", count_list, length_list, tag_list, distinct);
+        else {
+            Py_XDECREF(count_list);
+            Py_XDECREF(length_list);
+        }
+    }
+    PyMem_Free(out);
     return result;
 }
 
@@ -937,7 +970,15 @@ PyMODINIT_FUNC PyInit__bytescan(void) {
     if (PyType_Ready(&ScannerType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
+    static BytescanAPI api = {BYTESCAN_API_VERSION, &ScannerType, api_sizes, api_scan_into};
+    PyObject *capsule = PyCapsule_New(&api, BYTESCAN_API_CAPSULE, NULL);
     Py_INCREF(&ScannerType);
+    if (!capsule || PyModule_AddObject(m, "_C_API", capsule) < 0) {
+        Py_XDECREF(capsule);
+        Py_DECREF(&ScannerType);
+        Py_DECREF(m);
+        return NULL;
+    }
     if (PyModule_AddObject(m, "Scanner", (PyObject *)&ScannerType) < 0) {
         Py_DECREF(&ScannerType);
         Py_DECREF(m);

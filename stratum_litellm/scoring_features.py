@@ -24,9 +24,10 @@ import json
 import re
 from importlib import resources
 
-from .bytescan import Scanner, View
+from .bytescan import ENGINE, Scanner, View
+from .native import load
 
-__all__ = ["FIELDS", "measure"]
+__all__ = ["FIELDS", "MEASURE_ENGINE", "measure", "measure_python"]
 
 # Names of the raw measurements, in the order measure() returns them.
 FIELDS: tuple[str, ...] = (
@@ -203,11 +204,12 @@ _SQL_WORDS = frozenset(_SQL_FROM + _SQL_VERBS)
 _INTERESTING: frozenset[bytes] = (
     _ALL_WORDS | _GROUP_WORDS | _LABELS | _CODE_KEYWORDS | _SQL_WORDS | _SQL_CLAUSES | _ROMAN_WORDS
 )
-# LaTeX commands; the pattern starts with a literal backslash, so the scan skips fast.
-_LATEX_RE = re.compile(
-    rb"\\(?:frac|sqrt|sum|int|cdot|times|leq?|geq?|neq?|pi|alpha|beta|theta|lambda|infty|mathbb|partial|lim|log|binom)"
-    rb"(?![a-z])"
-)
+# LaTeX commands, counted where a backslash starts one that no lower-case letter follows
+# (the pattern starts with a literal backslash, so the scan skips fast).
+_LATEX_COMMANDS = (b"frac", b"sqrt", b"sum", b"int", b"cdot", b"times", b"le", b"leq", b"ge", b"geq", b"ne", b"neq",
+                   b"pi", b"alpha", b"beta", b"theta", b"lambda", b"infty", b"mathbb", b"partial", b"lim", b"log",
+                   b"binom")  # fmt: skip
+_LATEX_RE = re.compile(rb"\\(?:" + b"|".join(_LATEX_COMMANDS) + rb")(?![a-z])")
 
 _OPERATORS = frozenset(b"=+*/^<>")
 _CODE_CHARS = frozenset(b"=-:&|+<>(_`{;")
@@ -301,8 +303,11 @@ _L_WIDE = _VIEW["wide"]
 # --------------------------------------------------------------------------- measure
 
 
-def measure(text: str) -> list[float]:
-    """Counts of every field in FIELDS for ``text`` (all zero for empty text)."""
+def measure_python(text: str) -> list[float]:
+    """Counts of every field in FIELDS for ``text`` (all zero for empty text).
+
+    The reference for the C measurements (``_measure.c``), which give the same list.
+    """
     if not text:
         return [0.0] * _N
     n = len(text)
@@ -370,3 +375,34 @@ def measure(text: str) -> list[float]:
             code += max(0, c[_C_UNDERSCORE] - 2 * c[_C_DUNDER])
     m[_CODE_SYNTAX] = code
     return m
+
+
+# The same measurements in C (_measure.c), from the C scan engine's results in place: the
+# lines above cost more than the scan of a 2,000-character text once they run in Python.
+_LAYOUT = {
+    "fields": _N, "tokens": _TOKENS, "sentences": _SENTENCES, "questions": _QUESTIONS, "numbers": _NUMBERS,
+    "enumerations": _ENUMERATIONS, "math_notation": _MATH_NOTATION, "relations": _RELATIONS, "entities": _ENTITIES,
+    "code_syntax": _CODE_SYNTAX,
+    # counts
+    "question": _C_QUESTION, "sentence_ends": _C_SENTENCE_ENDS, "cjk_question": _C_CJK_QUESTION,
+    "cjk_stops": _S_CJK_STOPS, "list_shapes": _S_LIST_SHAPES, "roman": _S_ROMAN, "math_shapes": _S_MATH_SHAPES,
+    "operators": _C_OPERATORS, "backslash": _C_BACKSLASH, "math_unicode": _S_MATH_UNICODE, "percent": _C_PERCENT,
+    "fraction": _C_FRACTION, "proper": _C_PROPER, "head_i": _C_HEAD_I, "select": _C_SELECT, "from": _C_FROM,
+    "star": _C_STAR, "code_chars": _C_CODE_CHARS, "code_symbols": _S_CODE_SYMBOLS, "brace_nl": _C_BRACE_NL,
+    "backtick": _C_BACKTICK, "fence": _C_FENCE, "semi_nl": _C_SEMI_NL, "underscore": _C_UNDERSCORE,
+    "dunder": _C_DUNDER, "labels": _C_LABELS,
+    # tags, the view of wide characters, and the texts the measurements look for themselves
+    "tag_label": _T_LABEL, "tag_roman": _T_ROMAN, "tag_code_keyword": _T_CODE_KEYWORD, "tag_from": _T_FROM,
+    "tag_select": _T_SELECT, "tag_sql_clause": _T_SQL_CLAUSE, "wide_view": _L_WIDE,
+    "latex_commands": _LATEX_COMMANDS, "symbols_only": _SYMBOLS_ONLY, "curly_quotes": _CURLY,
+}  # fmt: skip
+
+
+def _load_measurer():  # type: ignore[no-untyped-def]
+    native = load("_measure") if ENGINE == "c" else None
+    return None if native is None else native.Measurer(_SCANNER, _LAYOUT)
+
+
+_MEASURER = _load_measurer()
+MEASURE_ENGINE = "python" if _MEASURER is None else "c"
+measure = measure_python if _MEASURER is None else _MEASURER.measure

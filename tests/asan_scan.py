@@ -1,6 +1,6 @@
-"""Run by tests/test_bytescan.py under AddressSanitizer and UBSan: loads a sanitised build of
-the C scan engine (path in argv[1]) and compares it with the Python engine on random specs
-and texts. Any out-of-bounds read or write, use after free or undefined behaviour aborts the
+"""Run by tests/test_bytescan.py under AddressSanitizer and UBSan: loads sanitised builds of
+the C scan engine and measurements (paths in argv[1] and argv[2]) and compares them with the
+Python ones on random specs and texts. Any out-of-bounds read or write, use after free or undefined behaviour aborts the
 process with the sanitiser's report."""
 
 from __future__ import annotations
@@ -10,17 +10,28 @@ import random
 import sys
 from pathlib import Path
 
-spec = importlib.util.spec_from_file_location("stratum_litellm._bytescan", sys.argv[1])
-assert spec and spec.loader
-engine = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(engine)
-sys.modules["stratum_litellm._bytescan"] = engine  # the scorer's own scanner uses this build
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import stratum_litellm  # noqa: E402  (the package, so that its C parts can be replaced below)
+
+
+def load(name: str, path: str):  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location(f"stratum_litellm.{name}", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[f"stratum_litellm.{name}"] = module  # the scorer's own scanner and measurer use these builds
+    spec.loader.exec_module(module)
+    setattr(stratum_litellm, name, module)
+    return module
+
+
+engine = load("_bytescan", sys.argv[1])
+load("_measure", sys.argv[2])
 
 from stratum_litellm import scoring_features  # noqa: E402
 from stratum_litellm.bytescan import PyScanner, View  # noqa: E402
 
-rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 2000
+assert scoring_features.MEASURE_ENGINE == "c"
+rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 2000
 rng = random.Random(3)
 ALPHABET = b"ab \n\x00.\xe2\x80\x99{};=+_`I0123SELECT FROM statement step (ii)"
 
@@ -39,6 +50,11 @@ scorer_c, scorer_py = engine.Scanner(**scoring_features._SCANNER_SPEC), PyScanne
 for _ in range(rounds * 4):
     data = text(400)
     assert same(scorer_c.scan(data), scorer_py.scan(data)), data
+
+# The measurements, on the same kind of texts read as UTF-8 (invalid bytes replaced).
+for _ in range(rounds * 4):
+    words = text(400).decode("utf-8", "replace")
+    assert scoring_features.measure(words) == scoring_features.measure_python(words), words
 
 for _ in range(rounds):
     views = []

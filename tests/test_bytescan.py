@@ -150,15 +150,18 @@ def test_the_c_parts_are_built_where_a_compiler_is() -> None:
         pytest.skip("no C compiler on this machine: the Python versions are expected")
     assert bytescan.ENGINE == "c", "stratum_litellm._bytescan did not build; run `pip install -v -e .` to see why"
     assert scoring.KERNEL == "c", "stratum_litellm._score_kernel did not build; run `pip install -v -e .` to see why"
+    assert scoring_features.MEASURE_ENGINE == "c", (
+        "stratum_litellm._measure did not build; run `pip install -v -e .` to see why")
 
 
-@pytest.mark.parametrize("switch,expected", [("1", "python python"), ("0", None)])
+@pytest.mark.parametrize("switch,expected", [("1", "python python python"), ("0", None)])
 def test_stratum_pure_python_switches_every_c_part_off(switch: str, expected: str | None) -> None:
-    code = "from stratum_litellm import bytescan, scoring; print(bytescan.ENGINE, scoring.KERNEL)"
+    code = ("from stratum_litellm import bytescan, scoring, scoring_features as f; "
+            "print(bytescan.ENGINE, f.MEASURE_ENGINE, scoring.KERNEL)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={"STRATUM_PURE_PYTHON": switch, "PATH": "/usr/bin:/bin"}, cwd=ROOT)
     if expected is None:  # switched on: whatever was built ("0" means no switch)
-        expected = f"{bytescan.ENGINE} {scoring.KERNEL}"
+        expected = f"{bytescan.ENGINE} {scoring_features.MEASURE_ENGINE} {scoring.KERNEL}"
     assert out.stdout.strip() == expected
 
 
@@ -172,6 +175,44 @@ def test_the_scorer_measures_alike_with_either_engine(text: str) -> None:
     data = text.encode("utf-8", "replace")
     expected = normalised(SCORER_PY_SCANNER.scan(data))
     assert normalised(scoring_features._SCANNER.scan(data)) == expected
+
+
+needs_c_measure = pytest.mark.skipif(scoring_features.MEASURE_ENGINE != "c",
+                                     reason="the C measurements are not built (no C compiler at install)")
+# Texts made of what the measurements look for: LaTeX commands (at the very end too, or
+# followed by a letter), typographic quotes, trailing semicolons and symbols, SQL, labels,
+# roman numerals, CJK stops, math symbols, lone surrogates.
+PIECES = ["\\frac", "\\le", "\\leq", "\\lex", "\\pi", "\\\\sum", "\\", "x", "{", "}", ";", " ;\n", "; ", "\u2019",
+          "\u2018", "\u201c", "SELECT ", " FROM ", "select", "from", "where", "*", "_", "__", "```", "`", "?", "\uff1f",
+          "\u3002", "%", "3/4", "1 + 2 = 3", "statement 1", "step 2", " II. ", "(iii)", "\u2211", "\u00d7", "\ud800",
+          "The Court", " I ", "\n", "def f():", "if (a) {\n", "x_1", "twice", "how many", "12,000"]
+measured_texts = st.text(max_size=300) | st.lists(st.sampled_from(PIECES), max_size=40).map("".join)
+
+
+@needs_c_measure
+@settings(max_examples=600, deadline=None)
+@given(text=measured_texts)
+def test_the_c_measurements_equal_the_python_reference(text: str) -> None:
+    expected = scoring_features.measure_python(text)
+    got = scoring_features.measure(text)
+    assert got == expected
+    assert [type(x) for x in got] == [type(x) for x in expected]  # ints stay ints, the token estimate a float
+
+
+@needs_c_measure
+def test_c_measurements_refuse_a_bad_layout_with_the_key() -> None:
+    from stratum_litellm._measure import Measurer
+
+    layout = dict(scoring_features._LAYOUT)
+    del layout["question"]
+    with pytest.raises(ValueError, match="question"):
+        Measurer(scoring_features._SCANNER, layout)
+    with pytest.raises(ValueError, match="cjk_stops"):
+        Measurer(scoring_features._SCANNER, {**scoring_features._LAYOUT, "cjk_stops": slice(0, 10**6)})
+    with pytest.raises(ValueError, match="tag_label"):
+        Measurer(scoring_features._SCANNER, {**scoring_features._LAYOUT, "tag_label": -1})
+    with pytest.raises(TypeError, match="str"):
+        scoring_features._MEASURER.measure(b"bytes")
 
 
 def test_c_engine_is_memory_safe_under_address_sanitizer(tmp_path: Path) -> None:
@@ -189,14 +230,17 @@ def test_c_engine_is_memory_safe_under_address_sanitizer(tmp_path: Path) -> None
         runtimes.append(path)
     include = subprocess.run([sys.executable, "-c", "import sysconfig; print(sysconfig.get_paths()['include'])"],
                              capture_output=True, text=True, check=True).stdout.strip()
-    built = tmp_path / "_bytescan_asan.so"
-    subprocess.run([gcc, "-g", "-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
-                    "-fno-omit-frame-pointer", "-shared", "-fPIC", f"-I{include}",
-                    str(ROOT / "stratum_litellm" / "_bytescan.c"), "-o", str(built)], check=True)
+    built = {}
+    for name in ("_bytescan", "_measure"):  # the measurements read the scan's results in place
+        built[name] = tmp_path / f"{name}_asan.so"
+        subprocess.run([gcc, "-g", "-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
+                        "-fno-omit-frame-pointer", "-shared", "-fPIC", f"-I{include}",
+                        str(ROOT / "stratum_litellm" / f"{name}.c"), "-o", str(built[name])], check=True)
     # PYTHONMALLOC=malloc: the engine's PyMem buffers come from malloc, which ASan watches.
     env = {"PATH": "/usr/bin:/bin", "LD_PRELOAD": ":".join(runtimes), "ASAN_OPTIONS": "detect_leaks=0",
            "PYTHONMALLOC": "malloc",
            "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1"}
-    run = subprocess.run([sys.executable, str(ROOT / "tests" / "asan_scan.py"), str(built), "600"],
+    run = subprocess.run([sys.executable, str(ROOT / "tests" / "asan_scan.py"), str(built["_bytescan"]),
+                          str(built["_measure"]), "600"],
                          capture_output=True, text=True, env=env, timeout=600)
     assert run.returncode == 0 and run.stdout.strip() == "clean", run.stderr[-4000:]
