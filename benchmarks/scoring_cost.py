@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Scoring cost per request, microseconds ({platform.python_implementation()} {platform.python_version()}, "
           f"{os.cpu_count()} CPUs, load average {load_before[0]:.1f} before / {os.getloadavg()[0]:.1f} after; "
           f"machine speed: an empty 1000-iteration loop takes {loop_ns:.1f} us; "
-          f"scan engine: {ENGINE}, score kernel: {scoring.KERNEL})\n")
+          f"scan engine: {ENGINE}, measurements: {scoring_features.MEASURE_ENGINE}, score kernel: {scoring.KERNEL})\n")
     table("Interleaved call by call, CPU time of the calling thread", interleaved, 1)
     table("Interleaved call by call, wall-clock time (includes being descheduled)", interleaved, 0)
     table("Back to back (warm caches), CPU time of the calling thread", back_to_back, 1)

@@ -41,6 +41,7 @@ typedef struct {
     unsigned char table[256];
     unsigned char keep[256];
     int identity;              /* nothing deleted, nothing mapped: the view is the input */
+    int deletes;               /* some bytes are deleted (keep[c] == 0 for some c) */
     Py_ssize_t limit;          /* -1: no limit */
     Py_ssize_t first;          /* the view's first result in the flat counts */
     Py_ssize_t n_needles;      /* its needles, then its classes, follow in the counts */
@@ -227,6 +228,7 @@ static int init_view(Scanner *self, Py_ssize_t index, PyObject *spec) {
     for (Py_ssize_t i = 0; i < PyBytes_GET_SIZE(del); i++) {
         v->keep[(unsigned char)PyBytes_AS_STRING(del)[i]] = 0;
         v->identity = 0;
+        v->deletes = 1;
     }
     v->limit = -1;
     if (limit != Py_None) {
@@ -719,16 +721,16 @@ static void look_up_batch(const Scanner *self, const unsigned char *buf, WordRef
    words: one pass, where writing then splitting took two. A word is hashed when the byte
    after it is written, and word_hash reads at most 8 bytes from its start, within buf's
    PAD; bytes past the end it reads are masked off. */
-static void write_and_look_up(const Scanner *self, const ViewSpec *v, const unsigned char *src, Py_ssize_t n,
-                              unsigned char *buf, Py_ssize_t *tag_counts, uint64_t scan, Slot **keys,
-                              Py_ssize_t *n_keys) {
+static ALWAYS_INLINE void write_and_look_up_as(const Scanner *self, const ViewSpec *v, const unsigned char *src,
+                                                Py_ssize_t n, unsigned char *buf, Py_ssize_t *tag_counts,
+                                                uint64_t scan, Slot **keys, Py_ssize_t *n_keys, const int deletes) {
     WordRef words[BATCH];
     int batched = 0;
     Py_ssize_t k = 0, start = -1;
     for (Py_ssize_t i = 0; i < n; i++) {
         unsigned char c = src[i], t = v->table[c];
         buf[k] = t;
-        if (!v->keep[c]) continue;
+        if (deletes && !v->keep[c]) continue;
         if (!BLANK[t]) {
             if (start < 0) start = k;
         } else if (start >= 0) {
@@ -749,6 +751,17 @@ static void write_and_look_up(const Scanner *self, const ViewSpec *v, const unsi
         words[batched++].hash = word_hash(buf + start, k - start);
     }
     look_up_batch(self, buf, words, batched, tag_counts, scan, keys, n_keys);
+}
+
+/* (Two copies of the loop: the words view usually deletes nothing, and then its test per
+   byte of whether to keep it is wasted.) */
+static void write_and_look_up(const Scanner *self, const ViewSpec *v, const unsigned char *src, Py_ssize_t n,
+                              unsigned char *buf, Py_ssize_t *tag_counts, uint64_t scan, Slot **keys,
+                              Py_ssize_t *n_keys) {
+    if (v->deletes)
+        write_and_look_up_as(self, v, src, n, buf, tag_counts, scan, keys, n_keys, 1);
+    else
+        write_and_look_up_as(self, v, src, n, buf, tag_counts, scan, keys, n_keys, 0);
 }
 
 /* The phrases keyed on words found, whose other words were all found too. */
@@ -799,6 +812,26 @@ static Py_ssize_t first_pass(const Scanner *self, const unsigned char *data, Py_
     return k;
 }
 
+/* first_pass, which also copies the histogram of data[0:prefix] into part on its way
+   (0 < prefix < n): the views cut short need it, and a second pass over the prefix costs more. */
+static Py_ssize_t first_pass_with_prefix(const Scanner *self, const unsigned char *data, Py_ssize_t n,
+                                         Py_ssize_t prefix, Py_ssize_t *hist, unsigned char *compact,
+                                         Py_ssize_t *part) {
+    Py_ssize_t k = first_pass(self, data, prefix, hist, compact);
+    memcpy(part, hist, 256 * sizeof(Py_ssize_t));
+    if (!compact) {
+        for (Py_ssize_t i = prefix; i < n; i++) hist[data[i]]++;
+        return -1;
+    }
+    for (Py_ssize_t i = prefix; i < n; i++) {
+        unsigned char c = data[i];
+        hist[c]++;
+        compact[k] = c;
+        k += self->compact_keep[c];
+    }
+    return k;
+}
+
 /* Sum of a histogram over a set of bytes. */
 static inline Py_ssize_t total_of(const Py_ssize_t *hist, const ByteSet *set) {
     Py_ssize_t total = 0;
@@ -831,7 +864,15 @@ static int scan_into(Scanner *self, const unsigned char *data, Py_ssize_t size, 
     }
     /* Histograms of the whole input and of the last shorter prefix a view asked for. */
     Py_ssize_t whole[256], part[256], part_of = -1;
-    compact_n = first_pass(self, data, size, whole, compact);
+    for (Py_ssize_t v = 0; v < self->n_views; v++) { /* the first view cut short, if any */
+        Py_ssize_t limit = self->views[v].limit;
+        if (limit > 0 && limit < size) {
+            part_of = limit;
+            break;
+        }
+    }
+    compact_n = part_of > 0 ? first_pass_with_prefix(self, data, size, part_of, whole, compact, part)
+                            : first_pass(self, data, size, whole, compact);
     for (Py_ssize_t v = 0; v < self->n_views; v++) {
         const ViewSpec *spec = &self->views[v];
         Py_ssize_t m = spec->limit >= 0 && spec->limit < size ? spec->limit : size;

@@ -140,6 +140,14 @@ def _plain_chat(messages: list[Any]) -> RequestView | None:
     Returns None for anything else (tool calls, content parts, odd roles), which the
     general builder then handles; both give the same view (a test checks it).
     """
+    if len(messages) == 1:  # a single user turn, the most common request: nothing else to sort
+        message = messages[0]
+        if (type(message) is dict and message.get("role") == "user" and type(last := message.get("content")) is str
+                and message.get("tool_calls") is None and message.get("function_call") is None):
+            full_len = len(last)
+            if full_len > LAST_USER_HEAD + LAST_USER_TAIL:
+                last = last[:LAST_USER_HEAD] + _ELISION + last[-LAST_USER_TAIL:]
+            return _new_view(RequestView, (last, "", "", "", 0, 1, full_len, full_len))
     last_index = -1
     total = 0
     for i, message in enumerate(messages):

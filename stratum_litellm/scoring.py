@@ -164,19 +164,21 @@ def _counts(view: RequestView) -> list[float]:
     """Raw counts of the request: the segments' counts, weighted and summed."""
     last = view.last_user if isinstance(view.last_user, str) else ""
     total = measure(last)
-    # A capped last turn: scale its token estimate back to the full length.
-    full = view.last_user_length
-    if last and isinstance(full, int) and full > len(last):
+    # A capped last turn: scale its token estimate back to the full length (last_user_chars
+    # is -1 when the turn was not capped).
+    full = view.last_user_chars
+    if last and type(full) is int and full > len(last):
         total[_TOKENS] *= full / len(last)
-    for name in ("system", "history", "tools"):
-        text = getattr(view, name)
-        if not text or not isinstance(text, str):
-            continue
-        m = _measure_cached(text) if name != "history" else measure(text)
-        w = SEGMENT_WEIGHTS[name]
-        for i, v in enumerate(m):
-            if v:
-                total[i] += w * v
+    if view.system or view.history or view.tools:  # most requests have one turn and nothing else
+        for name in ("system", "history", "tools"):
+            text = getattr(view, name)
+            if not text or not isinstance(text, str):
+                continue
+            m = _measure_cached(text) if name != "history" else measure(text)
+            w = SEGMENT_WEIGHTS[name]
+            for i, v in enumerate(m):
+                if v:
+                    total[i] += w * v
     return total
 
 

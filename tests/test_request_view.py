@@ -243,3 +243,16 @@ def test_fast_path_for_plain_chats_matches_the_general_reader(messages: list[dic
     body = {"model": "m", "messages": messages}
     assert request_view._plain_chat(messages) is not None
     assert RequestView.from_request(body) == request_view._from_request_general(body)
+
+
+@pytest.mark.parametrize("size", [0, 1, LAST_USER_HEAD + LAST_USER_TAIL, LAST_USER_HEAD + LAST_USER_TAIL + 1, 50_000])
+@pytest.mark.parametrize("extra", [{}, {"name": "ann"}, {"tool_calls": None}])
+def test_a_single_user_turn_reads_as_the_general_reader_reads_it(size: int, extra: dict) -> None:
+    # One user message is the most common request, and has a shortcut of its own.
+    from stratum_litellm import request_view
+
+    text = "".join(chr(0x61 + i % 26) for i in range(size))
+    body = {"model": "m", "messages": [{"role": "user", "content": text, **extra}]}
+    view = RequestView.from_request(body)
+    assert view == request_view._from_request_general(body)
+    assert (view.turns, view.total_chars, view.last_user_length) == (1, size, size)
