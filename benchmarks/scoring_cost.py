@@ -98,8 +98,8 @@ def contenders():  # type: ignore[no-untyped-def]
     """name -> (call, takes the request body (True) or the prompt (False))."""
     scorer = Scorer()
     python_scanner = PyScanner(**scoring_features._SCANNER_SPEC)
-    fast = scoring_features._SCANNER, scoring.measure, scoring._KERNEL
-    python = python_scanner, scoring_features.measure_python, scoring._python_kernel
+    fast = scoring_features._SCANNER, scoring.measure, scoring._KERNEL, scoring._ONE_TURN
+    python = python_scanner, scoring_features.measure_python, scoring._python_kernel, None
 
     def stratum(body):  # type: ignore[no-untyped-def]
         return scorer.score(RequestView.from_request(body))
@@ -107,11 +107,11 @@ def contenders():  # type: ignore[no-untyped-def]
     def stratum_python(body):  # type: ignore[no-untyped-def]
         # The same scorer with the pure-Python scan engine, measurements and score kernel
         # (what an install without a C compiler runs), swapped in for this call only.
-        scoring_features._SCANNER, scoring.measure, scoring._KERNEL = python
+        scoring_features._SCANNER, scoring.measure, scoring._KERNEL, scoring._ONE_TURN = python
         try:
             return scorer.score(RequestView.from_request(body))
         finally:
-            scoring_features._SCANNER, scoring.measure, scoring._KERNEL = fast
+            scoring_features._SCANNER, scoring.measure, scoring._KERNEL, scoring._ONE_TURN = fast
 
     native = ENGINE == "c" and scoring_features.MEASURE_ENGINE == "c" and scoring.KERNEL == "c"
     out = {f"stratum ({'C' if native else 'Python'})": (stratum, True)}

@@ -376,9 +376,61 @@ done:
     return result;
 }
 
+/* counts[tokens] *= full / chars when full > chars, with Python's arithmetic (only cut
+   turns, over 12,000 characters, get here). 0, or -1 with an exception set. */
+static int scale_tokens(const Measurer *self, PyObject *counts, PyObject *full, Py_ssize_t chars) {
+    Py_ssize_t full_chars = PyLong_AsSsize_t(full);
+    int beyond = full_chars == -1 && PyErr_Occurred(); /* too big for an index: compared below */
+    if (beyond) PyErr_Clear();
+    if (!beyond && full_chars <= chars) return 0;
+    PyObject *length = PyLong_FromSsize_t(chars), *ratio = NULL, *scaled = NULL;
+    int greater = length ? PyObject_RichCompareBool(full, length, Py_GT) : -1;
+    if (greater == 1 && (ratio = PyNumber_TrueDivide(full, length)) != NULL)
+        scaled = PyNumber_Multiply(PyList_GET_ITEM(counts, self->tokens), ratio);
+    Py_XDECREF(length);
+    Py_XDECREF(ratio);
+    if (greater != 1) return greater;
+    if (!scaled) return -1;
+    PyObject *tokens = PyList_GET_ITEM(counts, self->tokens);
+    PyList_SET_ITEM(counts, self->tokens, scaled);
+    Py_DECREF(tokens);
+    return 0;
+}
+
+/* score_turn(text, full_chars, kernel, weights, bias): kernel(counts, 0.0, weights, bias) for
+   a request that is one plain turn, `text`, cut from `full_chars` characters (-1: not cut):
+   what scoring.Scorer.score computes for it, without a Python frame on the way. The token
+   estimate of a cut turn is scaled back to the full length, as scoring._counts does. */
+static PyObject *Measurer_score_turn(Measurer *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "score_turn(text, full_chars, kernel, weights, bias) takes 5 arguments");
+        return NULL;
+    }
+    PyObject *text = args[0], *full = args[1];
+    PyObject *counts = Measurer_measure(self, text);
+    if (!counts) return NULL;
+    if (PyUnicode_GET_LENGTH(text) > 0 && PyLong_CheckExact(full) &&
+        scale_tokens(self, counts, full, PyUnicode_GET_LENGTH(text)) < 0) {
+        Py_DECREF(counts);
+        return NULL;
+    }
+    PyObject *zero = PyFloat_FromDouble(0.0);
+    if (!zero) {
+        Py_DECREF(counts);
+        return NULL;
+    }
+    PyObject *kernel_args[4] = {counts, zero, args[3], args[4]};
+    PyObject *result = PyObject_Vectorcall(args[2], kernel_args, 4, NULL);
+    Py_DECREF(zero);
+    Py_DECREF(counts);
+    return result;
+}
+
 static PyMethodDef Measurer_methods[] = {
     {"measure", (PyCFunction)Measurer_measure, METH_O,
      "measure(text: str) -> list of the counts of FIELDS (see scoring_features.measure_python)"},
+    {"score_turn", (PyCFunction)(void (*)(void))Measurer_score_turn, METH_FASTCALL,
+     "score_turn(text, full_chars, kernel, weights, bias) -> kernel(counts of text, 0.0, weights, bias)"},
     {NULL, NULL, 0, NULL},
 };
 

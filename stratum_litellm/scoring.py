@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 from .native import load
 from .request_view import RequestView
-from .scoring_features import FIELDS, measure
+from .scoring_features import _MEASURER, FIELDS, measure
 
 __all__ = ["DIMENSIONS", "KERNEL", "SEGMENT_WEIGHTS", "Score", "Scorer", "default_weights", "score_text", "signals"]
 
@@ -124,6 +124,8 @@ _NATIVE = load("_score_kernel")
 # The C kernel performs the same operations in the same order (tests compare the two).
 _KERNEL = _python_kernel if _NATIVE is None else _NATIVE.score
 KERNEL = "python" if _NATIVE is None else "c"
+# Scores a request of one plain turn in one C call (see Scorer.score), where the C parts exist.
+_ONE_TURN = _MEASURER.score_turn if _MEASURER is not None and _NATIVE is not None else None
 _NO_COUNTS = (0.0,) * len(FIELDS)
 
 
@@ -278,7 +280,13 @@ class Scorer:
     def score(self, view: RequestView) -> Score:
         """Score a request view; never raises (an unreadable view scores as an empty one)."""
         try:
-            value, parts, sig = _KERNEL(_counts(view), _context(view), self._wlist, self._bias)
+            if (_ONE_TURN is not None and view.turns <= 1 and not view.system and not view.history and not view.tools
+                    and view.images <= 0 and isinstance(view.last_user, str)):
+                # One plain turn, the most common request: no context, one text; the same
+                # numbers as the line below, in a single C call.
+                value, parts, sig = _ONE_TURN(view.last_user, view.last_user_chars, _KERNEL, self._wlist, self._bias)
+            else:
+                value, parts, sig = _KERNEL(_counts(view), _context(view), self._wlist, self._bias)
         except Exception:  # noqa: BLE001 - a router must not fail a request over scoring
             value, parts, sig = _python_kernel(_NO_COUNTS, 0.0, self._wlist, self._bias)
         # Built without entering a Python __init__ or __new__ (three frames per request).

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from stratum_litellm import scoring
 from stratum_litellm.scoring import DIMENSIONS, Scorer, _python_kernel, score_text
+from stratum_litellm.request_view import RequestView
 from stratum_litellm.scoring_features import FIELDS
 
 try:
@@ -67,3 +68,29 @@ def test_scores_are_the_kernels_on_real_prompts() -> None:
         assert score.value == value
         assert tuple(score.parts.values()) == parts and tuple(score.signals.values()) == signals
         assert math.isclose(score.value, 1 / (1 + math.exp(-(scorer.bias + sum(parts)))), rel_tol=1e-12)
+
+
+needs_one_turn = pytest.mark.skipif(scoring._ONE_TURN is None, reason="the C parts are not built")
+texts = st.text(max_size=300) | st.text(alphabet="How many 3 + 4 = 7? def f(): return x; \\frac{1}{2}\n", max_size=300)
+# What a view's last_user_chars may hold: -1 (not cut), the length, more (cut), odd values.
+full_chars = st.one_of(st.just(-1), st.integers(0, 10**6), st.integers(2**62, 2**70), st.none(), st.just(2.5e4))
+
+
+@needs_one_turn
+@settings(max_examples=600, deadline=None)
+@given(text=texts, full=full_chars, weights=weights, bias=st.floats(-200, 200))
+def test_one_plain_turn_scores_in_c_as_the_general_path_does(text: str, full: object, weights: list[float],
+                                                            bias: float) -> None:
+    # Scorer.score takes a single C call for a request of one plain turn; the general path
+    # (counts of each segment, context, kernel) must give the same numbers, bit for bit.
+    scorer = Scorer(dict(zip(DIMENSIONS, weights)))
+    scorer._bias = bias
+    view = RequestView(last_user=text, turns=1, total_chars=len(text), last_user_chars=full)  # type: ignore[arg-type]
+    fast = scorer.score(view)
+    try:
+        scoring._ONE_TURN, saved = None, scoring._ONE_TURN
+        general = scorer.score(view)
+    finally:
+        scoring._ONE_TURN = saved
+    assert (fast.value, dict(fast.parts), dict(fast.signals)) == (general.value, dict(general.parts),
+                                                                  dict(general.signals))
