@@ -61,11 +61,20 @@ typedef struct {
     int compacted;             /* written out from the shared compaction (see Scanner) */
 } ViewSpec;
 
+/* A vocabulary word. A lookup reads one slot, one cache line: the word's first bytes and
+   its tags are kept here, so that neither the bytes object nor the tags pool is read for
+   most words (between two requests the gateway's other work evicts them from the caches,
+   and each is then a wait on memory). */
+#define INLINE_WORD 16
+#define INLINE_TAGS 4
 typedef struct {
     PyObject *word;            /* NULL: empty slot */
-    Py_ssize_t tags_at, n_tags; /* into Scanner.tags */
     uint64_t seen;             /* the scan that last found it: found once per scan */
-    Py_ssize_t phrases_at, n_phrases; /* into Scanner.phrase_index: the phrases keyed on it */
+    Py_ssize_t phrases_at;     /* into Scanner.phrase_index: the phrases keyed on it */
+    int32_t len, tags_at;      /* its length; its tags in Scanner.tags if it has more than INLINE_TAGS */
+    int16_t n_tags, n_phrases;
+    uint16_t inline_tags[INLINE_TAGS]; /* its tags, if it has at most INLINE_TAGS */
+    unsigned char text[INLINE_WORD];   /* its first bytes, zero-padded */
 } Slot;
 
 /* A phrase counts (adds its tags) when all its words occur in the text, in any order. */
@@ -84,6 +93,7 @@ typedef struct {
     Py_ssize_t distinct_view;
     Py_ssize_t n_tag_kinds;
     size_t vocab_mask;         /* open addressing, size a power of two */
+    void *vocab_block;         /* the allocation vocab is aligned in */
     uint16_t *probe;           /* per slot: 0 if empty, else a 16-bit tag of the word's hash.
                                   Lookups walk this small array, not the slots: between two
                                   requests the gateway's other work evicts it from the
@@ -160,7 +170,7 @@ static void Scanner_dealloc(Scanner *self) {
     }
     if (self->vocab) {
         for (size_t i = 0; i <= self->vocab_mask; i++) Py_XDECREF(self->vocab[i].word);
-        PyMem_Free(self->vocab);
+        PyMem_Free(self->vocab_block);
     }
     PyMem_Free(self->probe);
     PyMem_Free(self->tags);
@@ -323,6 +333,14 @@ done:
     return rc;
 }
 
+/* Whether p[0:n] equals the needle: needles are short, and most candidates differ at the
+   first byte compared, so a loop beats a call to memcmp. */
+static inline int matches(const unsigned char *p, const unsigned char *needle, Py_ssize_t n) {
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (p[i] != needle[i]) return 0;
+    return 1;
+}
+
 static inline uint16_t probe_tag(uint64_t h) { return (uint16_t)(h >> 48) | 1; }
 
 /* Where p[0:n] (hash h) is in the vocabulary, or the empty slot where it would go. Only
@@ -333,8 +351,10 @@ static inline size_t locate_from(const Scanner *self, const unsigned char *p, Py
         uint16_t t = self->probe[i];
         if (!t) return i;
         if (t == tag) {
-            PyObject *word = self->vocab[i].word;
-            if (PyBytes_GET_SIZE(word) == n && memcmp(PyBytes_AS_STRING(word), p, n) == 0) return i;
+            const Slot *slot = &self->vocab[i];
+            if (slot->len == n && (n <= INLINE_WORD ? matches(p, slot->text, n)
+                                                    : memcmp(PyBytes_AS_STRING(slot->word), p, n) == 0))
+                return i;
         }
     }
 }
@@ -371,7 +391,9 @@ static int init_vocabulary(Scanner *self, PyObject *vocabulary) {
     size_t size = 16;
     while (size < (size_t)n + (size_t)n / 2 + 2) size <<= 1; /* at most 2/3 full */
     self->vocab_mask = size - 1;
-    self->vocab = PyMem_Calloc(size, sizeof(Slot));
+    /* Slots aligned on cache lines (64 bytes): a lookup then reads one line, not two. */
+    self->vocab_block = PyMem_Calloc(size * sizeof(Slot) + 64, 1);
+    if (self->vocab_block) self->vocab = (Slot *)(((uintptr_t)self->vocab_block + 63) & ~(uintptr_t)63);
     self->probe = PyMem_Calloc(size, sizeof(uint16_t));
     if (!self->vocab || !self->probe) {
         PyErr_NoMemory();
@@ -394,7 +416,7 @@ static int init_vocabulary(Scanner *self, PyObject *vocabulary) {
         PyObject *word = PyTuple_GET_ITEM(PyList_GET_ITEM(items, i), 0);
         PyObject *tags = PySequence_Fast(PyTuple_GET_ITEM(PyList_GET_ITEM(items, i), 1), "tags must be a sequence");
         if (!tags) goto done;
-        if (!PyBytes_Check(word) || PyBytes_GET_SIZE(word) == 0) {
+        if (!PyBytes_Check(word) || PyBytes_GET_SIZE(word) == 0 || PyBytes_GET_SIZE(word) > INT32_MAX) {
             Py_DECREF(tags);
             PyErr_SetString(PyExc_TypeError, "vocabulary words must be non-empty bytes");
             goto done;
@@ -409,18 +431,26 @@ static int init_vocabulary(Scanner *self, PyObject *vocabulary) {
         if (!self->probe[index]) {
             Py_INCREF(word);
             slot->word = word;
+            slot->len = (int32_t)PyBytes_GET_SIZE(word);
+            memcpy(slot->text, PyBytes_AS_STRING(word), slot->len < INLINE_WORD ? slot->len : INLINE_WORD);
             self->probe[index] = probe_tag(h);
         }
-        slot->tags_at = at;
-        slot->n_tags = PySequence_Fast_GET_SIZE(tags);
+        if (PySequence_Fast_GET_SIZE(tags) > INT16_MAX || at > INT32_MAX) {
+            Py_DECREF(tags);
+            PyErr_SetString(PyExc_ValueError, "too many vocabulary tags");
+            goto done;
+        }
+        slot->tags_at = (int32_t)at;
+        slot->n_tags = (int16_t)PySequence_Fast_GET_SIZE(tags);
         for (Py_ssize_t j = 0; j < slot->n_tags; j++) {
             Py_ssize_t tag = PyLong_AsSsize_t(PySequence_Fast_GET_ITEM(tags, j));
-            if (tag < 0 || tag >= self->n_tag_kinds) {
+            if (tag < 0 || tag >= self->n_tag_kinds || tag > UINT16_MAX) {
                 Py_DECREF(tags);
                 if (!PyErr_Occurred())
                     PyErr_Format(PyExc_ValueError, "vocabulary tags must be in [0, %zd)", self->n_tag_kinds);
                 goto done;
             }
+            if (j < INLINE_TAGS) slot->inline_tags[j] = (uint16_t)tag;
             self->tags[at++] = tag;
         }
         Py_DECREF(tags);
@@ -438,6 +468,11 @@ static int init_phrases(Scanner *self, PyObject *phrases) {
     if (!seq) return -1;
     int rc = -1;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq), total_words = 0, total_tags = 0;
+    if (n > INT16_MAX) { /* (a slot counts the phrases keyed on it in 16 bits) */
+        Py_DECREF(seq);
+        PyErr_Format(PyExc_ValueError, "at most %d phrases", INT16_MAX);
+        return -1;
+    }
     PyObject **parts = PyMem_Calloc(2 * n + 1, sizeof(PyObject *)); /* words, tags of each */
     Py_ssize_t *keys = PyMem_Calloc(n + 1, sizeof(Py_ssize_t));
     self->phrases = PyMem_Calloc(n + 1, sizeof(Phrase));
@@ -628,13 +663,6 @@ static Py_ssize_t count_distinct(const unsigned char *p, Py_ssize_t n) {
     return distinct;
 }
 
-/* Whether p[0:n] equals the needle: needles are short, and most candidates differ at the
-   first byte compared, so a loop beats a call to memcmp. */
-static inline int matches(const unsigned char *p, const unsigned char *needle, Py_ssize_t n) {
-    for (Py_ssize_t i = 0; i < n; i++)
-        if (p[i] != needle[i]) return 0;
-    return 1;
-}
 
 /* The needles anchored on the byte at p[i], checked where they would start. */
 static inline void check_anchor(const ViewSpec *v, const unsigned char *p, Py_ssize_t n, Py_ssize_t i,
@@ -676,7 +704,10 @@ static ALWAYS_INLINE void look_up(const Scanner *self, const unsigned char *word
     Slot *slot = find_word(self, word, len, h, from);
     if (!slot || slot->seen == scan) return;
     slot->seen = scan;
-    for (Py_ssize_t t = 0; t < slot->n_tags; t++) tag_counts[self->tags[slot->tags_at + t]]++;
+    if (slot->n_tags <= INLINE_TAGS)
+        for (int t = 0; t < slot->n_tags; t++) tag_counts[slot->inline_tags[t]]++;
+    else
+        for (Py_ssize_t t = 0; t < slot->n_tags; t++) tag_counts[self->tags[slot->tags_at + t]]++;
     if (slot->n_phrases) keys[(*n_keys)++] = slot;
 }
 
@@ -705,12 +736,6 @@ static void look_up_batch(const Scanner *self, const unsigned char *buf, WordRef
             if (!t || t == tag) break;
         }
     }
-    for (int w = 0; w < n; w++) /* then for what those slots point to: the word and its tags */
-        if (words[w].slot >= 0) {
-            const Slot *slot = &self->vocab[words[w].slot];
-            PREFETCH(PyBytes_AS_STRING(slot->word));
-            PREFETCH(&self->tags[slot->tags_at]);
-        }
     for (int w = 0; w < n; w++) /* words whose probe met an empty slot first are not in the vocabulary */
         if (words[w].slot >= 0)
             look_up(self, buf + words[w].start, words[w].len, words[w].hash, (size_t)words[w].slot, tag_counts,
