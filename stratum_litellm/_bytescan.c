@@ -24,10 +24,13 @@
 
 #include "_bytescan_api.h"
 
+#define INLINE_NEEDLE 16
 typedef struct {
-    const unsigned char *bytes;
+    const unsigned char *bytes; /* `text`, or the bytes object's for a longer needle */
     Py_ssize_t len;
     Py_ssize_t anchor;         /* offset of its rarest byte, where the search finds it */
+    unsigned char text[INLINE_NEEDLE]; /* the needle, next to the others: compared without
+                                          reading its bytes object (a wait on memory when cold) */
 } Needle;
 
 /* A set of input bytes whose histogram counts add up to one result (a one-byte needle, a
@@ -305,6 +308,10 @@ static int init_view(Scanner *self, Py_ssize_t index, PyObject *spec) {
         Py_ssize_t anchor = anchor_of(bytes, PyBytes_GET_SIZE(needle));
         Py_ssize_t at = per_byte[bytes[anchor]]++;
         v->longs[at].bytes = bytes;
+        if (PyBytes_GET_SIZE(needle) <= INLINE_NEEDLE) {
+            memcpy(v->longs[at].text, bytes, PyBytes_GET_SIZE(needle));
+            v->longs[at].bytes = v->longs[at].text;
+        }
         v->longs[at].len = PyBytes_GET_SIZE(needle);
         v->longs[at].anchor = anchor;
         v->long_at[at] = i;
