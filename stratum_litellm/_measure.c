@@ -326,6 +326,9 @@ static PyObject *Measurer_measure(Measurer *self, PyObject *text) {
         PyErr_Format(PyExc_TypeError, "measure() takes str, not %.100s", Py_TYPE(text)->tp_name);
         return NULL;
     }
+#if PY_VERSION_HEX < 0x030C0000
+    if (PyUnicode_READY(text) < 0) return NULL; /* (a legacy string; every str is ready from 3.12 on) */
+#endif
     Py_ssize_t chars = PyUnicode_GET_LENGTH(text);
     if (chars == 0) {
         PyObject *list = PyList_New(self->fields);

@@ -15,7 +15,9 @@ where it was built, else in Python, with the same results):
   notation is a handful of needles; letters become ``a``/``A`` for proper nouns.
 
 Everything is built at import; per call, work and allocations are linear in the text,
-which callers cap (see :mod:`stratum_litellm.request_view`).
+which callers cap (see :mod:`stratum_litellm.request_view`). ``measure_python`` turns the
+scan's counts into the fields; where the C parts were built, ``measure`` is its C twin
+(``_measure.c``), which reads the C scan's results in place.
 """
 
 from __future__ import annotations
