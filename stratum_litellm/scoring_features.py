@@ -23,6 +23,7 @@ scan's counts into the fields; where the C parts were built, ``measure`` is its 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from importlib import resources
 
@@ -402,7 +403,13 @@ _LAYOUT = {
 
 def _load_measurer():  # type: ignore[no-untyped-def]
     native = load("_measure") if ENGINE == "c" else None
-    return None if native is None else native.Measurer(_SCANNER, _LAYOUT)
+    if native is None:
+        return None
+    try:
+        return native.Measurer(_SCANNER, _LAYOUT)
+    except (TypeError, ValueError) as exc:  # a build that does not match this file: keep the gateway up
+        logging.getLogger(__name__).warning("C measurements unusable (%s); using the Python ones", exc)
+        return None
 
 
 _MEASURER = _load_measurer()

@@ -215,6 +215,15 @@ def test_c_measurements_refuse_a_bad_layout_with_the_key() -> None:
         scoring_features._MEASURER.measure(b"bytes")
 
 
+@needs_c_measure
+def test_a_c_build_that_does_not_match_falls_back_to_python(monkeypatch: pytest.MonkeyPatch,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    # A stale build must not stop the gateway from starting: the Python measurements take over.
+    monkeypatch.setattr(scoring_features, "_LAYOUT", {**scoring_features._LAYOUT, "fields": 10**6})
+    assert scoring_features._load_measurer() is None
+    assert "C measurements unusable" in caplog.text and "fields" in caplog.text
+
+
 def test_c_engine_is_memory_safe_under_address_sanitizer(tmp_path: Path) -> None:
     # The engine runs in the gateway's request path: an out-of-bounds read there would not
     # fail a comparison, it would crash or leak memory contents. Build it with ASan and UBSan
