@@ -58,7 +58,7 @@ static PyObject *tuple_of(const double *values, Py_ssize_t n) {
     return tuple;
 }
 
-static PyObject *score(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+static PyObject *score(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 4) {
         PyErr_SetString(PyExc_TypeError, "score(counts, context, weights, bias) takes 4 arguments");
         return NULL;

@@ -253,3 +253,17 @@ def test_c_engine_is_memory_safe_under_address_sanitizer(tmp_path: Path) -> None
                           str(built["_measure"]), "600"],
                          capture_output=True, text=True, env=env, timeout=600)
     assert run.returncode == 0 and run.stdout.strip() == "clean", run.stderr[-4000:]
+
+
+@pytest.mark.parametrize("name", ["_bytescan", "_measure", "_score_kernel"])
+def test_the_c_parts_compile_without_warnings(name: str, tmp_path: Path) -> None:
+    # Warnings are where portability bugs hide (other compilers, other Python versions).
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        pytest.skip("no gcc")
+    include = subprocess.run([sys.executable, "-c", "import sysconfig; print(sysconfig.get_paths()['include'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    run = subprocess.run([gcc, "-O2", "-Wall", "-Wextra", "-Werror", "-fPIC", "-shared", f"-I{include}",
+                          str(ROOT / "stratum_litellm" / f"{name}.c"), "-o", str(tmp_path / f"{name}.so")],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
