@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 export LITELLM_LOCAL_MODEL_COST_MAP ?= True
 # The environment is rebuilt when the package's build inputs change (pyproject.toml, and
 # setup.py with the C sources of the scorer, compiled at install).
-BUILD_INPUTS := pyproject.toml setup.py $(sort $(wildcard stratum_litellm/*.c))
+BUILD_INPUTS := pyproject.toml setup.py $(sort $(wildcard stratum_litellm/*.c stratum_litellm/*.h))
 STAMP := $(VENV)/.installed-$(shell cat $(BUILD_INPUTS) | cksum | cut -d' ' -f1)
 
 .PHONY: setup backends chromium test test-fast run check bench clean

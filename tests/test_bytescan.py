@@ -267,3 +267,24 @@ def test_the_c_parts_compile_without_warnings(name: str, tmp_path: Path) -> None
                           str(ROOT / "stratum_litellm" / f"{name}.c"), "-o", str(tmp_path / f"{name}.so")],
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-3000:]
+
+
+def test_the_source_distribution_holds_everything_the_c_parts_include(tmp_path: Path) -> None:
+    # A wheel built from the sdist (pip does that where no wheel fits) compiles the C parts
+    # there: a missing header would drop them silently (they are optional) and leave pure Python.
+    import re
+    import tarfile
+
+    egg_info = ROOT / "stratum_litellm.egg-info"
+    existed = egg_info.exists()
+    subprocess.run([sys.executable, "setup.py", "-q", "sdist", "-d", str(tmp_path)], cwd=ROOT, check=True,
+                   capture_output=True)
+    if not existed:  # setup.py leaves it behind
+        shutil.rmtree(egg_info, ignore_errors=True)
+    (archive,) = tmp_path.glob("*.tar.gz")
+    with tarfile.open(archive) as tar:
+        names = {Path(n).name for n in tar.getnames()}
+    for source in (ROOT / "stratum_litellm").glob("*.c"):
+        assert source.name in names
+        for header in re.findall(r'#include "([^"]+)"', source.read_text()):
+            assert header in names, f"{source.name} includes {header}, which the sdist lacks"
