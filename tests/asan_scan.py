@@ -51,10 +51,19 @@ for _ in range(rounds * 4):
     data = text(400)
     assert same(scorer_c.scan(data), scorer_py.scan(data)), data
 
-# The measurements, on the same kind of texts read as UTF-8 (invalid bytes replaced).
+# The measurements, on the same kind of texts read as UTF-8 (invalid bytes replaced), and the
+# one-call scoring of a plain turn, cut or not, against the general path.
+from stratum_litellm import scoring  # noqa: E402
+
+assert scoring._ONE_TURN is not None
+weights, bias = scoring.Scorer()._wlist, scoring.Scorer().bias
 for _ in range(rounds * 4):
     words = text(400).decode("utf-8", "replace")
     assert scoring_features.measure(words) == scoring_features.measure_python(words), words
+    full = rng.choice([-1, len(words), len(words) + rng.randint(1, 10**6), 2**70, None])
+    got = scoring._ONE_TURN(words, full, scoring._KERNEL, weights, bias)
+    view = scoring.RequestView(last_user=words, turns=1, last_user_chars=full)  # type: ignore[arg-type]
+    assert got == scoring._KERNEL(scoring._counts(view), 0.0, weights, bias), (words, full)
 
 for _ in range(rounds):
     views = []
