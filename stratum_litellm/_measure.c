@@ -169,7 +169,7 @@ static int Measurer_init(Measurer *self, PyObject *args, PyObject *kwds) {
     PyObject *scanner, *layout;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!", kwlist, api->scanner_type, &scanner, &PyDict_Type, &layout))
         return -1;
-    if (self->scanner) {
+    if (self->scanner || self->labels || self->latex_commands || self->curly_quotes) { /* (a failed one too) */
         PyErr_SetString(PyExc_RuntimeError, "Measurer is already initialised");
         return -1;
     }
