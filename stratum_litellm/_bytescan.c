@@ -88,6 +88,7 @@ typedef struct {
 
 typedef struct {
     PyObject_HEAD
+    int ready;                 /* initialised, and successfully: scans may run */
     Py_ssize_t n_views;
     ViewSpec *views;
     Py_ssize_t n_counts;
@@ -634,6 +635,7 @@ static int Scanner_init(Scanner *self, PyObject *args, PyObject *kwds) {
     for (int c = 0; c < 256; c++) self->compact_keep[c] = !common[c];
     if (candidates < 2 || !common_bytes)
         for (Py_ssize_t i = 0; i < self->n_views; i++) self->views[i].compacted = 0;
+    self->ready = 1;
     rc = 0;
 done:
     Py_DECREF(vseq);
@@ -976,7 +978,7 @@ static Py_ssize_t results_size(const Scanner *self) {
 /* The capsule's functions (see _bytescan_api.h). */
 static int api_sizes(PyObject *scanner, Py_ssize_t *n_counts, Py_ssize_t *n_views, Py_ssize_t *n_tags) {
     const Scanner *self = (const Scanner *)scanner;
-    if (!self->views) {
+    if (!self->ready) {
         PyErr_SetString(PyExc_RuntimeError, "Scanner is not initialised");
         return -1;
     }
@@ -990,7 +992,7 @@ static int api_scan_into(PyObject *scanner, const unsigned char *data, Py_ssize_
 }
 
 static PyObject *Scanner_scan(Scanner *self, PyObject *arg) {
-    if (!self->views) {
+    if (!self->ready) {
         PyErr_SetString(PyExc_RuntimeError, "Scanner is not initialised");
         return NULL;
     }

@@ -143,6 +143,16 @@ def test_scan_takes_bytes_only() -> None:
         CScanner([View()], {}).scan("text")  # type: ignore[arg-type]
 
 
+@needs_c
+def test_a_scanner_whose_construction_failed_refuses_to_scan() -> None:
+    # Half-built (its views set up, its vocabulary not): scanning must raise, not read NULL.
+    scanner = CScanner.__new__(CScanner)
+    with pytest.raises(ValueError, match="tags"):
+        scanner.__init__([View(needles=(b"ab",))], {b"word": (5,)}, tags=1)
+    with pytest.raises(RuntimeError, match="not initialised"):
+        scanner.scan(b"a word")
+
+
 def test_the_c_parts_are_built_where_a_compiler_is() -> None:
     # `make test` installs the package on a machine with gcc: the fast engine and kernel must
     # be there, or a failed build (it is optional, so pip only warns) would go unnoticed.
