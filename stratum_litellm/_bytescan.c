@@ -976,13 +976,15 @@ static Py_ssize_t results_size(const Scanner *self) {
 }
 
 /* The capsule's functions (see _bytescan_api.h). */
-static int api_sizes(PyObject *scanner, Py_ssize_t *n_counts, Py_ssize_t *n_views, Py_ssize_t *n_tags) {
+static int api_sizes(PyObject *scanner, Py_ssize_t *n_counts, Py_ssize_t *n_views, Py_ssize_t *n_tags,
+                     Py_ssize_t *n_out) {
     const Scanner *self = (const Scanner *)scanner;
     if (!self->ready) {
         PyErr_SetString(PyExc_RuntimeError, "Scanner is not initialised");
         return -1;
     }
     *n_counts = self->n_counts, *n_views = self->n_views, *n_tags = self->n_tag_kinds;
+    *n_out = results_size(self);
     return 0;
 }
 

@@ -8,14 +8,16 @@
 #include <Python.h>
 
 #define BYTESCAN_API_CAPSULE "stratum_litellm._bytescan._C_API"
-#define BYTESCAN_API_VERSION 1
+#define BYTESCAN_API_VERSION 2
 
 typedef struct {
     int version;
     PyTypeObject *scanner_type;
-    /* Sizes of a scan's results: n_counts counts, n_views view lengths, n_tags tag counts.
-       -1 with an exception set when the scanner is not initialised. */
-    int (*sizes)(PyObject *scanner, Py_ssize_t *n_counts, Py_ssize_t *n_views, Py_ssize_t *n_tags);
+    /* Sizes of a scan's results: n_counts counts, n_views view lengths, n_tags tag counts,
+       and how many Py_ssize_t scan_into's `out` must hold. -1 with an exception set when the
+       scanner is not initialised. */
+    int (*sizes)(PyObject *scanner, Py_ssize_t *n_counts, Py_ssize_t *n_views, Py_ssize_t *n_tags,
+                 Py_ssize_t *n_out);
     /* Scans data[0:size] (data[size] must be a NUL byte) into out[] (the counts, view
        lengths and tag counts, one after the other; zeroed by the caller) and *distinct.
        0, or -1 with an exception set. */

@@ -173,8 +173,7 @@ static int Measurer_init(Measurer *self, PyObject *args, PyObject *kwds) {
         PyErr_SetString(PyExc_RuntimeError, "Measurer is already initialised");
         return -1;
     }
-    if (api->sizes(scanner, &self->n_counts, &self->n_views, &self->n_tags) < 0) return -1;
-    self->n_results = self->n_counts + self->n_views + self->n_tags + 1;
+    if (api->sizes(scanner, &self->n_counts, &self->n_views, &self->n_tags, &self->n_results) < 0) return -1;
     if (read_layout(self, layout) < 0) return -1;
     Py_INCREF(scanner);
     self->scanner = scanner;
@@ -222,6 +221,16 @@ static int ends_with_semicolon(const Measurer *self, const unsigned char *b, Py_
     return n > 0 && b[n - 1] == ';';
 }
 
+/* The length of the typographic quote p starts with (n bytes readable), or 0. */
+static Py_ssize_t quote_at(const Measurer *self, const unsigned char *p, Py_ssize_t n) {
+    for (Py_ssize_t q = 0; q < PyTuple_GET_SIZE(self->curly_quotes); q++) {
+        PyObject *quote = PyTuple_GET_ITEM(self->curly_quotes, q);
+        Py_ssize_t len = PyBytes_GET_SIZE(quote);
+        if (len <= n && memcmp(p, PyBytes_AS_STRING(quote), len) == 0) return len;
+    }
+    return 0;
+}
+
 /* The UTF-8 text with each typographic quote replaced by "'", into out (NUL-terminated,
    as long as b plus one); the number replaced. (One pass replaces what consecutive
    bytes.replace calls do: the quotes are whole UTF-8 characters, which cannot overlap.) */
@@ -229,14 +238,8 @@ static Py_ssize_t replace_quotes(const Measurer *self, const unsigned char *b, P
                                  Py_ssize_t *out_n) {
     Py_ssize_t replaced = 0, k = 0;
     for (Py_ssize_t i = 0; i < n;) {
-        Py_ssize_t q = 0, quotes = PyTuple_GET_SIZE(self->curly_quotes), len = 0;
-        if (b[i] >= 0x80)
-            for (; q < quotes; q++) {
-                PyObject *quote = PyTuple_GET_ITEM(self->curly_quotes, q);
-                len = PyBytes_GET_SIZE(quote);
-                if (len <= n - i && memcmp(b + i, PyBytes_AS_STRING(quote), len) == 0) break;
-            }
-        if (b[i] >= 0x80 && q < quotes) {
+        Py_ssize_t len = b[i] >= 0x80 ? quote_at(self, b + i, n - i) : 0; /* the quotes are not ASCII */
+        if (len) {
             out[k++] = '\'';
             i += len;
             replaced++;
