@@ -12,6 +12,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -234,27 +235,37 @@ def test_a_c_build_that_does_not_match_falls_back_to_python(monkeypatch: pytest.
     assert "C measurements unusable" in caplog.text and "fields" in caplog.text
 
 
+def gcc_or_skip() -> str:
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        pytest.skip("no gcc: this test builds C sources itself")
+    return gcc
+
+
+def compile_c_part(gcc: str, name: str, out: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+    """Build stratum_litellm/<name>.c as a loadable module for this interpreter, with flags."""
+    return subprocess.run([gcc, *flags, "-shared", "-fPIC", f"-I{sysconfig.get_paths()['include']}",
+                           str(ROOT / "stratum_litellm" / f"{name}.c"), "-o", str(out)],
+                          capture_output=True, text=True)
+
+
 def test_c_engine_is_memory_safe_under_address_sanitizer(tmp_path: Path) -> None:
     # The engine runs in the gateway's request path: an out-of-bounds read there would not
     # fail a comparison, it would crash or leak memory contents. Build it with ASan and UBSan
     # and run it on thousands of random specs and texts (tests/asan_scan.py).
-    gcc = shutil.which("gcc")
-    if gcc is None:
-        pytest.skip("no gcc: the sanitiser build needs it")
+    gcc = gcc_or_skip()
     runtimes = []
     for lib in ("libasan.so", "libubsan.so"):
         path = subprocess.run([gcc, f"-print-file-name={lib}"], capture_output=True, text=True).stdout.strip()
         if not Path(path).is_file():
             pytest.skip(f"gcc has no {lib}")
         runtimes.append(path)
-    include = subprocess.run([sys.executable, "-c", "import sysconfig; print(sysconfig.get_paths()['include'])"],
-                             capture_output=True, text=True, check=True).stdout.strip()
     built = {}
     for name in ("_bytescan", "_measure"):  # the measurements read the scan's results in place
         built[name] = tmp_path / f"{name}_asan.so"
-        subprocess.run([gcc, "-g", "-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
-                        "-fno-omit-frame-pointer", "-shared", "-fPIC", f"-I{include}",
-                        str(ROOT / "stratum_litellm" / f"{name}.c"), "-o", str(built[name])], check=True)
+        build = compile_c_part(gcc, name, built[name], "-g", "-O1", "-fsanitize=address,undefined",
+                               "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer")
+        assert build.returncode == 0, build.stderr[-3000:]
     # PYTHONMALLOC=malloc: the engine's PyMem buffers come from malloc, which ASan watches.
     env = {"PATH": "/usr/bin:/bin", "LD_PRELOAD": ":".join(runtimes), "ASAN_OPTIONS": "detect_leaks=0",
            "PYTHONMALLOC": "malloc",
@@ -268,14 +279,7 @@ def test_c_engine_is_memory_safe_under_address_sanitizer(tmp_path: Path) -> None
 @pytest.mark.parametrize("name", ["_bytescan", "_measure", "_score_kernel"])
 def test_the_c_parts_compile_without_warnings(name: str, tmp_path: Path) -> None:
     # Warnings are where portability bugs hide (other compilers, other Python versions).
-    gcc = shutil.which("gcc")
-    if gcc is None:
-        pytest.skip("no gcc")
-    include = subprocess.run([sys.executable, "-c", "import sysconfig; print(sysconfig.get_paths()['include'])"],
-                             capture_output=True, text=True, check=True).stdout.strip()
-    run = subprocess.run([gcc, "-O2", "-Wall", "-Wextra", "-Werror", "-fPIC", "-shared", f"-I{include}",
-                          str(ROOT / "stratum_litellm" / f"{name}.c"), "-o", str(tmp_path / f"{name}.so")],
-                         capture_output=True, text=True)
+    run = compile_c_part(gcc_or_skip(), name, tmp_path / f"{name}.so", "-O2", "-Wall", "-Wextra", "-Werror")
     assert run.returncode == 0, run.stderr[-3000:]
 
 
