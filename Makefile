@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 export LITELLM_LOCAL_MODEL_COST_MAP ?= True
 # The environment is rebuilt when the package's build inputs change (pyproject.toml, and
 # setup.py with the C sources of the scorer, compiled at install).
-BUILD_INPUTS := pyproject.toml setup.py $(sort $(wildcard stratum_litellm/*.c stratum_litellm/*.h))
+BUILD_INPUTS := pyproject.toml setup.py $(sort $(wildcard stratum_litellm/scoring/*.c stratum_litellm/scoring/*.h))
 STAMP := $(VENV)/.installed-$(shell cat $(BUILD_INPUTS) | cksum | cut -d' ' -f1)
 
 .PHONY: setup backends chromium test test-fast run check bench clean
@@ -21,7 +21,7 @@ $(STAMP): $(BUILD_INPUTS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
 	@$(PY) -c 'import stratum_litellm, litellm' || { echo "error: installing the Python environment failed; see the pip output above" >&2; exit 1; }
-	@$(PY) -c 'from stratum_litellm.bytescan import ENGINE; from stratum_litellm.scoring_features import MEASURE_ENGINE; from stratum_litellm.scoring import KERNEL; print("    scorer scan engine:", ENGINE, "/ measurements:", MEASURE_ENGINE, "/ score kernel:", KERNEL)'
+	@$(PY) -c 'from stratum_litellm.scoring.scan import ENGINE; from stratum_litellm.scoring.measure import MEASURE_ENGINE; from stratum_litellm.scoring.scorer import KERNEL; print("    scorer scan engine:", ENGINE, "/ measurements:", MEASURE_ENGINE, "/ score kernel:", KERNEL)'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
@@ -45,4 +45,4 @@ check: setup
 	$(VENV)/bin/stratum check litellm_config.yaml
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info stratum_litellm/*.so
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info stratum_litellm/scoring/*.so

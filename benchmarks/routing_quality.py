@@ -50,8 +50,8 @@ def serve(score: Callable[[str], float]) -> int:
 
 
 def stratum_score_fn() -> Callable[[str], float]:
-    from stratum_litellm.request_view import RequestView
-    from stratum_litellm.scoring import Scorer
+    from stratum_litellm.scoring.view import RequestView
+    from stratum_litellm.scoring.scorer import Scorer
 
     scorer = Scorer()
 

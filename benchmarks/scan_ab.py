@@ -3,7 +3,7 @@
 
     python benchmarks/scan_ab.py REVISION [--calls N]      # e.g. HEAD~1; needs gcc and git
 
-Both builds of ``stratum_litellm/_bytescan.c`` (REVISION's, from git, and the working
+Both builds of ``stratum_litellm/scoring/_bytescan.c`` (REVISION's, from git, and the working
 tree's) are compiled into a temporary directory and loaded side by side with the scorer's
 own spec; they must give identical results on the texts. Each is then timed on the seeded
 2,000-character texts of scoring_cost.py, alternating which goes first: *cold*, each call
@@ -32,9 +32,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from scoring_cost import litellm_classifier, percentile, realistic_text  # noqa: E402
 
-from stratum_litellm import scoring_features  # noqa: E402
+from stratum_litellm.scoring import measure as scoring_features  # noqa: E402
 
-SOURCE = "stratum_litellm/_bytescan.c"
+SOURCE = "stratum_litellm/scoring/_bytescan.c"
 
 
 def build(source: str, name: str, into: Path):  # type: ignore[no-untyped-def]
@@ -43,7 +43,7 @@ def build(source: str, name: str, into: Path):  # type: ignore[no-untyped-def]
     c_file.write_text(source)
     library = into / f"{name}.so"
     include = sysconfig.get_paths()["include"]
-    subprocess.run(["gcc", "-O2", "-fPIC", "-shared", f"-I{include}", f"-I{ROOT / 'stratum_litellm'}",
+    subprocess.run(["gcc", "-O2", "-fPIC", "-shared", f"-I{include}", f"-I{ROOT / 'stratum_litellm' / 'scoring'}",
                     f"-DPyInit__bytescan=PyInit_{name}",
                     str(c_file), "-o", str(library)], check=True)
     spec = importlib.util.spec_from_file_location(name, library)

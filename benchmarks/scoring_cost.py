@@ -29,10 +29,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stratum_litellm import scoring, scoring_features  # noqa: E402
-from stratum_litellm.bytescan import ENGINE, PyScanner  # noqa: E402
-from stratum_litellm.request_view import RequestView  # noqa: E402
-from stratum_litellm.scoring import Scorer  # noqa: E402
+from stratum_litellm.scoring import measure as scoring_features, scorer as scoring  # noqa: E402
+from stratum_litellm.scoring.scan import ENGINE, PyScanner  # noqa: E402
+from stratum_litellm.scoring.view import RequestView  # noqa: E402
+from stratum_litellm.scoring.scorer import Scorer  # noqa: E402
 
 SIZES = (200, 2_000, 20_000, 200_000)
 

@@ -32,8 +32,8 @@ def run_path(size: int, calls: int) -> None:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from scoring_cost import realistic_text
 
-    from stratum_litellm.request_view import RequestView
-    from stratum_litellm.scoring import Scorer
+    from stratum_litellm.scoring.view import RequestView
+    from stratum_litellm.scoring.scorer import Scorer
 
     rng = random.Random(7)
     bodies = [{"model": "gemma4-auto", "messages": [{"role": "user", "content": realistic_text(size, rng)}]}
@@ -67,8 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (Debian: apt-get install valgrind)")
     sys.path.insert(0, str(ROOT))
-    from stratum_litellm.bytescan import ENGINE
-    from stratum_litellm.scoring import KERNEL
+    from stratum_litellm.scoring.scan import ENGINE
+    from stratum_litellm.scoring.scorer import KERNEL
 
     native = ENGINE == "c" and KERNEL == "c"
     engines = [("with the C parts", False), ("pure Python", True)] if native else [("pure Python", True)]

@@ -28,9 +28,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stratum_litellm.policy import Policy  # noqa: E402
-from stratum_litellm.request_view import RequestView  # noqa: E402
-from stratum_litellm.settings import parse_settings  # noqa: E402
+from stratum_litellm.routing.policy import Policy  # noqa: E402
+from stratum_litellm.scoring.view import RequestView  # noqa: E402
+from stratum_litellm.config import parse_settings  # noqa: E402
 from stratum_litellm.signals.snapshot import Signals  # noqa: E402
 
 COMPLEX = (

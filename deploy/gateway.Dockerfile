@@ -47,7 +47,7 @@ RUN set -eu; \
     uv pip install --python "$py" --break-system-packages --no-cache --no-deps /opt/stratum-litellm; \
     uv pip install --python "$py" --break-system-packages --no-cache \
         "nvidia-ml-py>=12.535" "prometheus-client>=0.20" "pyyaml>=6.0"; \
-    "$py" -c 'import stratum_litellm.plugin, pynvml, prometheus_client; from stratum_litellm.bytescan import ENGINE; from stratum_litellm.scoring import KERNEL; print("stratum-litellm ready; scan engine:", ENGINE, "/ score kernel:", KERNEL)'
+    "$py" -c 'import stratum_litellm.gateway.plugin, pynvml, prometheus_client; from stratum_litellm.scoring.scan import ENGINE; from stratum_litellm.scoring.scorer import KERNEL; print("stratum-litellm ready; scan engine:", ENGINE, "/ score kernel:", KERNEL)'
 
 # ENTRYPOINT and WORKDIR stay the base image's (its entrypoint may be a path relative to
 # /app); the main LiteLLM image runs as root, as this one does. Compose passes

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Fit the dimension weights of stratum_litellm.scoring and write data/weights.json.
+"""Fit the dimension weights of stratum_litellm.scoring.scorer and write data/weights.json.
 
 Reproducible and deterministic (no randomness; folds come from sha256 of seed/id).
 Offline only: the runtime package never reads the evaluation data, only the JSON
@@ -50,11 +50,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stratum_litellm.request_view import RequestView  # noqa: E402
-from stratum_litellm.scoring import DIMENSIONS, signals  # noqa: E402
+from stratum_litellm.scoring.view import RequestView  # noqa: E402
+from stratum_litellm.scoring.scorer import DIMENSIONS, signals  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "eval" / "routellm_dev.jsonl"
-OUT = ROOT / "stratum_litellm" / "data" / "weights.json"
+OUT = ROOT / "stratum_litellm" / "scoring" / "data" / "weights.json"
 
 THRESHOLD = 0.65  # the policy's default threshold
 EMPTY_SCORE = 0.08  # score of a request with no signal at all ("hi", "thanks")
@@ -286,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         return 0
     payload = {
-        "_about": "Weights of stratum_litellm.scoring, written by scripts/fit_scorer.py; do not edit by hand.",
+        "_about": "Weights of stratum_litellm.scoring.scorer, written by scripts/fit_scorer.py; do not edit by hand.",
         "bias": round(bias, 6),
         "weights": {d: round(float(w), 6) for d, w in zip(DIMENSIONS, weights)},
         "fit": {

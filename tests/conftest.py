@@ -10,9 +10,15 @@ from typing import Iterator
 # deadlock LiteLLM's lazily imported logging filter).
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
+import sys
+from pathlib import Path
+
 import pytest
 
-from backends import LlamaServer, StubBackend
+# The launchers and helpers every kind of test shares live in tests/support.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
+
+from backends import LlamaServer, StubBackend  # noqa: E402
 
 # A greeting and a long, hard question in plain prose: the two ends every test relies on.
 SIMPLE_PROMPT = "hi there! thanks"

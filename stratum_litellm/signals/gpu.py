@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from .poller_thread import PollerThread
+from .thread import PollerThread
 
 __all__ = [
     "STATUS_OK",

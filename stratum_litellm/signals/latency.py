@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from ..settings import TIERS, Tier
+from ..config import TIERS, Tier
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
-from ..settings import TIERS, StratumSettings, Tier
+from ..config import TIERS, StratumSettings, Tier
 from .backends import BackendLoad, BackendPoller, BackendTarget
 from .gpu import GpuMonitor, GpuReading, UtilisationCircuit
 from .latency import LatencyTracker, TierLatency

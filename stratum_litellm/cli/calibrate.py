@@ -1,0 +1,105 @@
+"""Pick the complexity threshold that sends a target share of traffic to the smart tier.
+
+Scores the operator's own requests with the settings in force (weights and config rules
+included), then reads the threshold off the score distribution. Requests a rule sends to a
+tier outright do not depend on the threshold and are counted as they go.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from ..routing.policy import Policy
+from ..scoring.view import RequestView
+from ..config import SettingsError, load_settings
+from ..signals.snapshot import Signals
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    threshold: float
+    target_share: float
+    #: The smart share the chosen threshold gives on these requests.
+    share: float
+    requests: int
+    #: Share sent to smart / fast by rules whatever the threshold.
+    ruled_smart: float
+    ruled_fast: float
+    #: Nearby thresholds and the smart share each would give.
+    table: Sequence[tuple[float, float]]
+
+
+def scores_of(views: Iterable[RequestView], policy: Policy) -> tuple[list[float], int, int]:
+    """Threshold-dependent scores, and the counts of requests rules route outright."""
+    snapshot = Signals(policy.settings).snapshot()  # offline: capacity rules abstain
+    scores: list[float] = []
+    ruled_smart = ruled_fast = 0
+    for view in views:
+        decision = policy.decide(view, policy.settings.routed_model, snapshot)
+        assert decision is not None
+        if decision.reason.startswith("rule:"):
+            ruled_smart += decision.tier == "smart"
+            ruled_fast += decision.tier == "fast"
+        elif decision.score is not None:
+            scores.append(decision.score)
+    return scores, ruled_smart, ruled_fast
+
+
+def share_at(scores: Sequence[float], threshold: float, ruled_smart: int, total: int) -> float:
+    return (sum(1 for s in scores if s >= threshold) + ruled_smart) / total if total else 0.0
+
+
+def calibrate(views: Iterable[RequestView], policy: Policy, target_share: float) -> Calibration:
+    if not 0.0 <= target_share <= 1.0:
+        raise ValueError(f"target share must be between 0 and 1, got {target_share}")
+    scores, ruled_smart, ruled_fast = scores_of(views, policy)
+    total = len(scores) + ruled_smart + ruled_fast
+    if total == 0:
+        raise ValueError("no requests to calibrate on")
+    ranked = sorted(scores, reverse=True)
+    # How many threshold-dependent requests should go smart, after the rules' share.
+    wanted = round(target_share * total) - ruled_smart
+    if wanted <= 0 or not ranked:
+        threshold = min(1.0, (ranked[0] + 1e-4) if ranked else 1.0)
+    elif wanted >= len(ranked):
+        threshold = ranked[-1]
+    else:
+        # Midway between the last score in and the first one out, so ties stay together.
+        threshold = (ranked[wanted - 1] + ranked[wanted]) / 2 if ranked[wanted - 1] > ranked[wanted] else ranked[wanted - 1]
+    threshold = round(min(1.0, max(0.0, threshold)), 4)
+    nearby = sorted({round(min(1.0, max(0.0, threshold + step)), 4) for step in (-0.1, -0.05, -0.02, 0.0, 0.02, 0.05, 0.1)})
+    table = [(t, share_at(scores, t, ruled_smart, total)) for t in nearby]
+    return Calibration(threshold, target_share, share_at(scores, threshold, ruled_smart, total), total,
+                       ruled_smart / total, ruled_fast / total, table)
+
+
+_THRESHOLD_LINE = re.compile(r"^(\s*threshold:\s*)([0-9.eE+-]+)(\s*(#.*)?)$", re.MULTILINE)
+
+
+def write_threshold(path: str | Path, threshold: float) -> None:
+    """Set ``complexity.threshold`` in a settings file, keeping its comments and layout.
+
+    The file is validated with the new value before it replaces the old one, so a gateway
+    watching it (live reload) only ever sees a good file."""
+    file = Path(path)
+    text = file.read_text(encoding="utf-8")
+    matches = list(_THRESHOLD_LINE.finditer(text))
+    if len(matches) != 1:
+        raise SettingsError(
+            f"{file}: expected exactly one 'threshold:' line to update, found {len(matches)}; "
+            f"set complexity.threshold: {threshold} by hand"
+        )
+    m = matches[0]
+    updated = text[: m.start(2)] + f"{threshold}" + text[m.end(2):]
+    tmp = file.with_name(f".{file.name}.calibrate.tmp")
+    tmp.write_text(updated, encoding="utf-8")
+    try:
+        if load_settings(tmp).complexity.threshold != threshold:
+            raise SettingsError(f"{file}: the 'threshold:' line found is not complexity.threshold; set it by hand")
+    except SettingsError:
+        tmp.unlink(missing_ok=True)
+        raise
+    tmp.replace(file)

@@ -1,0 +1,388 @@
+"""The one typed settings model of the router, and how it is loaded and validated.
+
+Operators write the settings in the ``litellm_config.yaml`` their gateway already reads,
+under ``callback_settings: stratum:`` (LiteLLM copies ``callback_settings`` to
+``litellm.callback_settings`` before it loads any callback, and otherwise leaves the key
+alone), or in a file of their own named by the ``STRATUM_CONFIG`` environment variable
+(either a whole LiteLLM config or a file holding only the ``stratum`` mapping).
+
+Every key is validated when the file is read: an unknown key, a wrong type or a value out
+of range raises :class:`SettingsError` naming the key, the file and what was expected, so
+the gateway refuses to start instead of failing at request time.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+Tier = Literal["fast", "smart"]
+TIERS: tuple[Tier, Tier] = ("fast", "smart")
+
+#: Where the router's settings sit inside a LiteLLM config file.
+SECTION_PATH: tuple[str, str] = ("callback_settings", "stratum")
+#: Environment variable naming a settings file that overrides the gateway config.
+CONFIG_ENV = "STRATUM_CONFIG"
+
+RulePosition = Literal["first", "capacity", "last"]
+
+
+class _Strict(BaseModel):
+    # Typos must fail loudly, and "2000" must not silently become 2000.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class BackendSettings(_Strict):
+    """Where the router reads a tier's own load signals over HTTP (queue, slots, cache,
+    model loaded). The only capacity signal when the gateway is not on the GPU host."""
+
+    #: vllm, llamacpp, llama-swap, or auto (detect from what answers).
+    kind: Literal["vllm", "llamacpp", "llama-swap", "auto"] = "auto"
+    #: Base URL of the server (a trailing /v1 is fine), or ``os.environ/NAME``.
+    url: str = Field(min_length=1)
+    #: llama-swap: the model ID whose load state /running reports (and warm-up asks for).
+    model: str | None = None
+    #: Sent as a bearer token, or ``os.environ/NAME``.
+    api_key: str | None = None
+    #: KV cache use at or above this counts as saturated (vLLM).
+    kv_cache_saturation: float = Field(default=0.95, gt=0.0, le=1.0)
+
+    @field_validator("url", "api_key")
+    @classmethod
+    def _from_environment(cls, value: str | None) -> str | None:
+        # The same convention as LiteLLM's own config values.
+        if value is not None and value.startswith("os.environ/"):
+            name = value.removeprefix("os.environ/")
+            if name not in os.environ:
+                raise ValueError(f"environment variable {name} is not set")
+            return os.environ[name]
+        return value
+
+    @model_validator(mode="after")
+    def _valid_target(self) -> "BackendSettings":
+        from .signals.backends import BackendTarget
+
+        BackendTarget(self.kind, self.url, self.model, self.api_key, self.kv_cache_saturation)
+        return self
+
+
+class TierSettings(_Strict):
+    """One serving tier: the LiteLLM model group it is, and where it runs."""
+
+    model_group: str = Field(min_length=1)
+    #: NVML index of the GPU this tier's backend runs on.
+    gpu_index: int = Field(default=0, ge=0, le=63)
+    #: Routed requests beyond this many in flight spill to the other tier. None: the
+    #: backend's slot count when its load signals report one, else no limit.
+    max_in_flight: int | None = Field(default=None, ge=1)
+    #: The backend's own load signals (none: not read).
+    backend: BackendSettings | None = None
+
+
+class BackendPollingSettings(_Strict):
+    interval_s: float = Field(default=1.0, ge=0.05, le=600.0)
+    timeout_s: float = Field(default=0.5, ge=0.01, le=60.0)
+    #: A reading older than this counts as unknown.
+    stale_after_s: float = Field(default=5.0, ge=0.1, le=3600.0)
+    backoff_max_s: float = Field(default=30.0, ge=0.1, le=3600.0)
+    #: Send a one-token request to wake the smart model when it is not loaded (llama-swap
+    #: unloads idle models; a reload takes about a minute), rate-limited.
+    warm_up_cold_smart: bool = False
+    #: Requests that name the smart group directly go to the fast tier while the smart
+    #: backend is down or loading (off: they go anyway, and LiteLLM's fallback covers them).
+    redirect_forced_when_unavailable: bool = False
+
+    @model_validator(mode="after")
+    def _backoff_above_interval(self) -> "BackendPollingSettings":
+        if self.backoff_max_s < self.interval_s:
+            raise ValueError(f"backoff_max_s ({self.backoff_max_s}) must be >= interval_s ({self.interval_s})")
+        return self
+
+
+def _default_tiers() -> dict[str, TierSettings]:
+    return {
+        "fast": TierSettings(model_group="gemma4-fast"),
+        "smart": TierSettings(model_group="gemma4-smart"),
+    }
+
+
+class ComplexitySettings(_Strict):
+    #: Requests scoring at or above this go to the smart tier (when capacity allows).
+    threshold: float = Field(default=0.65, ge=0.0, le=1.0)
+    #: Per-dimension weight overrides for the scorer, e.g. ``{code: 1.2}``.
+    weights: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("weights")
+    @classmethod
+    def _known_dimensions(cls, weights: dict[str, float]) -> dict[str, float]:
+        from .scoring.scorer import DIMENSIONS
+
+        for name, value in weights.items():
+            if name not in DIMENSIONS:
+                raise ValueError(f"unknown dimension {name!r}; expected one of {', '.join(DIMENSIONS)}")
+            if not (value >= 0.0 and value < float("inf")):
+                raise ValueError(f"weight of {name!r} must be a finite number >= 0, got {value!r}")
+        return weights
+
+
+class GpuSettings(_Strict):
+    #: Poll NVML in a background thread; off means the GPU rules always abstain.
+    enabled: bool = True
+    poll_interval_ms: float = Field(default=15.0, ge=1.0, le=60_000.0)
+    #: A snapshot older than this is treated as unknown (the poller is stuck).
+    stale_after_ms: float = Field(default=1000.0, ge=10.0, le=600_000.0)
+    #: The smart tier needs at least this much free memory on its GPU.
+    min_free_gib: float = Field(default=1.5, ge=0.0, le=1024.0)
+    #: Utilisation circuit: opens at ``trip_pct``, closes again at ``reset_pct``.
+    utilisation_trip_pct: float = Field(default=90.0, gt=0.0, le=100.0)
+    utilisation_reset_pct: float = Field(default=75.0, ge=0.0, lt=100.0)
+
+    @model_validator(mode="after")
+    def _reset_below_trip(self) -> "GpuSettings":
+        if self.utilisation_reset_pct >= self.utilisation_trip_pct:
+            raise ValueError(
+                "utilisation_reset_pct must be below utilisation_trip_pct "
+                f"(got {self.utilisation_reset_pct} >= {self.utilisation_trip_pct})"
+            )
+        return self
+
+
+class LatencySettings(_Strict):
+    #: Latency target of the smart tier, in milliseconds.
+    sla_ms: float = Field(default=2000.0, gt=0.0, le=3_600_000.0)
+    #: Which EMA the SLA is measured on: time to first token, or whole-request time.
+    measure: Literal["ttft", "total"] = "ttft"
+    #: Weight of the newest sample in the exponential moving average.
+    ema_alpha: float = Field(default=0.2, gt=0.0, le=1.0)
+    #: Starting value of each EMA before any sample (None: unknown until the first one).
+    seed_ms: float | None = Field(default=None, ge=0.0)
+    #: A tier held off by the SLA gets one probe request after this long without samples,
+    #: so it can come back when it is fast again (no permanent lock-out).
+    probe_interval_s: float = Field(default=10.0, gt=0.0, le=3600.0)
+    #: This many failures in a row mark a tier unhealthy for ``cooldown_s``.
+    failure_threshold: int = Field(default=3, ge=1, le=1000)
+    cooldown_s: float = Field(default=30.0, ge=0.0, le=3600.0)
+    #: In-flight entries older than this are dropped (a request whose callback never came).
+    in_flight_timeout_s: float = Field(default=600.0, gt=0.0, le=86_400.0)
+
+
+class AffinitySettings(_Strict):
+    #: Keep a multi-turn conversation on the tier it reached (up, never down).
+    enabled: bool = True
+    #: How long a conversation is remembered after its last request.
+    ttl_s: float = Field(default=1800.0, gt=0.0, le=7 * 86_400.0)
+    #: At most this many conversations are remembered (least recently used go first).
+    max_conversations: int = Field(default=10_000, ge=1, le=10_000_000)
+
+
+class ReloadSettings(_Strict):
+    #: Watch the settings file and apply valid edits without a restart.
+    enabled: bool = True
+    interval_s: float = Field(default=2.0, ge=0.1, le=3600.0)
+
+
+class RuleSettings(_Strict):
+    """A routing rule written in the config: a match, then a tier or a score change."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    position: RulePosition = "first"
+    #: What the text matchers read: the last user turn, or the whole conversation.
+    scope: Literal["last_user", "conversation"] = "last_user"
+    keywords: list[str] = Field(default_factory=list)
+    pattern: str | None = None
+    min_chars: int | None = Field(default=None, ge=0)
+    max_chars: int | None = Field(default=None, ge=0)
+    users: list[str] = Field(default_factory=list)
+    teams: list[str] = Field(default_factory=list)
+    key_aliases: list[str] = Field(default_factory=list)
+    #: Request metadata fields that must equal these values ("*": present at all).
+    metadata: dict[str, str] = Field(default_factory=dict)
+    #: Request headers (any case) that must equal these values ("*": present at all).
+    headers: dict[str, str] = Field(default_factory=dict)
+    #: The action: send to a tier, or add to the complexity score (only one of the two).
+    route: Tier | None = None
+    score_delta: float | None = Field(default=None, ge=-1.0, le=1.0)
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles_and_is_safe(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            import re
+
+            from .routing.patterns import unsafe_reason
+
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+            reason = unsafe_reason(pattern)
+            if reason:
+                raise ValueError(f"regular expression {pattern!r} refused: {reason}; rewrite it without nesting")
+        return pattern
+
+    @model_validator(mode="after")
+    def _one_action_and_a_match(self) -> "RuleSettings":
+        if (self.route is None) == (self.score_delta is None):
+            raise ValueError(f"rule {self.name!r} needs exactly one of 'route' or 'score_delta'")
+        if self.score_delta is not None and self.position != "first":
+            raise ValueError(f"rule {self.name!r}: 'score_delta' only works at position 'first'")
+        has_match = (
+            bool(self.keywords or self.users or self.teams or self.key_aliases or self.metadata or self.headers)
+            or self.pattern is not None
+            or self.min_chars is not None
+            or self.max_chars is not None
+        )
+        if not has_match:
+            raise ValueError(f"rule {self.name!r} matches nothing: give keywords, pattern, a length bound, users, teams or key_aliases")
+        return self
+
+
+class OverrideSettings(_Strict):
+    """A client may pick the tier of one request itself, if its key is allowed to."""
+
+    #: Request header carrying the tier (fast or smart).
+    header: str = Field(default="x-stratum-tier", min_length=1)
+    #: Request metadata field carrying the tier.
+    metadata_key: str = Field(default="stratum_tier", min_length=1)
+    #: Who may override (a key alias, user id or team id listed here); empty: nobody.
+    allowed_key_aliases: list[str] = Field(default_factory=list)
+    allowed_users: list[str] = Field(default_factory=list)
+    allowed_teams: list[str] = Field(default_factory=list)
+
+
+class PythonRuleSettings(_Strict):
+    """A rule written in Python: ``callable`` is ``package.module:function``."""
+
+    callable: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    position: RulePosition = "first"
+
+
+class StratumSettings(_Strict):
+    #: The model name clients ask for to be routed (listed by the gateway's /v1/models).
+    routed_model: str = Field(default="gemma4-auto", min_length=1)
+    tiers: dict[Tier, TierSettings] = Field(default_factory=_default_tiers)
+    #: The tier a routed request gets when the router itself fails: the one it would
+    #: get without the plugin (the alias's target in router_settings.model_group_alias).
+    fallback_tier: Tier = "fast"
+    complexity: ComplexitySettings = Field(default_factory=ComplexitySettings)
+    gpu: GpuSettings = Field(default_factory=GpuSettings)
+    backend_polling: BackendPollingSettings = Field(default_factory=BackendPollingSettings)
+    latency: LatencySettings = Field(default_factory=LatencySettings)
+    affinity: AffinitySettings = Field(default_factory=AffinitySettings)
+    reload: ReloadSettings = Field(default_factory=ReloadSettings)
+    rules: list[RuleSettings] = Field(default_factory=list)
+    override: OverrideSettings = Field(default_factory=OverrideSettings)
+    python_rules: list[PythonRuleSettings] = Field(default_factory=list)
+    #: Add x-stratum-tier / -reason / -score headers to routed responses.
+    response_headers: bool = True
+
+    @model_validator(mode="after")
+    def _both_tiers(self) -> "StratumSettings":
+        missing = [t for t in TIERS if t not in self.tiers]
+        if missing:
+            raise ValueError(f"tiers must define both 'fast' and 'smart' (missing: {', '.join(missing)})")
+        groups = {self.tiers["fast"].model_group, self.tiers["smart"].model_group}
+        if len(groups) != 2:
+            raise ValueError("the fast and smart tiers must name different model groups")
+        if self.routed_model in groups:
+            raise ValueError(f"routed_model {self.routed_model!r} must differ from the tiers' model groups")
+        names = [r.name for r in self.rules]
+        if len(names) != len(set(names)):
+            raise ValueError("rule names must be unique")
+        return self
+
+    def model_group(self, tier: Tier) -> str:
+        return self.tiers[tier].model_group
+
+    def tier_of_group(self, model_group: str) -> Tier | None:
+        for tier in TIERS:
+            if self.tiers[tier].model_group == model_group:
+                return tier
+        return None
+
+
+class SettingsError(ValueError):
+    """A settings file the router refuses, with every problem spelled out."""
+
+
+def _describe(error: Mapping[str, Any], prefix: str) -> str:
+    loc = ".".join(str(p) for p in (prefix, *error["loc"]) if p != "")
+    message = str(error["msg"]).removeprefix("Value error, ")
+    shown = repr(error.get("input"))
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    if error["type"] == "extra_forbidden":
+        return f"{loc}: unknown key (check its spelling; see the README's configuration reference)"
+    if error["type"] == "missing":
+        return f"{loc}: required key is missing"
+    return f"{loc}: {message} (got {shown})"
+
+
+def parse_settings(raw: Any, source: str = "<settings>", prefix: str = "stratum") -> StratumSettings:
+    """Validate a mapping into settings, or raise :class:`SettingsError` naming each bad key."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise SettingsError(f"{source}: {prefix}: expected a mapping of settings, got {type(raw).__name__}")
+    try:
+        return StratumSettings.model_validate(dict(raw))
+    except ValidationError as exc:
+        problems = "\n  ".join(_describe(e, prefix) for e in exc.errors())
+        raise SettingsError(f"invalid stratum settings in {source}:\n  {problems}") from None
+
+
+def extract_section(document: Any) -> tuple[Any, str]:
+    """The stratum mapping of a YAML document and its dotted location.
+
+    A LiteLLM config keeps it under ``callback_settings.stratum``; a standalone file may
+    hold it under a top-level ``stratum`` key or be the mapping itself.
+    """
+    if not isinstance(document, Mapping):
+        return document, "(top level)"
+    callback_settings = document.get(SECTION_PATH[0])
+    if isinstance(callback_settings, Mapping) and SECTION_PATH[1] in callback_settings:
+        return callback_settings[SECTION_PATH[1]], ".".join(SECTION_PATH)
+    if "stratum" in document:
+        return document["stratum"], "stratum"
+    litellm_keys = {"model_list", "litellm_settings", "router_settings", "general_settings", "callback_settings", "environment_variables"}
+    if litellm_keys & set(document):
+        return {}, ".".join(SECTION_PATH)  # a gateway config without our section: defaults
+    return document, "(top level)"
+
+
+def load_settings(path: str | os.PathLike[str]) -> StratumSettings:
+    """Read and validate the router settings from a YAML file."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SettingsError(f"cannot read stratum settings file {file}: {exc.strerror or exc}") from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"{file} is not valid YAML: {exc}") from None
+    section, where = extract_section(document)
+    return parse_settings(section, source=str(file), prefix=where)
+
+
+def resolve_settings(
+    gateway_config: str | os.PathLike[str] | None = None,
+    mapping: Any = None,
+    environ: Mapping[str, str] = os.environ,
+) -> tuple[StratumSettings, str]:
+    """The settings in force and where they came from, in order of precedence: the file
+    named by ``STRATUM_CONFIG``; the gateway's own config file; a mapping already parsed
+    by the host (``litellm.callback_settings['stratum']``); the defaults."""
+    named = environ.get(CONFIG_ENV)
+    if named:
+        return load_settings(named), named
+    if gateway_config is not None and Path(gateway_config).is_file():
+        return load_settings(gateway_config), str(gateway_config)
+    if mapping is not None:
+        source = "litellm.callback_settings"
+        return parse_settings(mapping, source=source, prefix=".".join(SECTION_PATH)), source
+    return StratumSettings(), "defaults"

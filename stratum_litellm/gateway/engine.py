@@ -1,0 +1,211 @@
+"""The router as the gateway sees it: route a request body, learn from its outcome.
+
+Everything here works on plain dictionaries (the request body, the callback keyword
+arguments), so it runs and is tested without LiteLLM; :mod:`.plugin` only adapts LiteLLM's
+hook signatures to it. Routing fails open: any internal error sends the request to the
+tier it would get without the plugin, and never reaches the client.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+from typing import Any, Mapping, MutableMapping
+
+from . import metrics
+from ..routing.affinity import AffinityStore, conversation_key
+from ..routing.policy import Decision, Policy
+from .reload import ConfigWatcher
+from ..scoring.view import RequestView
+from ..routing.rules import RequestMeta
+from ..config import StratumSettings, Tier
+from ..signals.snapshot import Signals
+
+logger = logging.getLogger("stratum_litellm")
+
+#: Key under the request's ``metadata`` where the decision travels to the callbacks.
+METADATA_KEY = "stratum"
+
+
+class RouterEngine:
+    """One router: settings, signals and policy, and the request/callback entry points."""
+
+    def __init__(self, settings: StratumSettings, signals: Signals | None = None, policy: Policy | None = None,
+                 source: str = "settings") -> None:
+        self.source = source
+        self.signals = signals or Signals(settings)
+        # The policy carries its settings: swapping this one reference is a reload.
+        self.policy = policy or Policy(settings, source=source)
+        self.affinity = AffinityStore(settings.affinity.ttl_s, settings.affinity.max_conversations)
+        self._logged_errors: set[str] = set()
+        self.error_count = 0
+        self._watcher: ConfigWatcher | None = None
+
+    @property
+    def settings(self) -> StratumSettings:
+        return self.policy.settings
+
+    def apply_settings(self, settings: StratumSettings) -> None:
+        """Put new settings in force without dropping a request; raises (and changes
+        nothing) when they cannot be built, e.g. a python rule that does not import."""
+        policy = Policy(settings, source=self.source)
+        self.signals.reconfigure(settings)
+        self.affinity.configure(settings.affinity.ttl_s, settings.affinity.max_conversations)
+        self.policy = policy
+
+    def watch(self, path: str) -> None:
+        """Reload the settings from ``path`` when it changes (settings ``reload``)."""
+        reload = self.settings.reload
+        if not reload.enabled or self._watcher is not None:
+            return
+
+        def accepted(settings: StratumSettings) -> None:
+            self.apply_settings(settings)
+            metrics.CONFIG_RELOADS.labels("ok").inc()
+
+        def refused(message: str) -> None:
+            metrics.CONFIG_RELOADS.labels("error").inc()
+
+        self._watcher = ConfigWatcher(path, accepted, refused, reload.interval_s)
+        self._watcher.start()
+
+    def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.stop()
+        self.signals.close()
+
+    # -- requests -----------------------------------------------------------------------
+
+    def route(self, data: MutableMapping[str, Any], meta: RequestMeta | None = None) -> Decision | None:
+        """Decide a tier for a request body and rewrite its ``model`` in place.
+
+        Returns None (body untouched) for requests that are not the router's."""
+        requested = data.get("model")
+        if not isinstance(requested, str):
+            return None
+        started = time.perf_counter()
+        policy = self.policy  # one settings generation for the whole decision
+        settings = policy.settings
+        conversation = None
+        try:
+            if settings.affinity.enabled and requested == settings.routed_model:
+                conversation = conversation_key(data)
+            view = RequestView.from_request(data)
+            decision = policy.decide(view, requested, self.signals.snapshot(), meta,
+                                     sticky_tier=self.affinity.tier(conversation))
+            if decision is not None and decision.reason != "forced":
+                self.affinity.record(conversation, decision.tier)
+        except Exception as exc:  # fail open: the request still goes somewhere sane
+            if requested != settings.routed_model:
+                return None  # a forced or foreign request passes untouched, as without us
+            self.record_error("decide", exc)
+            decision = policy.fallback(exc)
+        if decision is None:
+            return None
+        if decision.reason == "smart_loading" and settings.backend_polling.warm_up_cold_smart:
+            try:
+                poller = self.signals.backend_poller
+                if poller is not None:
+                    poller.warm_up("smart")  # only sets a flag; the poller sends it, rate-limited
+            except Exception as exc:
+                self.record_error("warm_up", exc)
+        metrics.DECISION_SECONDS.observe(time.perf_counter() - started)
+        metrics.DECISIONS.labels(decision.tier, decision.reason).inc()
+        if decision.score is not None:
+            metrics.SCORES.observe(decision.score)
+        try:
+            _write(data, decision)
+            call_id = data.get("litellm_call_id")
+            if isinstance(call_id, str) and call_id:
+                self.signals.latency.begin(call_id, decision.tier, decision.probe)
+        except Exception as exc:
+            if requested == settings.routed_model:
+                self.fail_open(data, exc, "apply")
+            else:
+                self.record_error("apply", exc)
+        return decision
+
+    def fail_open(self, data: MutableMapping[str, Any], exc: BaseException, where: str) -> None:
+        """Send a routed request to the tier it would get without the plugin, and say so."""
+        self.record_error(where, exc)
+        decision = self.policy.fallback(exc)
+        try:
+            _write(data, decision)
+        except Exception:  # a body we cannot even write metadata into: the model is enough
+            data["model"] = decision.model_group
+
+    # -- outcomes (the gateway's success / failure callbacks) ---------------------------
+
+    def observe(self, kwargs: Mapping[str, Any], start_time: Any, end_time: Any, ok: bool) -> Tier | None:
+        """Feed one finished call back into the tier that served it. Never raises."""
+        try:
+            tier = self._served_tier(kwargs)
+            call_id = kwargs.get("litellm_call_id")
+            call_id = call_id if isinstance(call_id, str) else None
+            total_ms = _elapsed_ms(start_time, end_time)
+            latency = self.signals.latency
+            if ok:
+                ttft_ms = None
+                if kwargs.get("stream"):
+                    ttft_ms = _elapsed_ms(start_time, kwargs.get("completion_start_time"))
+                latency.observe_success(call_id, tier, ttft_ms, total_ms)
+            else:
+                latency.observe_failure(call_id, tier, total_ms)
+            return tier
+        except Exception as exc:
+            self.record_error("observe", exc)
+            return None
+
+    def _served_tier(self, kwargs: Mapping[str, Any]) -> Tier | None:
+        slo = kwargs.get("standard_logging_object")
+        group = slo.get("model_group") if isinstance(slo, Mapping) else None
+        if not isinstance(group, str):
+            params = kwargs.get("litellm_params")
+            meta = params.get("metadata") if isinstance(params, Mapping) else None
+            group = meta.get("model_group") if isinstance(meta, Mapping) else None
+        return self.settings.tier_of_group(group) if isinstance(group, str) else None
+
+    def record_error(self, where: str, exc: BaseException) -> None:
+        self.error_count += 1
+        metrics.ERRORS.labels(where).inc()
+        key = f"{where}:{type(exc).__name__}"
+        if key not in self._logged_errors:  # once per kind, not once per request
+            self._logged_errors.add(key)
+            logger.exception("stratum router internal error in %s; failing open", where)
+
+
+def _write(data: MutableMapping[str, Any], decision: Decision) -> None:
+    data["model"] = decision.model_group
+    metadata = data.get("metadata")
+    if not isinstance(metadata, dict):
+        metadata = {}
+        data["metadata"] = metadata
+    metadata[METADATA_KEY] = decision_record(decision)
+
+
+def decision_record(decision: Decision) -> dict[str, Any]:
+    """The decision as plain data, for request metadata and logs (no prompt text)."""
+    return {
+        "tier": decision.tier,
+        "model_group": decision.model_group,
+        "reason": decision.reason,
+        "score": None if decision.score is None else round(decision.score, 4),
+        "probe": decision.probe,
+        "evidence": dict(decision.evidence),
+    }
+
+
+def _elapsed_ms(start: Any, end: Any) -> float | None:
+    if start is None or end is None:
+        return None
+    if isinstance(start, datetime) and isinstance(end, datetime):
+        seconds = (end - start).total_seconds()
+    elif isinstance(start, (int, float)) and isinstance(end, (int, float)):
+        seconds = float(end) - float(start)
+    else:
+        return None
+    # Clock skew or junk must not poison an average: negative, NaN and infinite are dropped.
+    if not 0.0 <= seconds < 86_400.0:
+        return None
+    return seconds * 1000.0

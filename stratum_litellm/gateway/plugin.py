@@ -1,0 +1,195 @@
+"""LiteLLM glue: the only module of the package that imports LiteLLM.
+
+Gateway (proxy) users enable the router with::
+
+    litellm_settings:
+      callbacks: [stratum_litellm.proxy_handler]
+
+``proxy_handler`` is created when the gateway loads its callbacks, which is after LiteLLM
+has read the config file, so the router reads its settings (``callback_settings.stratum``)
+from that same file, validates them and refuses to start on a bad one.
+
+SDK users, whose ``litellm.Router`` never calls proxy hooks, use :class:`StratumRouter`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import uuid
+from typing import Any, Mapping
+
+import litellm
+from litellm.integrations.custom_logger import CustomLogger
+from litellm.router import Router
+from litellm.types.router import PreRoutingHookResponse
+
+from . import metrics
+from .engine import METADATA_KEY, RouterEngine
+from ..routing.rules import RequestMeta
+from ..config import StratumSettings, load_settings, resolve_settings
+from ..signals.snapshot import Signals
+
+logger = logging.getLogger("stratum_litellm")
+
+# Chat-shaped calls carry messages (or a prompt) the scorer can read.
+_ROUTED_CALL_TYPES = frozenset(
+    {"completion", "acompletion", "text_completion", "atext_completion", "anthropic_messages", "aanthropic_messages",
+     "responses", "aresponses"}
+)
+
+
+def _gateway_config_path() -> str | None:
+    # Read, never imported: the proxy module is already loaded when the gateway loads us.
+    proxy = sys.modules.get("litellm.proxy.proxy_server")
+    path = getattr(proxy, "user_config_file_path", None) if proxy is not None else None
+    return path if isinstance(path, str) else None
+
+
+def engine_from_gateway() -> RouterEngine:
+    """A started router engine with the settings the gateway's config names."""
+    mapping = (getattr(litellm, "callback_settings", None) or {}).get("stratum")
+    settings, source = resolve_settings(_gateway_config_path(), mapping)
+    logger.info("stratum router: settings from %s; routed model %s", source, settings.routed_model)
+    engine = RouterEngine(settings, Signals.polling(settings), source=source)
+    metrics.attach_engine(engine)
+    if os.path.isfile(source):
+        engine.watch(source)
+    return engine
+
+
+def _request_meta(user_api_key_dict: Any, data: Mapping[str, Any]) -> RequestMeta:
+    metadata = data.get("metadata")
+    server_request = data.get("proxy_server_request")
+    headers = server_request.get("headers") if isinstance(server_request, Mapping) else None
+    return RequestMeta(
+        user_id=getattr(user_api_key_dict, "user_id", None),
+        team_id=getattr(user_api_key_dict, "team_id", None),
+        key_alias=getattr(user_api_key_dict, "key_alias", None),
+        metadata=metadata if isinstance(metadata, Mapping) else {},
+        headers={str(k).lower(): str(v) for k, v in headers.items()} if isinstance(headers, Mapping) else {},
+    )
+
+
+class StratumProxyHandler(CustomLogger):
+    """The gateway callback: rewrites the model group before LiteLLM forwards a request,
+    and feeds each call's latency back. Each hook is defined on this class itself: the
+    proxy skips hooks a callback only inherits."""
+
+    def __init__(self, engine: RouterEngine | None = None) -> None:
+        super().__init__()
+        self.engine = engine if engine is not None else engine_from_gateway()
+
+    async def async_pre_call_hook(self, user_api_key_dict: Any, cache: Any, data: dict, call_type: str) -> dict:
+        try:
+            self.engine.signals.start()  # a no-op after the first request
+            if call_type in _ROUTED_CALL_TYPES:
+                self.engine.route(data, _request_meta(user_api_key_dict, data))
+        except Exception as exc:  # never a 500 because of the router
+            if data.get("model") == self.engine.settings.routed_model:
+                self.engine.fail_open(data, exc, "pre_call_hook")
+            else:
+                self.engine.record_error("pre_call_hook", exc)
+        return data
+
+    async def async_log_success_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
+        self.engine.observe(kwargs, start_time, end_time, ok=True)
+
+    async def async_log_failure_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
+        self.engine.observe(kwargs, start_time, end_time, ok=False)
+
+    async def async_post_call_response_headers_hook(
+        self,
+        data: dict,
+        user_api_key_dict: Any,
+        response: object,
+        request_headers: dict[str, str] | None = None,
+        litellm_call_info: dict[str, object] | None = None,
+    ) -> dict[str, str] | None:
+        try:
+            if not self.engine.settings.response_headers:
+                return None
+            metadata = data.get("metadata")
+            record = metadata.get(METADATA_KEY) if isinstance(metadata, Mapping) else None
+            if not isinstance(record, Mapping):
+                return None
+            headers = {"x-stratum-tier": str(record["tier"]), "x-stratum-reason": str(record["reason"])}
+            if record.get("score") is not None:
+                headers["x-stratum-score"] = f"{record['score']:.4f}"
+            return headers
+        except Exception as exc:
+            self.engine.record_error("response_headers", exc)
+            return None
+
+
+class StratumRouter(Router):
+    """A ``litellm.Router`` that routes its alias the way the gateway plugin does.
+
+    ``Router`` does not call proxy hooks, so the decision is made in its pre-routing
+    hook; the latency feedback comes from a callback this router adds to
+    ``litellm.callbacks``. ``stratum_settings`` is a settings object, a path to a YAML file
+    (a LiteLLM config with ``callback_settings.stratum`` or a standalone file), or None for
+    the defaults.
+    """
+
+    def __init__(self, *args: Any, stratum_settings: StratumSettings | str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if isinstance(stratum_settings, str):
+            settings, source = load_settings(stratum_settings), stratum_settings
+        elif stratum_settings is None:
+            settings, source = resolve_settings()
+        else:
+            settings, source = stratum_settings, "StratumRouter(stratum_settings=...)"
+        self.stratum = RouterEngine(settings, Signals.polling(settings), source=source)
+        self.stratum.signals.start()
+        if os.path.isfile(source):
+            self.stratum.watch(source)
+        self.stratum_callback = StratumProxyHandler(self.stratum)
+        litellm.callbacks.append(self.stratum_callback)
+
+    async def async_pre_routing_hook(
+        self,
+        model: str,
+        request_kwargs: dict,
+        messages: list[dict[str, Any]] | None = None,
+        input: str | list | None = None,
+        specific_deployment: bool | None = False,
+    ) -> PreRoutingHookResponse | None:
+        settings = self.stratum.settings
+        if model != settings.routed_model and settings.tier_of_group(model) is None:
+            return await super().async_pre_routing_hook(model, request_kwargs, messages, input, specific_deployment)
+        # The SDK call id is made later; pick it now so the callbacks can close the loop.
+        call_id = request_kwargs.setdefault("litellm_call_id", str(uuid.uuid4()))
+        data: dict[str, Any] = {"model": model, "messages": messages, "litellm_call_id": call_id}
+        for key in ("tools", "functions", "tool_choice"):
+            if key in request_kwargs:
+                data[key] = request_kwargs[key]
+        if input is not None and messages is None:
+            data["input"] = input
+        metadata = request_kwargs.get("metadata")
+        data["metadata"] = metadata if isinstance(metadata, dict) else {}
+        decision = self.stratum.route(data)
+        if decision is None:
+            return None
+        request_kwargs["metadata"] = data["metadata"]
+        return PreRoutingHookResponse(model=decision.model_group, messages=messages)
+
+    def close(self) -> None:
+        if self.stratum_callback in litellm.callbacks:
+            litellm.callbacks.remove(self.stratum_callback)
+        self.stratum.close()
+
+
+_proxy_handler: StratumProxyHandler | None = None
+
+
+def __getattr__(name: str) -> Any:
+    # Created on first access, which for the gateway is when it loads its callbacks:
+    # by then the config file has been read, and a bad one stops the start here.
+    global _proxy_handler
+    if name == "proxy_handler":
+        if _proxy_handler is None:
+            _proxy_handler = StratumProxyHandler()
+        return _proxy_handler
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,80 @@
+"""Live reload: an edit to the settings file takes effect within seconds, no restart.
+
+A daemon thread looks at the file's modification time and size every ``interval_s``; on a
+change it validates the whole file and hands the new settings over. An invalid edit is
+refused (logged, counted) and the last good settings stay in force. Nothing here touches
+the request path: the router swaps one reference when it accepts new settings.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Callable
+
+from ..config import SettingsError, StratumSettings, load_settings
+
+logger = logging.getLogger("stratum_litellm.gateway.reload")
+
+
+class ConfigWatcher:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        on_settings: Callable[[StratumSettings], None],
+        on_error: Callable[[str], None] | None = None,
+        interval_s: float = 2.0,
+    ) -> None:
+        self.path = Path(path)
+        self._on_settings = on_settings
+        self._on_error = on_error
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._seen = self._stamp()
+
+    def _stamp(self) -> tuple[int, int] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size)
+
+    def check_once(self) -> bool | None:
+        """Reload if the file changed: True accepted, False refused, None unchanged."""
+        stamp = self._stamp()
+        if stamp is None or stamp == self._seen:
+            return None
+        self._seen = stamp
+        try:
+            settings = load_settings(self.path)
+            self._on_settings(settings)
+        except (SettingsError, ValueError) as exc:
+            # ValueError also covers a rule the router cannot build (a python_rules import).
+            logger.error("stratum: refused the edited settings, keeping the last good ones: %s", exc)
+            if self._on_error is not None:
+                self._on_error(str(exc))
+            return False
+        logger.info("stratum: settings reloaded from %s", self.path)
+        return True
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="stratum-config-watch", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self._interval_s + 1.0)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            try:
+                self.check_once()
+            except Exception:  # the watcher must outlive any surprise
+                logger.exception("stratum: settings watcher error")

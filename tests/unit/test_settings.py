@@ -1,0 +1,119 @@
+"""Settings: defaults, and every bad value refused with the key, the file and the expectation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given, settings as hsettings, strategies as st
+
+from stratum_litellm.config import (
+    SettingsError,
+    StratumSettings,
+    load_settings,
+    parse_settings,
+    resolve_settings,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write_gateway_config(tmp_path: Path, stratum: object) -> Path:
+    document = yaml.safe_load((REPO / "litellm_config.yaml").read_text())
+    document["callback_settings"]["stratum"] = stratum
+    path = tmp_path / "gateway.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def test_defaults_are_the_documented_ones() -> None:
+    s = StratumSettings()
+    assert s.routed_model == "gemma4-auto"
+    assert s.model_group("fast") == "gemma4-fast" and s.model_group("smart") == "gemma4-smart"
+    assert s.complexity.threshold == 0.65
+    assert s.gpu.min_free_gib == 1.5
+    assert s.gpu.poll_interval_ms == 15
+    assert s.gpu.utilisation_trip_pct == 90
+    assert s.latency.sla_ms == 2000
+    assert s.latency.measure == "ttft"
+    assert s.latency.ema_alpha == 0.2
+    assert s.fallback_tier == "fast"
+
+
+def test_the_repository_config_is_valid_and_matches_its_model_list() -> None:
+    s = load_settings(REPO / "litellm_config.yaml")
+    document = yaml.safe_load((REPO / "litellm_config.yaml").read_text())
+    groups = {m["model_name"] for m in document["model_list"]}
+    assert {s.model_group("fast"), s.model_group("smart")} == groups
+    assert document["router_settings"]["model_group_alias"][s.routed_model] == s.model_group(s.fallback_tier)
+    assert "stratum_litellm.proxy_handler" in document["litellm_settings"]["callbacks"]
+
+
+@pytest.mark.parametrize(
+    ("stratum", "key", "expected"),
+    [
+        ({"complexity": {"threshold": 1.5}}, "callback_settings.stratum.complexity.threshold", "less than or equal to 1"),
+        ({"complexity": {"threshold": "high"}}, "callback_settings.stratum.complexity.threshold", "valid number"),
+        ({"latency": {"sla_ms": "2000"}}, "callback_settings.stratum.latency.sla_ms", "valid number"),
+        ({"latency": {"sla_msec": 100}}, "callback_settings.stratum.latency.sla_msec", "unknown key"),
+        ({"latency": {"measure": "p95"}}, "callback_settings.stratum.latency.measure", "'ttft' or 'total'"),
+        ({"gpu": {"utilisation_trip_pct": 80, "utilisation_reset_pct": 85}}, "callback_settings.stratum.gpu", "below"),
+        ({"complexity": {"weights": {"maths": 1.0}}}, "callback_settings.stratum.complexity.weights", "unknown dimension"),
+        ({"tiers": {"fast": {"model_group": "a"}}}, "callback_settings.stratum", "missing: smart"),
+        ({"rules": [{"name": "r", "pattern": "(unclosed", "route": "smart"}]}, "callback_settings.stratum.rules.0.pattern", "invalid regular expression"),
+        ({"rules": [{"name": "r", "keywords": ["x"]}]}, "callback_settings.stratum.rules.0", "exactly one of"),
+        ({"rules": [{"name": "r", "route": "smart"}]}, "callback_settings.stratum.rules.0", "matches nothing"),
+        ({"fallback_tier": "medium"}, "callback_settings.stratum.fallback_tier", "'fast' or 'smart'"),
+        ({"python_rules": [{"callable": "no colon"}]}, "callback_settings.stratum.python_rules.0.callable", "pattern"),
+    ],
+)
+def test_bad_values_name_the_key_the_file_and_the_expectation(tmp_path: Path, stratum: dict, key: str, expected: str) -> None:
+    path = write_gateway_config(tmp_path, stratum)
+    with pytest.raises(SettingsError) as err:
+        load_settings(path)
+    message = str(err.value)
+    assert str(path) in message
+    assert key in message
+    assert expected in message
+
+
+def test_a_standalone_file_and_a_stratum_key_are_read(tmp_path: Path) -> None:
+    bare = tmp_path / "bare.yaml"
+    bare.write_text("complexity: {threshold: 0.4}\n")
+    assert load_settings(bare).complexity.threshold == 0.4
+    keyed = tmp_path / "keyed.yaml"
+    keyed.write_text("stratum: {complexity: {threshold: 0.3}}\n")
+    assert load_settings(keyed).complexity.threshold == 0.3
+
+
+def test_unreadable_or_invalid_yaml_is_a_settings_error(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="cannot read"):
+        load_settings(tmp_path / "missing.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("a: [unclosed\n")
+    with pytest.raises(SettingsError, match="not valid YAML"):
+        load_settings(broken)
+
+
+def test_the_environment_variable_wins_over_the_gateway_config(tmp_path: Path) -> None:
+    own = tmp_path / "own.yaml"
+    own.write_text("complexity: {threshold: 0.2}\n")
+    settings, source = resolve_settings(REPO / "litellm_config.yaml", environ={"STRATUM_CONFIG": str(own)})
+    assert settings.complexity.threshold == 0.2 and source == str(own)
+    settings, source = resolve_settings(REPO / "litellm_config.yaml", environ={})
+    assert source.endswith("litellm_config.yaml")
+    settings, source = resolve_settings(None, {"complexity": {"threshold": 0.5}}, environ={})
+    assert settings.complexity.threshold == 0.5 and source == "litellm.callback_settings"
+    assert resolve_settings(None, None, environ={})[1] == "defaults"
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(threshold=st.one_of(st.floats(allow_nan=True), st.text(max_size=5), st.none(), st.booleans()))
+def test_threshold_is_accepted_exactly_when_it_is_a_number_in_range(threshold: object) -> None:
+    ok = isinstance(threshold, float) and 0.0 <= threshold <= 1.0
+    if ok:
+        assert parse_settings({"complexity": {"threshold": threshold}}).complexity.threshold == threshold
+    else:
+        with pytest.raises(SettingsError, match="complexity.threshold"):
+            parse_settings({"complexity": {"threshold": threshold}})
