@@ -1,0 +1,65 @@
+"""The routing decision as a value: which tier, the rule that decided, and what it read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Mapping
+
+from ..config import Tier
+
+
+class Reason(str, Enum):
+    """The rule that decided a request's tier (a custom rule adds its name, see
+    :attr:`Decision.label`). A ``str`` enum: its value is the metric label."""
+
+    #: The request named a tier's model group itself.
+    FORCED = "forced"
+    #: It named the smart group while that backend was down or loading.
+    FORCED_REDIRECTED = "forced_redirected"
+    #: An allowed client picked the tier (header or metadata).
+    OVERRIDE = "override"
+    #: Scored below the threshold.
+    SIMPLE = "simple"
+    #: Scored at or above the threshold and the smart tier had room.
+    COMPLEX = "complex"
+    #: Its conversation already reached the smart tier.
+    AFFINITY = "affinity"
+    # Capacity checks that held the smart tier off, in the order they run.
+    SMART_UNHEALTHY = "smart_unhealthy"
+    SMART_DOWN = "smart_down"
+    SMART_LOADING = "smart_loading"
+    SMART_QUEUE_FULL = "smart_queue_full"
+    SMART_SATURATED = "smart_saturated"
+    VRAM_HEADROOM = "vram_headroom"
+    GPU_BUSY = "gpu_busy"
+    LATENCY_SLA = "latency_sla"
+    #: Sent to a tier held off by the SLA as its half-open probe.
+    SLA_PROBE = "sla_probe"
+    #: A configured or Python rule decided (its name is in :attr:`Decision.rule`).
+    RULE = "rule"
+    #: The router itself failed; the tier the request gets without the plugin.
+    ROUTER_ERROR = "router_error"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the router decided and why: the value logs, metrics, headers and the CLI show."""
+
+    tier: Tier
+    model_group: str
+    reason: Reason
+    score: float | None
+    evidence: Mapping[str, Any]
+    #: True when this request is the half-open probe of a tier held off by the SLA.
+    probe: bool = False
+    #: The custom rule's name when ``reason`` is :attr:`Reason.RULE`.
+    rule: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The reason as shown to people and metrics: ``rule:<name>`` for a custom rule."""
+        return f"rule:{self.rule}" if self.reason is Reason.RULE else self.reason.value
