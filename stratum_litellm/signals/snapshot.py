@@ -12,8 +12,10 @@ from typing import Callable, Mapping
 
 from ..config import TIERS, StratumSettings, Tier
 from .backends import BackendLoad, BackendPoller, BackendTarget
-from .gpu import GpuMonitor, GpuReading, UtilisationCircuit
+from .circuit import UtilisationCircuit
+from .gpu import GpuMonitor, GpuReading
 from .latency import LatencyTracker, TierLatency
+from .status import Status
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +32,7 @@ class TierSignals:
 @dataclass(frozen=True, slots=True)
 class SignalSnapshot:
     tiers: Mapping[Tier, TierSignals]
-    gpu_status: str
+    gpu_status: Status
     gpu_error: str | None
     taken_at: float
 
@@ -119,13 +121,13 @@ class Signals:
 
     def snapshot(self) -> SignalSnapshot:
         if self.gpu_monitor is None:
-            gpu_status, gpu_error = "unknown", "GPU monitoring is off (gpu.enabled: false)"
+            gpu_status, gpu_error = Status.UNKNOWN, "GPU monitoring is off (gpu.enabled: false)"
             readings: dict[int, GpuReading | None] = {i: None for i in self._circuits}
         else:
             gpu_snapshot = self.gpu_monitor.snapshot()
             gpu_status, gpu_error = gpu_snapshot.status, gpu_snapshot.error
             readings = {i: gpu_snapshot.gpu(i) for i in self._circuits}
-            if gpu_status == "ok" and any(r is None for r in readings.values()):
+            if gpu_status == Status.OK and any(r is None for r in readings.values()):
                 missing = sorted(i for i, r in readings.items() if r is None)
                 gpu_error = gpu_error or f"no GPU at index {', '.join(map(str, missing))}"
         busy = {
