@@ -47,6 +47,7 @@ def test_llamacpp_never_reads_slots_of_a_sleeping_server_or_when_nothing_is_miss
 def test_llamacpp_without_metrics_counts_slots_and_says_what_is_unknown() -> None:
     props = reply("/props", {"total_slots": 2, "is_sleeping": False, "endpoint_metrics": False})
     slots = reply("/slots", [{"id": 0, "is_processing": True}, {"id": 1, "is_processing": False}])
+    assert not llamacpp.wants_metrics(props)  # a request bound to fail is not sent
     r = llamacpp.read(HEALTHY, props, None, slots)
     assert r.status is Status.OK
     assert (r.slots_total, r.slots_idle, r.requests_running, r.requests_waiting) == (2, 1, 1, None)

@@ -48,16 +48,21 @@ def poll(fetcher: Fetcher, target: BackendTarget) -> Reading:
     if health.status != 200:
         return read(health)
     props = fetcher.attempt(target, "/props")
-    metrics = fetcher.attempt(target, "/metrics") if _props(props, []).has_metrics is not False else None
+    metrics = fetcher.attempt(target, "/metrics") if wants_metrics(props) else None
     slots = fetcher.attempt(target, "/slots") if wants_slots(props, metrics) else None
     return read(health, props, metrics, slots)
+
+
+def wants_metrics(props: Answer | None) -> bool:
+    """Is ``/metrics`` worth reading: ``/props`` did not say it is disabled?"""
+    return _props(props, []).has_metrics is not False
 
 
 def wants_slots(props: Answer | None, metrics: Answer | None) -> bool:
     """Is ``/slots`` worth reading: did ``/props`` or ``/metrics`` leave a gap, and is the
     server awake (a ``/slots`` read would wake it) and serving ``/slots`` at all?"""
     known = _props(props, [])
-    running = _gauges(metrics, [])[0] if known.has_metrics is not False else None
+    running = _gauges(metrics, [])[0]
     return (running is None or known.total is None) and known.sleeping is not True and known.has_slots is not False
 
 

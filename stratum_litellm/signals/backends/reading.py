@@ -68,7 +68,9 @@ def json_of(answer: Answer | None, problems: list[str], hint: str = "") -> Any:
         return None
 
 
-def metrics_of(answer: Answer | None, names: Collection[str], problems: list[str], hint: str) -> prometheus.Metrics | None:
+def metrics_of(
+    answer: Answer | None, names: Collection[str], problems: list[str], hint: str
+) -> prometheus.Metrics | None:
     """The wanted gauges of a usable ``/metrics`` reply, or None (noted in ``problems``)."""
     reply = usable(answer, problems, hint)
     if reply is None:
