@@ -79,6 +79,9 @@ class Signals:
         # flip a circuit back), and while a reload swaps settings, circuits and monitor.
         # Only attribute reads and comparisons happen under it, never I/O.
         self._gpu_lock = threading.Lock()
+        # Serialises start() and reconfigure(): a reload racing the first request must not
+        # leave a retired poller started and its replacement not.
+        self._lifecycle_lock = threading.Lock()
 
     @classmethod
     def polling(cls, settings: StratumSettings) -> "Signals":
@@ -92,14 +95,17 @@ class Signals:
         """Start the background pollers (idempotent). The gateway calls this on its first
         request rather than at import: a poller thread that logs while LiteLLM is still
         importing its logging filters can deadlock Python's import locks."""
-        if self._started:
+        if self._started:  # every request after the first: no lock taken
             return
-        self._started = True
-        if self.gpu_monitor is not None and self._owns_monitor:
-            self.gpu_monitor.poll_once()  # once, so the first decision has a reading
-            self.gpu_monitor.start()
-        if self.backend_poller is not None and self._owns_monitor:
-            self.backend_poller.start()
+        with self._lifecycle_lock:
+            if self._started:
+                return
+            self._started = True
+            if self.gpu_monitor is not None and self._owns_monitor:
+                self.gpu_monitor.poll_once()  # once, so the first decision has a reading
+                self.gpu_monitor.start()
+            if self.backend_poller is not None and self._owns_monitor:
+                self.backend_poller.start()
 
     def reconfigure(self, settings: StratumSettings) -> None:
         """Put new settings in force (a reload), all or nothing: everything that can raise
@@ -109,6 +115,10 @@ class Signals:
         Latency averages and counts carry over (a new ``latency.seed_ms`` reaches only the
         averages nothing has measured yet); the circuits are rebuilt when the GPU or tier
         settings changed; a poller is replaced only when its own settings changed."""
+        with self._lifecycle_lock:
+            self._reconfigure(settings)
+
+    def _reconfigure(self, settings: StratumSettings) -> None:
         old = self._settings
         circuits = self._circuits
         if old.gpu != settings.gpu or old.tiers != settings.tiers:
