@@ -7,7 +7,7 @@
  * declarations) says by name where each count, field and tag the measurements read lands in
  * the scan's results; a name missing, or one this file does not read, is refused, so the two
  * sides cannot drift apart. measure(text) returns the list of FIELDS, ints except the token
- * estimate (a float), all 0.0 for an empty text.
+ * estimate (a float), all 0.0 for an empty text, as a measure.Counts.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -40,6 +40,7 @@ typedef struct {
     /* Tags, and the view of wide characters. */
     Py_ssize_t tag_label, tag_roman, tag_code_keyword, tag_from, tag_select, tag_sql_clause, wide_view;
     PyObject *latex_commands, *curly_quotes; /* tuples of bytes */
+    PyTypeObject *counts;                    /* the result's type: a tuple of FIELDS (measure.Counts) */
     unsigned char symbols_only[256];         /* 1: a byte the symbols view deletes */
 } Measurer;
 
@@ -81,7 +82,8 @@ static Py_ssize_t bound_of(const Measurer *self, enum Kind kind) {
 }
 
 /* The layout's names read other than through INDICES and RANGES. */
-static const char *const OTHER_NAMES[] = {"fields", "labels", "latex_commands", "curly_quotes", "symbols_only"};
+static const char *const OTHER_NAMES[] = {"fields", "labels", "latex_commands", "curly_quotes", "symbols_only",
+                                          "counts"};
 
 static int is_read(PyObject *key) {
     const char *name = PyUnicode_Check(key) ? PyUnicode_AsUTF8(key) : NULL;
@@ -181,6 +183,13 @@ static int read_layout(Measurer *self, PyObject *layout) {
         return -1;
     if (!(value = item(layout, "curly_quotes")) || tuple_of_bytes(value, "curly_quotes", &self->curly_quotes) < 0)
         return -1;
+    if (!(value = item(layout, "counts"))) return -1;
+    if (!PyType_Check(value) || !PyType_IsSubtype((PyTypeObject *)value, &PyTuple_Type)) {
+        PyErr_SetString(PyExc_ValueError, "measure layout: counts must be a subclass of tuple");
+        return -1;
+    }
+    Py_INCREF(value);
+    self->counts = (PyTypeObject *)value;
     if (!(value = item(layout, "symbols_only"))) return -1;
     if (!PyBytes_Check(value)) {
         PyErr_SetString(PyExc_ValueError, "measure layout: symbols_only must be bytes");
@@ -196,7 +205,7 @@ static int Measurer_init(Measurer *self, PyObject *args, PyObject *kwds) {
     PyObject *scanner, *layout;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!", kwlist, api->scanner_type, &scanner, &PyDict_Type, &layout))
         return -1;
-    if (self->scanner || self->labels || self->latex_commands || self->curly_quotes) { /* (a failed one too) */
+    if (self->scanner || self->labels || self->latex_commands || self->curly_quotes || self->counts) { /* (a failed one too) */
         PyErr_SetString(PyExc_RuntimeError, "Measurer is already initialised");
         return -1;
     }
@@ -211,6 +220,7 @@ static void Measurer_dealloc(Measurer *self) {
     Py_XDECREF(self->scanner);
     Py_XDECREF(self->latex_commands);
     Py_XDECREF(self->curly_quotes);
+    Py_XDECREF(self->counts);
     PyMem_Free(self->labels);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -279,18 +289,20 @@ static Py_ssize_t replace_quotes(const Measurer *self, const unsigned char *b, P
     return replaced;
 }
 
+/* A Counts of the values (all 0.0 when values is NULL), allocated as tuple subclasses are. */
 static PyObject *new_counts(const Measurer *self, const Py_ssize_t *values, double tokens) {
-    PyObject *list = PyList_New(self->fields);
-    if (!list) return NULL;
+    PyObject *counts = self->counts->tp_alloc(self->counts, self->fields);
+    if (!counts) return NULL;
     for (Py_ssize_t i = 0; i < self->fields; i++) {
-        PyObject *value = i == self->tokens ? PyFloat_FromDouble(tokens) : PyLong_FromSsize_t(values[i]);
+        PyObject *value = !values ? PyFloat_FromDouble(0.0)
+                          : i == self->tokens ? PyFloat_FromDouble(tokens) : PyLong_FromSsize_t(values[i]);
         if (!value) {
-            Py_DECREF(list);
+            Py_DECREF(counts);
             return NULL;
         }
-        PyList_SET_ITEM(list, i, value);
+        PyTuple_SET_ITEM(counts, i, value);
     }
-    return list;
+    return counts;
 }
 
 /* The lines of measure_python, in its order. */
@@ -360,18 +372,7 @@ static PyObject *Measurer_measure(Measurer *self, PyObject *text) {
     if (PyUnicode_READY(text) < 0) return NULL; /* (a legacy string; every str is ready from 3.12 on) */
 #endif
     Py_ssize_t chars = PyUnicode_GET_LENGTH(text);
-    if (chars == 0) {
-        PyObject *list = PyList_New(self->fields);
-        for (Py_ssize_t i = 0; list && i < self->fields; i++) {
-            PyObject *zero = PyFloat_FromDouble(0.0);
-            if (!zero) {
-                Py_CLEAR(list);
-                break;
-            }
-            PyList_SET_ITEM(list, i, zero);
-        }
-        return list;
-    }
+    if (chars == 0) return new_counts(self, NULL, 0.0);
     /* The UTF-8 bytes: an ASCII str holds them already (NUL-terminated); other text is
        encoded as measure_python does, lone surrogates replaced. */
     PyObject *encoded = NULL, *result = NULL;
@@ -411,7 +412,7 @@ done:
 
 static PyMethodDef Measurer_methods[] = {
     {"measure", (PyCFunction)Measurer_measure, METH_O,
-     "measure(text: str) -> list of the counts of FIELDS (see measure.measure_python)"},
+     "measure(text: str) -> Counts of text (see measure.measure_python)"},
     {NULL, NULL, 0, NULL},
 };
 

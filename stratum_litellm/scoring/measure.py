@@ -385,7 +385,7 @@ _LAYOUT = {
                     for label, count in _LABEL_COUNTS.items()),
     **{f"tag_{name}": _TAG[name] for name in ("label", "roman", "code_keyword", "from", "select", "sql_clause")},
     "wide_view": _VIEW["wide"],
-    "latex_commands": _LATEX_COMMANDS, "symbols_only": _SYMBOLS_ONLY, "curly_quotes": _CURLY,
+    "latex_commands": _LATEX_COMMANDS, "symbols_only": _SYMBOLS_ONLY, "curly_quotes": _CURLY, "counts": Counts,
 }  # fmt: skip
 
 
@@ -402,10 +402,4 @@ def _load_measurer():  # type: ignore[no-untyped-def]
 
 _MEASURER = _load_measurer()
 MEASURE_ENGINE = "python" if _MEASURER is None else "c"
-
-
-def _measure_c(text: str) -> Counts:
-    return Counts._make(_MEASURER.measure(text))
-
-
-measure = measure_python if _MEASURER is None else _measure_c
+measure = measure_python if _MEASURER is None else _MEASURER.measure

@@ -3,7 +3,7 @@
 Each part is built by ``pip install`` where a C compiler is present and has a pure-Python
 counterpart with identical results. ``STRATUM_PURE_PYTHON`` switches parts off:
 ``1`` (or any value but ``0`` that names no part) all of them, ``scan`` or
-``scan,measure`` the ones named (for tests, benchmarks, and to rule the C code out when
+``scan,kernel`` the ones named (for tests, benchmarks, and to rule the C code out when
 chasing a problem).
 """
 
@@ -17,7 +17,7 @@ __all__ = ["PARTS", "load"]
 
 # Part name -> its C extension in this package. The measurements read the C scan's results
 # in place, so they are off whenever the scan is.
-PARTS: dict[str, str] = {"scan": "_bytescan", "measure": "_measure"}
+PARTS: dict[str, str] = {"scan": "_bytescan", "measure": "_measure", "kernel": "_score_kernel"}
 _NEEDS = {"measure": ("scan",)}
 
 

@@ -11,8 +11,8 @@ A prompt becomes a score in four steps, in this order below:
    earlier turns and tool traffic at a discount (``SEGMENT_WEIGHTS``);
 2. ``_context``: how agentic or long-running the conversation is;
 3. ``_levels``: each dimension's level in [0, 1], from the counts;
-4. ``Scorer.score``: the weighted levels (``Score.parts``, in logit units, so the parts
-   explain the value) and the value.
+4. ``_score``: the weighted levels (``Score.parts``, in logit units, so the parts explain
+   the value) and the value. ``_score_kernel.c`` does the same in C, where it was built.
 
 Weights and bias live in ``data/weights.json``, produced by ``scripts/fit_scorer.py`` from
 labelled routing data; operators may override any weight. The work is bounded: a view holds
@@ -22,16 +22,18 @@ at most ``MAX_SCANNED_CHARS`` characters whatever the request size.
 from __future__ import annotations
 
 import json
+import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from importlib import resources
 from types import MappingProxyType
 from typing import NamedTuple
 
-from .measure import Counts, measure
+from .measure import FIELDS, Counts, measure
+from .native import load
 from .view import RequestView
 
-__all__ = ["DIMENSIONS", "SEGMENT_WEIGHTS", "Score", "Scorer", "default_weights", "levels", "score_text"]
+__all__ = ["DIMENSIONS", "KERNEL", "SEGMENT_WEIGHTS", "Score", "Scorer", "default_weights", "levels", "score_text"]
 
 DIMENSIONS: tuple[str, ...] = (
     "length",  # how much there is to read and answer (CJK-aware token estimate)
@@ -84,6 +86,8 @@ def _counts(view: RequestView) -> Counts:
     if last and type(full) is int and full > len(last):
         # A capped last turn still counts as long as it was.
         total = total._replace(tokens=total.tokens * (full / len(last)))
+    if not (view.system or view.history or view.tools):
+        return total  # one turn and nothing else: most requests
     for name in ("system", "history", "tools"):
         text = getattr(view, name)
         if text and isinstance(text, str):
@@ -165,6 +169,36 @@ def levels(view: RequestView) -> dict[str, float]:
 # --------------------------------------------------------------------------- 4. score
 
 
+def _score(counts: Counts, context: float, weights: Sequence[float],
+           bias: float) -> tuple[float, tuple[float, ...], tuple[float, ...]]:
+    """(value, parts, levels) of a request's counts, with weights in DIMENSIONS order."""
+    level = _levels(counts, context)
+    parts = [w * x for w, x in zip(weights, level.values())]
+    total = 0.0
+    for part in parts:  # added in order, as _score_kernel.c adds them (sum() rounds differently from 3.12)
+        total += part
+    z = bias + total
+    if not math.isfinite(z):
+        z = bias
+    value = 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
+    return value, tuple(parts), tuple(level.values())
+
+
+def _load_kernel():  # type: ignore[no-untyped-def]
+    """_score, in C where it was built for these counts and dimensions (same results, a fraction of the cost)."""
+    native = load("kernel")
+    if native is None:
+        return _score
+    if native.FIELDS != FIELDS or native.DIMENSIONS != DIMENSIONS:
+        logging.getLogger(__name__).warning("C score kernel built for other counts or dimensions; using the Python one")
+        return _score
+    return native.score
+
+
+_KERNEL = _load_kernel()
+KERNEL = "python" if _KERNEL is _score else "c"
+
+
 def _load_weights() -> tuple[float, dict[str, float]]:
     raw = json.loads(resources.files("stratum_litellm.scoring").joinpath("data/weights.json").read_text(encoding="utf-8"))
     return float(raw["bias"]), {d: float(raw["weights"][d]) for d in DIMENSIONS}
@@ -178,6 +212,32 @@ def default_weights() -> dict[str, float]:
     return dict(_DEFAULT_WEIGHTS)
 
 
+class DimensionValues(Mapping[str, float]):
+    """Read-only mapping of one number per dimension, in DIMENSIONS order.
+
+    Built on every request but read on few (explain, logs), so it holds the values and
+    makes no dict until asked: ``dict(parts)`` when needed.
+    """
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Sequence[float]) -> None:
+        self._values = tuple(values)
+
+    def __getitem__(self, key: str) -> float:
+        return self._values[_POSITION[key]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(DIMENSIONS)
+
+    def __len__(self) -> int:
+        return len(DIMENSIONS)
+
+    def __repr__(self) -> str:
+        return repr(dict(zip(DIMENSIONS, self._values)))
+
+
+_POSITION = {d: i for i, d in enumerate(DIMENSIONS)}
 _NO_VALUES: Mapping[str, float] = MappingProxyType({})
 
 
@@ -196,7 +256,7 @@ class Score(NamedTuple):
 class Scorer:
     """Scores requests; ``weights`` overrides some dimensions' default weights."""
 
-    __slots__ = ("_bias", "_weights")
+    __slots__ = ("_bias", "_weights", "_ordered")
 
     def __init__(self, weights: Mapping[str, float] | None = None) -> None:
         merged = dict(_DEFAULT_WEIGHTS)
@@ -211,6 +271,7 @@ class Scorer:
                 raise ValueError(f"weight of dimension {name!r} must be a finite number >= 0, got {value!r}")
             merged[name] = number
         self._weights = merged
+        self._ordered = tuple(merged[d] for d in DIMENSIONS)
         self._bias = _BIAS
 
     @property
@@ -224,18 +285,10 @@ class Scorer:
     def score(self, view: RequestView) -> Score:
         """Score a request view; never raises (an unreadable view scores as an empty one)."""
         try:
-            level = _levels(_counts(view), _context(view))
+            value, parts, level = _KERNEL(_counts(view), _context(view), self._ordered, self._bias)
         except Exception:  # noqa: BLE001 - a router must not fail a request over scoring
-            level = _levels(Counts(), 0.0)
-        parts = {d: self._weights[d] * x for d, x in level.items()}
-        total = 0.0
-        for part in parts.values():  # added in DIMENSIONS order: sum() rounds differently from Python 3.12
-            total += part
-        z = self._bias + total
-        if not math.isfinite(z):
-            z = self._bias
-        value = 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
-        return Score(value, MappingProxyType(parts), MappingProxyType(level))
+            value, parts, level = _score(Counts(), 0.0, self._ordered, self._bias)
+        return Score(value, DimensionValues(parts), DimensionValues(level))
 
 
 _DEFAULT_SCORER: Scorer | None = None

@@ -12,7 +12,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from stratum_litellm.scoring import measure  # noqa: E402
-from stratum_litellm.scoring.measure import Counts  # noqa: E402
 from stratum_litellm.scoring.scan import PyScanner, View  # noqa: E402
 
 
@@ -52,7 +51,7 @@ for _ in range(rounds * 4):
 measurer = measurer_module.Measurer(scorer_c, measure._LAYOUT)
 for _ in range(rounds * 4):
     words = text(400).decode("utf-8", "replace")
-    assert Counts._make(measurer.measure(words)) == measure.measure_python(words), words
+    assert measurer.measure(words) == measure.measure_python(words), words
 
 for _ in range(rounds):
     views = []

@@ -14,17 +14,22 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from stratum_litellm.scoring import scorer
+from stratum_litellm.scoring.measure import FIELDS, Counts
 from stratum_litellm.scoring.native import PARTS
-from stratum_litellm.scoring.scorer import score_text
+from stratum_litellm.scoring.scorer import DIMENSIONS, score_text
 
 ROOT = Path(__file__).resolve().parents[3]
 ENV = {"PATH": "/usr/bin:/bin"}
-ENGINES = "from stratum_litellm.scoring import measure, scan; print(scan.ENGINE, measure.MEASURE_ENGINE)"
+ENGINES = ("from stratum_litellm.scoring import measure, scan, scorer; "
+           "print(scan.ENGINE, measure.MEASURE_ENGINE, scorer.KERNEL)")
 
 
 def engines(switch: str) -> str:
-    """The scan engine and measurements a fresh process uses with STRATUM_PURE_PYTHON=switch."""
+    """The scan engine, measurements and kernel a fresh process uses with STRATUM_PURE_PYTHON=switch."""
     out = subprocess.run([sys.executable, "-c", ENGINES], capture_output=True, text=True, check=True,
                          env={**ENV, "STRATUM_PURE_PYTHON": switch}, cwd=ROOT)
     return out.stdout.strip()
@@ -36,16 +41,16 @@ def test_the_c_parts_are_built_where_a_compiler_is() -> None:
     # process with every part switched on, whatever this one runs with.
     if not (shutil.which("cc") or shutil.which("gcc")):
         pytest.skip("no C compiler on this machine: the Python versions are expected")
-    assert engines("0") == "c c", "a C part did not build; run `pip install -v -e .` to see why"
+    assert engines("0") == "c c c", "a C part did not build; run `pip install -v -e .` to see why"
 
 
 @pytest.mark.parametrize("switch,expected", [
-    ("1", "python python"), ("true", "python python"),
-    ("scan", "python python"),  # the measurements read the C scan's results: off with it
-    ("measure", "c python"), ("scan,measure", "python python"),
+    ("1", "python python python"), ("true", "python python python"),
+    ("scan", "python python c"),  # the measurements read the C scan's results: off with it
+    ("measure", "c python c"), ("kernel", "c c python"), ("scan,kernel", "python python python"),
 ])
 def test_stratum_pure_python_switches_c_parts_off(switch: str, expected: str) -> None:
-    if engines("0") != "c c":
+    if engines("0") != "c c c":
         pytest.skip("the C parts are not built")
     assert engines(switch) == expected
 
@@ -58,7 +63,7 @@ SCORES = ("import json, sys; from stratum_litellm.scoring.scorer import score_te
           "print(json.dumps([[s.value, dict(s.parts), dict(s.levels)] for s in map(score_text, json.loads(sys.argv[1]))]))")
 
 
-@pytest.mark.parametrize("switch", ["0", "1", "measure"])
+@pytest.mark.parametrize("switch", ["0", "1", "measure", "kernel"])
 def test_every_combination_of_c_parts_scores_alike(switch: str) -> None:
     # Value, parts and levels, bit for bit: thresholds and figures measured with one
     # combination are served by another.
@@ -66,6 +71,56 @@ def test_every_combination_of_c_parts_scores_alike(switch: str) -> None:
                          check=True, env={**ENV, "STRATUM_PURE_PYTHON": switch}, cwd=ROOT)
     here = [[s.value, dict(s.parts), dict(s.levels)] for s in map(score_text, PROMPTS)]
     assert json.loads(out.stdout) == json.loads(json.dumps(here))
+
+
+try:
+    from stratum_litellm.scoring import _score_kernel as c_kernel
+except ImportError:  # pragma: no cover - see test_the_c_parts_are_built_where_a_compiler_is
+    c_kernel = None
+
+needs_c_kernel = pytest.mark.skipif(c_kernel is None, reason="the C kernel is not built (no C compiler at install)")
+# Counts are non-negative: whole numbers from the scan, fractions once segments are weighted.
+count = st.one_of(st.just(0), st.integers(0, 10**6), st.floats(0, 1e12, allow_nan=False),
+                  st.sampled_from([0.0, 0.5, 1.0, 2.0, 3.0, 1e-300]))
+counts = st.lists(count, min_size=len(FIELDS), max_size=len(FIELDS)).map(Counts._make)
+weights = st.lists(st.floats(0, 1e6, allow_nan=False), min_size=len(DIMENSIONS), max_size=len(DIMENSIONS))
+
+
+@needs_c_kernel
+@settings(max_examples=2000, deadline=None)
+@given(counts=counts, context=st.floats(0, 1), weights=weights, bias=st.floats(-200, 200))
+def test_c_kernel_equals_the_python_spec(counts: Counts, context: float, weights: list[float], bias: float) -> None:
+    value, parts, levels = c_kernel.score(counts, context, tuple(weights), bias)
+    assert (value, parts, levels) == scorer._score(counts, context, weights, bias)
+    assert 0.0 <= value <= 1.0
+
+
+@needs_c_kernel
+def test_c_kernel_reads_the_counts_and_makes_the_dimensions_of_the_spec() -> None:
+    # The scorer uses the C kernel only where these match; a build for other ones is left out.
+    assert (c_kernel.FIELDS, c_kernel.DIMENSIONS) == (FIELDS, DIMENSIONS)
+
+
+@needs_c_kernel
+def test_a_c_kernel_for_other_dimensions_is_left_out(monkeypatch: pytest.MonkeyPatch,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(scorer, "DIMENSIONS", (*DIMENSIONS, "novelty"))
+    monkeypatch.setattr(scorer, "load", lambda part: c_kernel)
+    assert scorer._load_kernel() is scorer._score
+    assert "C score kernel built for other counts or dimensions" in caplog.text
+
+
+@needs_c_kernel
+@pytest.mark.parametrize("args,error", [
+    ((Counts()[:-1], 0.0, (1.0,) * len(DIMENSIONS), 0.0), ValueError),  # a count missing
+    ((Counts(), 0.0, (1.0,) * 3, 0.0), ValueError),
+    ((["x"] * len(FIELDS), 0.0, (1.0,) * len(DIMENSIONS), 0.0), TypeError),
+    ((Counts(), None, (1.0,) * len(DIMENSIONS), 0.0), TypeError),
+    ((None, 0.0, (1.0,) * len(DIMENSIONS), 0.0), TypeError),
+])
+def test_c_kernel_refuses_bad_arguments(args: tuple, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        c_kernel.score(*args)
 
 
 def gcc_or_skip() -> str:
