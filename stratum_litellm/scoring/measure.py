@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
 import re
 from importlib import resources
 from typing import NamedTuple
@@ -269,6 +270,15 @@ for _counted in _COUNTED.values():
         _RUNS[_name] = slice(_start, _start + len(_run))
         _start += len(_run)
 _VIEW = {name: i for i, name in enumerate(_COUNTED)}
+# Most counts are one needle's or one class's: measure_python picks them all in one call.
+_SINGLE = tuple(name for name, run in _RUNS.items() if run.stop - run.start == 1)
+_PICK_SINGLE = operator.itemgetter(*(_RUNS[name].start for name in _SINGLE))
+
+
+def _sum(counts: list[int], name: str) -> int:
+    """A count of several needles: the sum of theirs."""
+    return sum(counts[_RUNS[name]])
+
 
 # Tags of vocabulary words: first the field of each word list, then word groups of their own,
 # then one per enumeration label (whether that label occurs).
@@ -312,7 +322,7 @@ def measure_python(text: str) -> Counts:
                 curly += b.count(quote)
                 b = b.replace(quote, b"'")
     counts, lengths, tags, numerals = _SCANNER.scan(b)
-    c = {name: sum(counts[run]) for name, run in _RUNS.items()}
+    c = dict(zip(_SINGLE, _PICK_SINGLE(counts)))
     tag = dict(zip(_TAGGED, tags[_N:]))
     m = dict(zip(FIELDS, tags[:_N]))  # the word lists' fields (distinct words), plus their phrases
     wide = lengths[_VIEW["wide"]] + curly  # a curly quote is a 3-byte character too
@@ -323,27 +333,27 @@ def measure_python(text: str) -> Counts:
     sentences = c["sentence_ends"]
     if wide:
         questions += c["cjk_question"]
-        sentences += c["cjk_stops"] + c["cjk_question"]
+        sentences += _sum(counts, "cjk_stops") + c["cjk_question"]
     m["sentences"] = sentences or 1
     m["questions"] = questions
     m["numbers"] = numerals  # distinct numerals, "1,200" read as 1200
 
     # Labelled items ("statement 1", "step 3"), lists at line starts, roman numerals.
-    enumerations = c["list_shapes"]
+    enumerations = _sum(counts, "list_shapes")
     if tag["label"]:
         for label, count in _LABEL_COUNTS.items():
             if tag[label]:
-                enumerations += c[count]
+                enumerations += _sum(counts, count)
     if tag["roman"]:  # I. II. III. statements
-        enumerations += c["roman"]
+        enumerations += _sum(counts, "roman")
     m["enumerations"] = enumerations
 
     # Math: operators between numbers (digit shape), LaTeX commands, math symbols.
-    math = c["math_shapes"] if c["operators"] else 0
+    math = _sum(counts, "math_shapes") if c["operators"] else 0
     if c["backslash"]:
         math += len(_LATEX_RE.findall(b))
     if not ascii_only:
-        math += c["math_unicode"]
+        math += _sum(counts, "math_unicode")
     m["math_notation"] = math
     if c["percent"]:
         m["relations"] += 1
@@ -359,7 +369,7 @@ def measure_python(text: str) -> Counts:
         elif tag["sql_clause"] or c["star"]:
             code += 2
     if c["code_chars"]:
-        code += c["code_symbols"] + c["brace_nl"]  # blocks open at line ends; LaTeX braces do not
+        code += _sum(counts, "code_symbols") + c["brace_nl"]  # blocks open at line ends; LaTeX braces do not
         if c["backtick"]:
             code += 3 * c["fence"]
         # Statements end lines; prose puts semicolons mid-line.
