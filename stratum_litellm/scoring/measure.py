@@ -123,8 +123,8 @@ _CODE_KEYWORDS = frozenset(w.encode() for w in _LEX["code_keywords"])  # words p
 _LABELS = frozenset(w.encode() for w in _LEX["enumeration_labels"])
 
 # Phrases match when all their content words occur, anywhere in the text: "how many",
-# "write a function", "step by step". Order is ignored on purpose: it costs a text search
-# per phrase, and on the labelled data adjacency bought nothing over co-occurrence.
+# "write a function", "step by step". Order is ignored on purpose: adjacency costs a text
+# search per phrase and routes no better (benchmarks/RESULTS-scoring.md, "Phrase adjacency").
 _FUNCTION_WORDS = frozenset(
     b"the a an of to in on at by for is are was be it this that what how no not and or as so if do does".split()
 )
