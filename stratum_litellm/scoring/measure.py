@@ -7,8 +7,8 @@ does), all counted in one call of the scan engine (:mod:`stratum_litellm.scoring
 where it was built, else in Python, with the same results):
 
 - words: punctuation to spaces, upper to lower case, then every word looked up in the
-  vocabulary of the hand-written lists of ``data/lexicon.json``; a list counts *distinct*
-  words, so repetition does not inflate it. Phrases count when all their content words occur.
+  vocabulary of the hand-written lists (:mod:`.lexicon`); a list counts *distinct* words, so
+  repetition does not inflate it. Phrases count when all their content words occur.
 - symbols: deleting letters, digits and blanks leaves the punctuation (sentences,
   questions, code operators).
 - shapes: digits become ``0`` and letters vanish ("3 * 4x = 7" -> "0+0=0"), so math
@@ -22,13 +22,12 @@ scan's counts into the fields; where the C parts were built, ``measure`` is its 
 
 from __future__ import annotations
 
-import json
 import logging
 import operator
 import re
-from importlib import resources
 from typing import NamedTuple
 
+from .lexicon import CODE_KEYWORDS, ENUMERATION_LABELS, PHRASES, WORD_LISTS
 from .native import load
 from .scan import ENGINE, Scanner, View
 
@@ -67,92 +66,18 @@ FIELDS: tuple[str, ...] = Counts._fields
 _I = {name: i for i, name in enumerate(FIELDS)}
 _N = len(FIELDS)
 
-# --------------------------------------------------------------------------- lexicon
+# --------------------------------------------------------------------------- word lists
 
-
-def _load_lexicon() -> dict[str, list[str]]:
-    text = resources.files("stratum_litellm.scoring").joinpath("data/lexicon.json").read_text(encoding="utf-8")
-    return {k: v for k, v in json.loads(text).items() if not k.startswith("_")}
-
-
-def _inflect(words: list[str], *, inflect: bool) -> frozenset[bytes]:
-    """Words plus simple inflections, so the lists stay short and readable."""
-    out: set[str] = set()
-    for w in words:
-        out.add(w)
-        if not inflect or len(w) < 4 or not w.isalpha():
-            continue
-        # Plurals and verb forms only: "-ly" and "-d" made "really" of "real", "based" of "base".
-        if w.endswith("e"):
-            out.update((w + "s", w + "d", w[:-1] + "ing"))
-        elif w.endswith("y") and w[-2] not in "aeiou":
-            out.update((w[:-1] + "ies", w[:-1] + "ied", w + "ing"))
-        elif w.endswith(("s", "x", "z", "ch", "sh")):
-            out.update((w + "es", w + "ed", w + "ing"))
-        else:
-            out.update((w + "s", w + "ed", w + "ing"))
-    return frozenset(x.encode() for x in out)
-
-
-_LEX = _load_lexicon()
-_WORD_LISTS: tuple[tuple[int, frozenset[bytes]], ...] = tuple(
-    (_I[field], _inflect(_LEX[key], inflect=inflect))
-    for field, key, inflect in (
-        ("math_words", "math", True),
-        ("number_words", "number_words", False),
-        ("relations", "relations", False),
-        ("code_words", "code", True),
-        ("reasoning", "reasoning", True),
-        ("sequence", "sequence", False),
-        ("negation", "negation", False),  # no inflection: "not" must not match "notes"
-        ("constraints", "constraints", True),
-        ("law", "law", True),
-        ("medicine", "medicine", True),
-        ("physics", "physics", True),
-        ("logic", "logic", True),
-        ("economics", "economics", True),
-        ("ethics", "ethics", True),
-    )
-)
-_ALL_WORDS: frozenset[bytes] = frozenset().union(*(lex for _, lex in _WORD_LISTS))
-# word -> the fields whose list holds it: the tags the scan engine counts per distinct word.
+# The tags the scan engine counts per distinct word: first the field of each word list.
+_WORD_LISTS: tuple[tuple[int, frozenset[bytes]], ...] = tuple((_I[field], words) for field, words in WORD_LISTS.items())
+_ALL_WORDS: frozenset[bytes] = frozenset().union(*(words for _, words in _WORD_LISTS))
+# word -> the fields whose list holds it.
 _FIELDS_OF: dict[bytes, tuple[int, ...]] = {
-    w: tuple(index for index, lex in _WORD_LISTS if w in lex) for w in _ALL_WORDS
+    w: tuple(index for index, words in _WORD_LISTS if w in words) for w in _ALL_WORDS
 }
-_CODE_KEYWORDS = frozenset(w.encode() for w in _LEX["code_keywords"])  # words prose does not use
-_LABELS = frozenset(w.encode() for w in _LEX["enumeration_labels"])
-
-# Phrases match when all their content words occur, anywhere in the text: "how many",
-# "write a function", "step by step". Order is ignored on purpose: adjacency costs a text
-# search per phrase and routes no better (benchmarks/RESULTS-scoring.md, "Phrase adjacency").
-_FUNCTION_WORDS = frozenset(
-    b"the a an of to in on at by for is are was be it this that what how no not and or as so if do does".split()
-)
-_PHRASES: list[tuple[frozenset[bytes], tuple[int, ...]]] = []  # (content words, fields)
-
-
-def _index_phrases() -> None:
-    fields_of: dict[frozenset[bytes], tuple[int, ...]] = {}
-    for field, key in (
-        ("reasoning", "reasoning_phrases"),
-        ("constraints", "constraint_phrases"),
-        ("compute_asks", "compute_phrases"),
-        ("code_words", "code_phrases"),
-        ("math_words", "math_phrases"),
-        ("law", "law_phrases"),
-        ("medicine", "medicine_phrases"),
-        ("logic", "logic_phrases"),
-        ("economics", "economics_phrases"),
-        ("ethics", "ethics_phrases"),
-    ):
-        for phrase in _LEX[key]:
-            words = phrase.encode().split()
-            content = frozenset(w for w in words if w not in _FUNCTION_WORDS) or frozenset(words)
-            fields_of[content] = tuple(dict.fromkeys(fields_of.get(content, ()) + (_I[field],)))
-    _PHRASES.extend(fields_of.items())
-
-
-_index_phrases()
+_PHRASES: list[tuple[frozenset[bytes], tuple[int, ...]]] = [
+    (words, tuple(_I[field] for field in fields)) for words, fields in PHRASES.items()
+]
 _GROUP_WORDS = frozenset(w for words, _ in _PHRASES for w in words)
 
 
@@ -197,7 +122,7 @@ _LIST_SHAPES = (b"\n0.", b"\n0)", b"\n-", b"\n*", b"\n()")
 _PROPER_SHAPE = b"a A"  # a capitalised word (or acronym) after a lower-case word
 _ENTITY_WINDOW = 600  # the count saturates early: the head of the text is enough
 # Needles end in a digit: digits are rare in text, so the search skips fast.
-_LABEL_NEEDLES = {label: (label + b" 1", label + b" 2") for label in _LABELS}
+_LABEL_NEEDLES = {label: (label + b" 1", label + b" 2") for label in ENUMERATION_LABELS}
 _ROMAN = (b" II. ", b" III. ", b" IV. ", b"\nII. ", b"\nIII. ", b"(ii)", b"(iii)", b"(iv)")
 _ROMAN_WORDS = frozenset((b"ii", b"iii", b"iv"))
 _SQL_CLAUSES = frozenset((b"where", b"join", b"distinct", b"limit", b"having", b"group", b"order"))
@@ -211,7 +136,7 @@ _CURLY = ("\u2019".encode(), "\u2018".encode())
 _SQL_FROM, _SQL_VERBS = (b"from",), (b"select", b"delete")
 _SQL_WORDS = frozenset(_SQL_FROM + _SQL_VERBS)
 _INTERESTING: frozenset[bytes] = (
-    _ALL_WORDS | _GROUP_WORDS | _LABELS | _CODE_KEYWORDS | _SQL_WORDS | _SQL_CLAUSES | _ROMAN_WORDS
+    _ALL_WORDS | _GROUP_WORDS | ENUMERATION_LABELS | CODE_KEYWORDS | _SQL_WORDS | _SQL_CLAUSES | _ROMAN_WORDS
 )
 # LaTeX commands, counted where a backslash starts one that no lower-case letter follows
 # (the pattern starts with a literal backslash, so the scan skips fast).
@@ -232,7 +157,7 @@ _CODE_CHARS = frozenset(b"=-:&|+<>(_`{;")
 # overlapping, as bytes.count does) or, for a byte class, how many of the view's bytes are in it.
 _SENTENCE_ENDS = b".!?"
 # Per enumeration label, the tag that says it occurs and the count of "<label> 1" and "<label> 2".
-_LABEL_COUNTS = {f"label {label.decode()}": f"{label.decode()} 1, 2" for label in sorted(_LABELS)}
+_LABEL_COUNTS = {f"label {label.decode()}": f"{label.decode()} 1, 2" for label in sorted(ENUMERATION_LABELS)}
 
 
 class _Counted(NamedTuple):
@@ -255,7 +180,8 @@ _COUNTED: dict[str, _Counted] = {
         "code_chars": bytes(sorted(_CODE_CHARS))}),
     "fold": _Counted(View(table=_FOLD_CODE, delete=_SYMBOLS_ONLY),  # the fold keeps { ; and newlines
                      {"code_symbols": _CODE_SYMBOLS, "brace_nl": (b"{\n",), "semi_nl": (b";\n",)}, {}),
-    "low": _Counted(View(table=_WORDS), {f"{label.decode()} 1, 2": _LABEL_NEEDLES[label] for label in sorted(_LABELS)}, {}),
+    "low": _Counted(View(table=_WORDS), {
+        f"{label.decode()} 1, 2": _LABEL_NEEDLES[label] for label in sorted(ENUMERATION_LABELS)}, {}),
     "numbers": _Counted(View(delete=_NUMBERS_ONLY), {}, {}),
     "digits": _Counted(View(table=_DIGIT_SHAPE, delete=_DIGIT_SHAPE_DELETE),
                        {"list_shapes": _LIST_SHAPES, "math_shapes": _MATH_SHAPES, "fraction": (b"0/0",)}, {}),
@@ -283,9 +209,9 @@ def _sum(counts: list[int], name: str) -> int:
 # Tags of vocabulary words: first the field of each word list, then word groups of their own,
 # then one per enumeration label (whether that label occurs).
 _TAGGED: dict[str, frozenset[bytes]] = {
-    "code_keyword": _CODE_KEYWORDS, "sql_clause": _SQL_CLAUSES, "roman": _ROMAN_WORDS, "from": frozenset(_SQL_FROM),
-    "select": frozenset(_SQL_VERBS), "label": _LABELS,
-    **{f"label {label.decode()}": frozenset((label,)) for label in sorted(_LABELS)},
+    "code_keyword": CODE_KEYWORDS, "sql_clause": _SQL_CLAUSES, "roman": _ROMAN_WORDS, "from": frozenset(_SQL_FROM),
+    "select": frozenset(_SQL_VERBS), "label": ENUMERATION_LABELS,
+    **{f"label {label.decode()}": frozenset((label,)) for label in sorted(ENUMERATION_LABELS)},
 }
 _TAG = {name: _N + i for i, name in enumerate(_TAGGED)}
 _VOCABULARY: dict[bytes, tuple[int, ...]] = {word: () for word in _INTERESTING}

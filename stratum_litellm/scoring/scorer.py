@@ -185,7 +185,7 @@ def _score(counts: Counts, context: float, weights: Sequence[float],
 
 
 def _load_kernel():  # type: ignore[no-untyped-def]
-    """_score, in C where it was built for these counts and dimensions (same results, a fraction of the cost)."""
+    """_score, in C where it was built for these counts and dimensions (the same results, cheaper)."""
     native = load("kernel")
     if native is None:
         return _score
