@@ -1,7 +1,7 @@
 """The rule chain: forced, complexity, capacity (each able to abstain), custom rules.
 
 The scorer is replaced by a fixed-score one here so each rule is exercised on its own; the
-real scorer is tested in test_scoring.py and end to end in test_gateway_e2e.py. GPU
+real scorer is tested in scoring/test_scorer.py and end to end in test_gateway_e2e.py. GPU
 readings are given as snapshot values; the NVML path that produces them is tested against
 a real pynvml in test_gpu.py and test_signals_nvml.py.
 """
