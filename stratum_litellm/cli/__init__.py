@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence, TextIO
 
 from .calibrate import calibrate, write_threshold
-from ..routing.policy import Decision, Policy
+from ..routing.decision import Decision
+from ..routing.policy import Policy
 from ..scoring.view import RequestView
 from ..config import CONFIG_ENV, SettingsError, StratumSettings, load_settings, resolve_settings
 from ..signals.gpu import GpuMonitor
@@ -76,7 +77,7 @@ def score_jsonl(lines: Iterable[str], out: TextIO, policy: Policy, snapshot: Sig
             view = _view_of(record)
             decision = _decide(policy, view, snapshot)
             elapsed_us = (time.perf_counter() - started) * 1e6
-            result = {"id": record_id, "score": decision.score, "tier": decision.tier, "reason": decision.reason,
+            result = {"id": record_id, "score": decision.score, "tier": decision.tier, "reason": decision.label,
                       "latency_us": round(elapsed_us, 1)}
         except (ValueError, TypeError) as exc:
             failures += 1
@@ -96,7 +97,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
         print("stratum score: give a prompt, or --jsonl to read JSON lines on stdin", file=sys.stderr)
         return EXIT_BAD_CONFIG
     decision = _decide(policy, RequestView.from_prompt(args.prompt), snapshot)
-    print(f"{decision.score:.4f}\t{decision.tier}\t{decision.reason}")
+    print(f"{decision.score:.4f}\t{decision.tier}\t{decision.label}")
     return EXIT_OK
 
 
@@ -121,7 +122,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     print(f"score {score.value:.4f} (threshold {settings.complexity.threshold})")
     for name, part in sorted(score.parts.items(), key=lambda kv: -abs(kv[1])):
         print(f"  {name:<14} {part:+.4f}")
-    print(f"decision: {decision.tier} ({decision.model_group}) because {decision.reason}")
+    print(f"decision: {decision.tier} ({decision.model_group}) because {decision.label}")
     for key, value in decision.evidence.items():
         if key == "checks":
             for check, verdict in value.items():
@@ -139,7 +140,7 @@ def _explanation(settings: StratumSettings, source: str, parts: Any, decision: D
         "score": decision.score,
         "threshold": settings.complexity.threshold,
         "parts": dict(parts),
-        "decision": {"tier": decision.tier, "model_group": decision.model_group, "reason": decision.reason,
+        "decision": {"tier": decision.tier, "model_group": decision.model_group, "reason": decision.label,
                      "evidence": dict(decision.evidence)},
         "signals": {"gpu_status": snapshot.gpu_status, "gpu_error": snapshot.gpu_error},
     }

@@ -60,6 +60,22 @@ class NamedRule:
     fn: RuleFn
 
 
+def run_rule(rule: NamedRule, inp: RuleInput, evidence: dict[str, Any]) -> RuleOutcome | None:
+    """Run a custom rule, noting in ``evidence`` that it matched; a rule that raises or
+    returns something else abstains and says so there (it must not take routing down)."""
+    try:
+        outcome = rule.fn(inp)
+    except Exception as exc:
+        evidence.setdefault("rule_errors", {})[rule.name] = f"{type(exc).__name__}: {exc}"[:200]
+        return None
+    if outcome is not None and not isinstance(outcome, RuleOutcome):
+        evidence.setdefault("rule_errors", {})[rule.name] = f"returned {type(outcome).__name__}, not RuleOutcome"
+        return None
+    if outcome is not None:
+        evidence.setdefault("rules_matched", []).append(rule.name)
+    return outcome
+
+
 def _keywords_regex(keywords: list[str]) -> re.Pattern[str] | None:
     if not keywords:
         return None
