@@ -27,6 +27,7 @@ from ..signals.snapshot import SignalSnapshot
 from ..signals.status import Status
 from .checks import CHECKS, Check, Context, rule_check
 from .decision import Decision, Reason, label
+from .override import override_tier
 from .rules import (
     NamedRule,
     RequestMeta,
@@ -34,7 +35,6 @@ from .rules import (
     RuleInput,
     compile_config_rule,
     load_python_rule,
-    override_tier,
     run_rule,
 )
 from .verdict import PASS, Verdict
