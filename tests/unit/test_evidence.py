@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from stratum_litellm.config import parse_settings
+from stratum_litellm.routing.checks import CHECKS
 from stratum_litellm.routing.policy import Policy
 from stratum_litellm.routing.rules import RequestMeta, RuleInput, RuleOutcome
 from stratum_litellm.scoring.scorer import DIMENSIONS, Score
@@ -872,6 +873,19 @@ def test_the_decision_and_its_evidence_are_exactly_as_pinned(
     assert (d.tier, d.label, d.probe) == expected
     # Compared as JSON, as readers get it: key order and int against float count too.
     assert json.dumps(d.evidence, indent=1) == json.dumps(evidence, indent=1)
+
+
+#: The check each capacity reason comes from, as the checks declare it.
+CHECK_OF = {reason.value: check.name for check in CHECKS for reason in check.reasons}
+
+
+@pytest.mark.parametrize(("situation", "expected", "evidence"), [c for c in CASES if c.values[1][1] in CHECK_OF])
+def test_a_capacity_reason_comes_from_the_check_that_declares_it(
+    situation: dict[str, Any], expected: tuple[str, str, bool], evidence: dict[str, Any]
+) -> None:
+    d = decide(**situation)
+    deciding = [name for name, text in d.evidence["checks"].items() if text.startswith(("block", "probe"))]
+    assert deciding[-1] == CHECK_OF[d.label]
 
 
 def test_a_model_that_is_not_the_routers_gets_no_decision() -> None:
