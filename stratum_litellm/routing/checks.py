@@ -22,19 +22,21 @@ from .verdict import PASS, Verdict, abstain, block, probe
 _GIB = 1024**3
 
 
-@dataclass(frozen=True, slots=True)
 class Context:
-    """What a check reads, and the evidence it adds its readings to."""
+    """What a check reads, and the evidence it adds its readings to. One is built per
+    decision, so it is a plain slotted class (a frozen dataclass builds slower)."""
 
-    settings: StratumSettings
-    signals: SignalSnapshot
-    now: float
-    inp: RuleInput
-    evidence: dict[str, Any]
+    __slots__ = ("settings", "signals", "smart", "now", "inp", "evidence")
 
-    @property
-    def smart(self) -> TierSignals:
-        return self.signals["smart"]
+    def __init__(self, settings: StratumSettings, signals: SignalSnapshot, now: float, inp: RuleInput,
+                 evidence: dict[str, Any]) -> None:
+        self.settings = settings
+        self.signals = signals
+        #: The smart tier's signals, which every check reads.
+        self.smart: TierSignals = signals["smart"]
+        self.now = now
+        self.inp = inp
+        self.evidence = evidence
 
 
 @dataclass(frozen=True, slots=True)
