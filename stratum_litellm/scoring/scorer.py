@@ -254,7 +254,9 @@ class Score(NamedTuple):
 
 
 class Scorer:
-    """Scores requests; ``weights`` overrides some dimensions' default weights."""
+    """Scores requests; ``weights`` overrides some dimensions' default weights (numbers
+    the settings have already checked; a name that is not a dimension is refused here, where
+    the dimensions are known)."""
 
     __slots__ = ("_bias", "_weights", "_ordered")
 
@@ -263,13 +265,7 @@ class Scorer:
         for name, value in (weights or {}).items():
             if name not in merged:
                 raise ValueError(f"unknown scoring dimension {name!r}; the dimensions are: {', '.join(DIMENSIONS)}")
-            try:
-                number = float(value)
-            except (TypeError, ValueError):
-                raise ValueError(f"weight of dimension {name!r} must be a number, got {value!r}") from None
-            if not math.isfinite(number) or number < 0:
-                raise ValueError(f"weight of dimension {name!r} must be a finite number >= 0, got {value!r}")
-            merged[name] = number
+            merged[name] = float(value)
         self._weights = merged
         self._ordered = tuple(merged[d] for d in DIMENSIONS)
         self._bias = _BIAS

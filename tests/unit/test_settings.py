@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -169,3 +170,22 @@ def test_the_settings_module_imports_no_other_part_of_the_router() -> None:
     assert out.returncode == 0, out.stderr
     loaded = eval(out.stdout)
     assert not [m for m in loaded if m.split(".")[1] in ("signals", "scoring", "gateway", "cli")], loaded
+
+
+def test_an_unknown_weight_dimension_refuses_the_start_naming_the_key_and_file(tmp_path: Path) -> None:
+    # The scorer knows its dimensions; the refusal comes when the router is built from the file.
+    from stratum_litellm.gateway.engine import RouterEngine
+
+    path = write_gateway_config(tmp_path, {"complexity": {"weights": {"maths": 1.0}}})
+    with pytest.raises(SettingsError) as err:
+        RouterEngine(load_settings(path), source=str(path))
+    message = str(err.value)
+    assert str(path) in message and "complexity.weights" in message and "unknown scoring dimension 'maths'" in message
+    assert "math" in message.split("the dimensions are:")[1]  # and says what was expected
+
+
+@pytest.mark.parametrize("bad", [-0.1, math.nan, math.inf, -math.inf, "heavy", None])
+def test_bad_weights_are_refused_naming_the_dimension(bad: object) -> None:
+    with pytest.raises(SettingsError) as err:
+        parse_settings({"complexity": {"weights": {"code": bad}}})
+    assert "complexity.weights" in str(err.value) and "code" in str(err.value)
