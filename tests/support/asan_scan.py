@@ -1,4 +1,4 @@
-"""Run by tests/test_bytescan.py under AddressSanitizer and UBSan: loads sanitised builds of
+"""Run by the scan engine's sanitiser test (test_bytescan.py) under AddressSanitizer and UBSan: loads sanitised builds of
 the C scan engine and measurements (paths in argv[1] and argv[2]) and compares them with the
 Python ones on random specs and texts. Any out-of-bounds read or write, use after free or undefined behaviour aborts the
 process with the sanitiser's report."""
