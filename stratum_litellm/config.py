@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Any, Literal, Mapping
 
 import yaml
@@ -45,7 +46,7 @@ class BackendSettings(_Strict):
     #: Base URL of the server (a trailing /v1 is fine), or ``os.environ/NAME``.
     url: str = Field(min_length=1)
     #: llama-swap: the model ID whose load state /running reports (and warm-up asks for).
-    model: str | None = None
+    model: str | None = Field(default=None, min_length=1)
     #: Sent as a bearer token, or ``os.environ/NAME``.
     api_key: str | None = None
     #: KV cache use at or above this counts as saturated (vLLM).
@@ -62,11 +63,29 @@ class BackendSettings(_Strict):
             return os.environ[name]
         return value
 
-    @model_validator(mode="after")
-    def _valid_target(self) -> "BackendSettings":
-        from .signals.backends import BackendTarget
+    @field_validator("url")
+    @classmethod
+    def _server_url(cls, url: str) -> str:
+        # LiteLLM's api_base usually ends in /v1; the load signals live at the server's root.
+        base = url.strip().rstrip("/")
+        if base.endswith("/v1"):
+            base = base[: -len("/v1")].rstrip("/")
+        parts = urlsplit(base)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"backend url must be http(s)://host[:port], e.g. http://127.0.0.1:8080; got {url!r}")
+        try:
+            parts.port  # noqa: B018  (raises on a port that is not a number in range)
+        except ValueError as exc:
+            raise ValueError(f"backend url {url!r} is not a valid URL: {exc}") from None
+        return base
 
-        BackendTarget(self.kind, self.url, self.model, self.api_key, self.kv_cache_saturation)
+    @model_validator(mode="after")
+    def _llama_swap_names_its_model(self) -> "BackendSettings":
+        if self.kind == "llama-swap" and self.model is None:
+            raise ValueError(
+                "a llama-swap backend needs `model`: the model ID in llama-swap's config, "
+                "so that /running can tell whether that model is loaded"
+            )
         return self
 
 
@@ -118,12 +137,10 @@ class ComplexitySettings(_Strict):
 
     @field_validator("weights")
     @classmethod
-    def _known_dimensions(cls, weights: dict[str, float]) -> dict[str, float]:
-        from .scoring.scorer import DIMENSIONS
-
+    def _finite_weights(cls, weights: dict[str, float]) -> dict[str, float]:
+        # Which dimensions exist is the scorer's to say, when the policy is built from these
+        # settings (at start, on reload and in `stratum check`).
         for name, value in weights.items():
-            if name not in DIMENSIONS:
-                raise ValueError(f"unknown dimension {name!r}; expected one of {', '.join(DIMENSIONS)}")
             if not (value >= 0.0 and value < float("inf")):
                 raise ValueError(f"weight of {name!r} must be a finite number >= 0, got {value!r}")
         return weights

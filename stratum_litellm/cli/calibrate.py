@@ -7,7 +7,9 @@ tier outright do not depend on the threshold and are counted as they go.
 
 from __future__ import annotations
 
+import argparse
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -16,6 +18,7 @@ from ..routing.policy import Policy
 from ..scoring.view import RequestView
 from ..config import SettingsError, load_settings
 from ..signals.snapshot import Signals
+from .inputs import EXIT_BAD_CONFIG, EXIT_FAILED, EXIT_OK, read_views, settings_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,3 +106,33 @@ def write_threshold(path: str | Path, threshold: float) -> None:
         tmp.unlink(missing_ok=True)
         raise
     tmp.replace(file)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings, source = settings_for(args.config)
+    try:
+        views = read_views(args.file, "calibrate")
+    except OSError as exc:
+        print(f"stratum calibrate: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    try:
+        result = calibrate(views, Policy(settings), args.target_share)
+    except ValueError as exc:
+        print(f"stratum calibrate: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"{result.requests} requests, target smart share {result.target_share:.1%} (settings: {source})")
+    if result.ruled_smart or result.ruled_fast:
+        print(f"config rules route {result.ruled_smart:.1%} to smart and {result.ruled_fast:.1%} to fast whatever the threshold")
+    print(f"threshold {result.threshold} gives {result.share:.1%} smart (now: {settings.complexity.threshold})\n")
+    print("threshold  smart share")
+    for threshold, share in result.table:
+        marker = "  <- suggested" if threshold == result.threshold else ""
+        print(f"{threshold:<9}  {share:6.1%}{marker}")
+    if args.write:
+        target = args.config or source
+        if not Path(target).is_file():
+            print("stratum calibrate: --write needs a settings file (--config FILE)", file=sys.stderr)
+            return EXIT_BAD_CONFIG
+        write_threshold(target, result.threshold)
+        print(f"\nwrote complexity.threshold: {result.threshold} to {target}")
+    return EXIT_OK

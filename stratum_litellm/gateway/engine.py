@@ -17,10 +17,12 @@ from . import metrics
 from ..routing.affinity import AffinityStore, conversation_key
 from ..routing.policy import Decision, Policy
 from .reload import ConfigWatcher
+from .stats import RouterStats
 from ..scoring.view import RequestView
 from ..routing.rules import RequestMeta
-from ..config import StratumSettings, Tier
+from ..config import TIERS, StratumSettings, Tier
 from ..signals.snapshot import Signals
+from ..signals.status import Status
 
 logger = logging.getLogger("stratum_litellm")
 
@@ -49,13 +51,28 @@ class RouterEngine:
     def apply_settings(self, settings: StratumSettings) -> None:
         """Put new settings in force without dropping a request; raises (and changes
         nothing) when they cannot be built, e.g. a python rule that does not import."""
-        policy = Policy(settings, source=self.source)
-        self.signals.reconfigure(settings)
+        policy = Policy(settings, source=self.source)  # may raise: nothing changed yet
+        self.signals.reconfigure(settings)  # all or nothing
         self.affinity.configure(settings.affinity.ttl_s, settings.affinity.max_conversations)
         self.policy = policy
+        self._follow_reload_settings()
+
+    def _follow_reload_settings(self) -> None:
+        watcher, reload = self._watcher, self.settings.reload
+        if watcher is None:
+            return
+        if not reload.enabled:
+            logger.info("stratum: reload.enabled is now false; no longer watching %s", watcher.path)
+            self._watcher = None
+            watcher.stop()
+        elif watcher.interval_s != reload.interval_s:
+            watcher.configure(reload.interval_s)
 
     def watch(self, path: str) -> None:
-        """Reload the settings from ``path`` when it changes (settings ``reload``)."""
+        """Reload the settings from ``path`` when it changes (settings ``reload``).
+
+        An edit that sets ``reload.enabled: false`` stops the watching (a restart starts it
+        again); one that changes ``reload.interval_s`` takes effect from the next look."""
         reload = self.settings.reload
         if not reload.enabled or self._watcher is not None:
             return
@@ -73,7 +90,26 @@ class RouterEngine:
     def close(self) -> None:
         if self._watcher is not None:
             self._watcher.stop()
+            self._watcher = None
+        metrics.withdraw(self)
         self.signals.close()
+
+    def stats(self) -> RouterStats:
+        """What the router reports about itself now (metrics read this at each scrape)."""
+        settings = self.settings
+        snapshot = self.signals.snapshot()
+        gpus = {}
+        for tier in TIERS:
+            gpus.setdefault(settings.tiers[tier].gpu_index, snapshot[tier].gpu)
+        backends = {tier: snapshot[tier].backend for tier in TIERS if snapshot[tier].backend is not None}
+        return RouterStats(
+            settings=settings,
+            latency={tier: snapshot[tier].latency for tier in TIERS},
+            gpus=gpus,
+            gpu_status=Status(snapshot.gpu_status),
+            backends=backends,  # type: ignore[arg-type]
+            errors=self.error_count,
+        )
 
     # -- requests -----------------------------------------------------------------------
 

@@ -3,11 +3,13 @@
 The gateway serves that registry on its own ``/metrics`` when ``prometheus`` is among its
 callbacks. Label values are bounded (tiers, built-in reasons, configured rule names, GPU
 indexes); no prompt text ever appears. Counters and histograms are updated on the request
-path (a few hundred nanoseconds); gauges are read from the router only when scraped.
+path (a few hundred nanoseconds); gauges are read from the engine's :class:`RouterStats`
+only when scraped, and only for the engine that :func:`publish` named.
 """
 
 from __future__ import annotations
 
+import threading
 import weakref
 from typing import TYPE_CHECKING, Iterator
 
@@ -16,6 +18,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from ..config import TIERS
+from ..signals.status import Status
+from .stats import RouterStats
 
 if TYPE_CHECKING:
     from .engine import RouterEngine
@@ -33,86 +37,102 @@ CONFIG_RELOADS = Counter("stratum_config_reloads", "Settings file reloads, by re
 ERRORS = Counter("stratum_internal_errors", "Router errors that failed open, by where they happened", ["where"])
 
 
-class _EngineCollector(Collector):
-    """Reads the live router's signals at scrape time."""
+class EngineCollector(Collector):
+    """The gauges of one engine, read from its stats at scrape time."""
 
     def __init__(self) -> None:
         self._engine: weakref.ReferenceType[RouterEngine] | None = None
 
-    def attach(self, engine: "RouterEngine") -> None:
-        self._engine = weakref.ref(engine)
+    @property
+    def engine(self) -> "RouterEngine | None":
+        return self._engine() if self._engine is not None else None
+
+    def show(self, engine: "RouterEngine | None") -> None:
+        self._engine = weakref.ref(engine) if engine is not None else None
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        engine = self._engine() if self._engine is not None else None
+        engine = self.engine
         if engine is None:
             return
         try:
-            families = list(self._families(engine))
+            families = list(gauges(engine.stats()))
         except Exception as exc:  # a broken router must not take the gateway's /metrics down
             engine.record_error("metrics", exc)
             return
         yield from families
 
-    @staticmethod
-    def _families(engine: "RouterEngine") -> Iterator[GaugeMetricFamily]:
-        # The settings in force, so dashboards can draw each signal against its limit.
-        settings = engine.settings
-        yield GaugeMetricFamily("stratum_threshold", "Complexity threshold in force", value=settings.complexity.threshold)
-        yield GaugeMetricFamily("stratum_sla_seconds", "Latency SLA of the smart tier", value=settings.latency.sla_ms / 1000)
-        yield GaugeMetricFamily("stratum_min_free_bytes", "VRAM the smart tier's GPU must keep free",
-                                value=settings.gpu.min_free_gib * 1024**3)
-        ema = GaugeMetricFamily("stratum_tier_latency_ema_seconds", "Latency EMA per tier", labels=["tier", "measure"])
-        in_flight = GaugeMetricFamily("stratum_tier_in_flight", "Requests in flight per tier", labels=["tier"])
-        samples = GaugeMetricFamily("stratum_tier_latency_samples", "Latency samples seen per tier", labels=["tier"])
-        for tier in TIERS:
-            lat = engine.signals.latency.tier(tier)
-            for measure, value in (("ttft", lat.ttft_ema_ms), ("total", lat.total_ema_ms)):
-                if value is not None:
-                    ema.add_metric([tier, measure], value / 1000.0)
-            in_flight.add_metric([tier], lat.in_flight)
-            samples.add_metric([tier], lat.samples)
-        yield from (ema, in_flight, samples)
 
-        snapshot = engine.signals.snapshot()
-        known = GaugeMetricFamily("stratum_gpu_known", "1 when the GPU signal is known", labels=["gpu"])
-        free = GaugeMetricFamily("stratum_gpu_memory_free_bytes", "Free GPU memory", labels=["gpu"])
-        total = GaugeMetricFamily("stratum_gpu_memory_total_bytes", "Total GPU memory", labels=["gpu"])
-        util = GaugeMetricFamily("stratum_gpu_utilisation_ratio", "GPU utilisation (0-1)", labels=["gpu"])
-        seen: set[int] = set()
-        for tier in TIERS:
-            index = engine.settings.tiers[tier].gpu_index
-            if index in seen:
-                continue
-            seen.add(index)
-            reading = snapshot[tier].gpu
-            known.add_metric([str(index)], 0 if reading is None else 1)
-            if reading is not None:
-                free.add_metric([str(index)], reading.memory_free_bytes)
-                total.add_metric([str(index)], reading.memory_total_bytes)
-                util.add_metric([str(index)], reading.utilization_pct / 100.0)
-        yield from (known, free, total, util)
+def gauges(stats: RouterStats) -> Iterator[GaugeMetricFamily]:
+    """The router's gauges from one read of its stats."""
+    settings = stats.settings
+    yield GaugeMetricFamily("stratum_threshold", "Complexity threshold in force", value=settings.complexity.threshold)
+    yield GaugeMetricFamily("stratum_sla_seconds", "Latency SLA of the smart tier", value=settings.latency.sla_ms / 1000)
+    yield GaugeMetricFamily("stratum_min_free_bytes", "VRAM the smart tier's GPU must keep free",
+                            value=settings.gpu.min_free_gib * 1024**3)
+    ema = GaugeMetricFamily("stratum_tier_latency_ema_seconds", "Latency EMA per tier", labels=["tier", "measure"])
+    in_flight = GaugeMetricFamily("stratum_tier_in_flight", "Requests in flight per tier", labels=["tier"])
+    samples = GaugeMetricFamily("stratum_tier_latency_samples", "Latency samples seen per tier", labels=["tier"])
+    for tier in TIERS:
+        lat = stats.latency[tier]
+        for measure, value in (("ttft", lat.ttft_ema_ms), ("total", lat.total_ema_ms)):
+            if value is not None:
+                ema.add_metric([tier, measure], value / 1000.0)
+        in_flight.add_metric([tier], lat.in_flight)
+        samples.add_metric([tier], lat.samples)
+    yield from (ema, in_flight, samples)
 
-        up = GaugeMetricFamily("stratum_backend_up", "1 when the tier's backend answers and has its model loaded",
-                               labels=["tier", "status"])
-        running = GaugeMetricFamily("stratum_backend_requests_running", "Requests the backend is serving", labels=["tier"])
-        waiting = GaugeMetricFamily("stratum_backend_requests_waiting", "Requests queued in the backend", labels=["tier"])
-        slots = GaugeMetricFamily("stratum_backend_slots", "Parallel slots the backend reports", labels=["tier"])
-        for tier in TIERS:
-            load = snapshot[tier].backend
-            if load is None:
-                continue
-            up.add_metric([tier, load.status], 1 if load.status == "ok" else 0)
-            for family, value in ((running, load.requests_running), (waiting, load.requests_waiting),
-                                  (slots, load.slots_total)):
-                if value is not None:
-                    family.add_metric([tier], value)
-        yield from (up, running, waiting, slots)
+    known = GaugeMetricFamily("stratum_gpu_known", "1 when the GPU signal is known", labels=["gpu"])
+    free = GaugeMetricFamily("stratum_gpu_memory_free_bytes", "Free GPU memory", labels=["gpu"])
+    total = GaugeMetricFamily("stratum_gpu_memory_total_bytes", "Total GPU memory", labels=["gpu"])
+    util = GaugeMetricFamily("stratum_gpu_utilisation_ratio", "GPU utilisation (0-1)", labels=["gpu"])
+    for index, reading in stats.gpus.items():
+        known.add_metric([str(index)], 0 if reading is None else 1)
+        if reading is not None:
+            free.add_metric([str(index)], reading.memory_free_bytes)
+            total.add_metric([str(index)], reading.memory_total_bytes)
+            util.add_metric([str(index)], reading.utilization_pct / 100.0)
+    yield from (known, free, total, util)
+
+    up = GaugeMetricFamily("stratum_backend_up", "1 when the tier's backend answers and has its model loaded",
+                           labels=["tier", "status"])
+    running = GaugeMetricFamily("stratum_backend_requests_running", "Requests the backend is serving", labels=["tier"])
+    waiting = GaugeMetricFamily("stratum_backend_requests_waiting", "Requests queued in the backend", labels=["tier"])
+    slots = GaugeMetricFamily("stratum_backend_slots", "Parallel slots the backend reports", labels=["tier"])
+    for tier, load in stats.backends.items():
+        up.add_metric([tier, str(load.status)], 1 if load.status == Status.OK else 0)
+        for family, value in ((running, load.requests_running), (waiting, load.requests_waiting),
+                              (slots, load.slots_total)):
+            if value is not None:
+                family.add_metric([tier], value)
+    yield from (up, running, waiting, slots)
 
 
-_COLLECTOR = _EngineCollector()
-REGISTRY.register(_COLLECTOR)
+_collector: EngineCollector | None = None
+_lock = threading.Lock()
 
 
-def attach_engine(engine: "RouterEngine") -> None:
-    """Make ``engine`` the router whose live signals the gauges report."""
-    _COLLECTOR.attach(engine)
+def publish(engine: "RouterEngine") -> None:
+    """Show ``engine``'s gauges on the default registry (the gateway's ``/metrics``).
+
+    Called by whoever starts an engine for a gateway or an SDK router; the collector is
+    registered on the first call, so importing this module registers nothing but the
+    counters. One engine is shown at a time: the newest one published.
+    """
+    global _collector
+    with _lock:
+        if _collector is None:
+            _collector = EngineCollector()
+            REGISTRY.register(_collector)
+        _collector.show(engine)
+
+
+def withdraw(engine: "RouterEngine") -> None:
+    """Stop showing ``engine``'s gauges, if it is the one shown (it is closing)."""
+    with _lock:
+        if _collector is not None and _collector.engine is engine:
+            _collector.show(None)
+
+
+def published() -> "RouterEngine | None":
+    """The engine whose gauges are shown, if any."""
+    return _collector.engine if _collector is not None else None

@@ -53,7 +53,7 @@ def engine_from_gateway() -> RouterEngine:
     settings, source = resolve_settings(_gateway_config_path(), mapping)
     logger.info("stratum router: settings from %s; routed model %s", source, settings.routed_model)
     engine = RouterEngine(settings, Signals.polling(settings), source=source)
-    metrics.attach_engine(engine)
+    metrics.publish(engine)  # its gauges on the gateway's /metrics
     if os.path.isfile(source):
         engine.watch(source)
     return engine
@@ -143,6 +143,7 @@ class StratumRouter(Router):
             settings, source = stratum_settings, "StratumRouter(stratum_settings=...)"
         self.stratum = RouterEngine(settings, Signals.polling(settings), source=source)
         self.stratum.signals.start()
+        metrics.publish(self.stratum)  # gauges on prometheus-client's default registry, as in the gateway
         if os.path.isfile(source):
             self.stratum.watch(source)
         self.stratum_callback = StratumProxyHandler(self.stratum)

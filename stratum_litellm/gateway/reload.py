@@ -66,11 +66,22 @@ class ConfigWatcher:
         self._thread = threading.Thread(target=self._run, name="stratum-config-watch", daemon=True)
         self._thread.start()
 
+    @property
+    def interval_s(self) -> float:
+        return self._interval_s
+
+    def configure(self, interval_s: float) -> None:
+        """Look at the file every ``interval_s`` from the next look on (a reload may change it)."""
+        self._interval_s = interval_s
+
     def stop(self) -> None:
+        """Stop watching. Safe from the watcher's own thread (an edit that turns reload off):
+        it then ends after the current look instead of waiting for itself."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=self._interval_s + 1.0)
-            self._thread = None
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=self._interval_s + 1.0)
+        self._thread = None
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval_s):

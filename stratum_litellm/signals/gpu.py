@@ -3,9 +3,9 @@
 The router asks "does this tier's GPU have room / is it busy?" on every request, so the
 read side (:meth:`GpuMonitor.snapshot`) is a single attribute read: no lock, no I/O.
 All NVML work happens in one daemon thread that never dies. When NVML cannot be read
-the snapshot says ``"unknown"`` with the reason and carries no numbers, so callers
-abstain instead of trusting a made-up default (the seed router kept "16 GB free"
-forever after its thread died).
+the snapshot says ``unknown`` with the reason and carries no numbers, so callers
+abstain instead of trusting a made-up default (such as a fixed "16 GB free" that would
+outlive a dead poller).
 
 Mid-poll failures (documented choice):
 
@@ -26,7 +26,6 @@ an earlier poll.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -34,23 +33,12 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from .status import Status
 from .thread import PollerThread
 
-__all__ = [
-    "STATUS_OK",
-    "STATUS_STALE",
-    "STATUS_UNKNOWN",
-    "GpuMonitor",
-    "GpuReading",
-    "GpuSnapshot",
-    "UtilisationCircuit",
-]
+__all__ = ["GpuMonitor", "GpuReading", "GpuSnapshot"]
 
 logger = logging.getLogger("stratum_litellm.gpu")
-
-STATUS_OK = "ok"
-STATUS_UNKNOWN = "unknown"
-STATUS_STALE = "stale"
 
 # NVML return codes (stable across driver versions). Looked up on the injected module
 # when it has them, so a stand-in module only needs NVMLError-like exceptions.
@@ -94,27 +82,30 @@ class GpuReading:
 class GpuSnapshot:
     """Every GPU from one poll, or the reason there are no trustworthy numbers.
 
-    ``status`` is ``"ok"``, ``"unknown"`` (never polled, no library, init failed, driver
-    error, every GPU failed) or ``"stale"`` (the poller has not refreshed an ``"ok"``
-    snapshot in time). ``error`` is a short reason when not ok; on an ``"ok"`` snapshot
+    ``status`` is ``ok``, ``unknown`` (never polled, no library, init failed, driver
+    error, every GPU failed) or ``stale`` (the poller has not refreshed an ``ok``
+    snapshot in time). ``error`` is a short reason when not ok; on an ``ok`` snapshot
     it names GPUs that dropped out of this poll (e.g. ``"GPU 1 lost"``), else ``None``.
     """
 
     # MappingProxyType is unhashable; keep the dataclass hashable on the other fields.
     readings: Mapping[int, GpuReading] = field(hash=False)
     taken_at: float  # time.monotonic() (or the injected clock) of the poll; 0.0 if never
-    status: str
+    status: Status
     error: str | None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", Status(self.status))  # "ok" given as text is Status.OK
 
     def gpu(self, index: int) -> GpuReading | None:
         """The reading for ``index``; ``None`` means the caller must abstain."""
-        if self.status != STATUS_OK:
+        if self.status != Status.OK:
             return None
         return self.readings.get(index)
 
     def is_stale(self, now: float, stale_after_s: float) -> bool:
         """True when already marked stale or older than ``stale_after_s`` at ``now``."""
-        return self.status == STATUS_STALE or now - self.taken_at > stale_after_s
+        return self.status == Status.STALE or now - self.taken_at > stale_after_s
 
 
 _EMPTY: Mapping[int, GpuReading] = MappingProxyType({})
@@ -133,9 +124,10 @@ class _DeviceReadError(Exception):
 class GpuMonitor(PollerThread):
     """Polls every GPU through NVML in a daemon thread and publishes snapshots.
 
-    The thread survives every error: failures publish an ``"unknown"`` snapshot, are
+    The thread survives every error: failures publish an ``unknown`` snapshot, are
     logged once per distinct reason, and are retried with exponential back-off
     (``backoff_initial_s`` doubling up to ``backoff_max_s``; reset by a good poll).
+    The intervals are taken as given: the settings validate them.
     """
 
     def __init__(
@@ -147,16 +139,6 @@ class GpuMonitor(PollerThread):
         nvml: Any | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        for label, value in (
-            ("poll_interval_s", poll_interval_s),
-            ("stale_after_s", stale_after_s),
-            ("backoff_initial_s", backoff_initial_s),
-            ("backoff_max_s", backoff_max_s),
-        ):
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"{label} must be a positive number, got {value!r}")
-        if backoff_max_s < backoff_initial_s:
-            raise ValueError("backoff_max_s must be >= backoff_initial_s")
         self._poll_interval_s = float(poll_interval_s)
         self._stale_after_s = float(stale_after_s)
         self._backoff_initial_s = float(backoff_initial_s)
@@ -174,7 +156,7 @@ class GpuMonitor(PollerThread):
 
         # Published snapshot: replaced wholesale (one reference store), never mutated,
         # which is what lets snapshot() skip the lock.
-        self._snapshot = GpuSnapshot(_EMPTY, 0.0, STATUS_UNKNOWN, "GPU not polled yet")
+        self._snapshot = GpuSnapshot(_EMPTY, 0.0, Status.UNKNOWN, "GPU not polled yet")
 
         # Serialises pollers (thread, tests, CLI) and guards NVML init state + back-off.
         self._poll_lock = threading.Lock()
@@ -214,7 +196,7 @@ class GpuMonitor(PollerThread):
         than "stale".
         """
         snap = self._snapshot  # one reference read: atomic, no lock needed
-        if snap.status != STATUS_OK:
+        if snap.status != Status.OK:
             return snap
         now = self._clock()
         if not snap.is_stale(now, self._stale_after_s):
@@ -222,7 +204,7 @@ class GpuMonitor(PollerThread):
         return GpuSnapshot(
             snap.readings,  # kept for diagnostics only; gpu() returns None when stale
             snap.taken_at,
-            STATUS_STALE,
+            Status.STALE,
             f"no fresh GPU reading for {now - snap.taken_at:.2f}s (poller stalled?)",
         )
 
@@ -298,7 +280,7 @@ class GpuMonitor(PollerThread):
         reason = "; ".join(dropped) or None
         if not readings:
             return self._unknown(reason or "no GPU could be read", taken_at)
-        return GpuSnapshot(MappingProxyType(readings), taken_at, STATUS_OK, reason)
+        return GpuSnapshot(MappingProxyType(readings), taken_at, Status.OK, reason)
 
     @staticmethod
     def _read_device(nvml: Any, index: int) -> GpuReading:
@@ -348,11 +330,11 @@ class GpuMonitor(PollerThread):
             logger.debug("nvmlShutdown failed: %s", exc)
 
     def _unknown(self, reason: str, taken_at: float | None = None) -> GpuSnapshot:
-        return GpuSnapshot(_EMPTY, self._clock() if taken_at is None else taken_at, STATUS_UNKNOWN, reason)
+        return GpuSnapshot(_EMPTY, self._clock() if taken_at is None else taken_at, Status.UNKNOWN, reason)
 
     def _publish(self, snap: GpuSnapshot) -> None:
         # Called with _poll_lock held.
-        if snap.status == STATUS_OK:
+        if snap.status == Status.OK:
             self._next_delay_s = self._poll_interval_s
             self._backoff_s = self._backoff_initial_s
         else:
@@ -371,39 +353,8 @@ class GpuMonitor(PollerThread):
         if snap.error in self._logged_errors or len(self._logged_errors) >= _MAX_REMEMBERED_ERRORS:
             return
         self._logged_errors.add(snap.error)
-        if snap.status == STATUS_OK:
+        if snap.status == Status.OK:
             logger.warning("GPU partially readable: %s", snap.error)
         else:
             logger.warning("GPU state unknown: %s (retrying with back-off)", snap.error)
 
-
-class UtilisationCircuit:
-    """Hysteresis: trips open when utilisation >= trip_pct, closes again only when it falls to <= reset_pct (reset_pct < trip_pct), so it does not flap."""
-
-    def __init__(self, trip_pct: float = 90.0, reset_pct: float = 75.0) -> None:
-        if not (math.isfinite(trip_pct) and math.isfinite(reset_pct)):
-            raise ValueError("trip_pct and reset_pct must be finite")
-        if not reset_pct < trip_pct:
-            raise ValueError(f"reset_pct ({reset_pct}) must be below trip_pct ({trip_pct})")
-        self.trip_pct = float(trip_pct)
-        self.reset_pct = float(reset_pct)
-        self._open = False
-
-    @property
-    def is_open(self) -> bool:
-        return self._open
-
-    def update(self, utilization_pct: float | None) -> bool | None:
-        """Feed one reading; True = open (too busy), False = closed, None = unknown input.
-
-        An unknown reading (None or NaN) leaves the state untouched: the next real
-        reading continues from where the circuit was instead of silently closing it.
-        """
-        if utilization_pct is None or math.isnan(utilization_pct):
-            return None
-        if self._open:
-            if utilization_pct <= self.reset_pct:
-                self._open = False
-        elif utilization_pct >= self.trip_pct:
-            self._open = True
-        return self._open

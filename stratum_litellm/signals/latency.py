@@ -45,6 +45,9 @@ class TierLatency:
 class _TierState:
     ttft_ema_ms: float | None
     total_ema_ms: float | None
+    #: Whether each average holds a measurement, or still only the seed.
+    ttft_measured: bool = False
+    total_measured: bool = False
     samples: int = 0
     last_sample_at: float | None = None
     consecutive_failures: int = 0
@@ -98,6 +101,18 @@ class LatencyTracker:
             self._cooldown_s = cooldown_s
             self._in_flight_timeout_s = in_flight_timeout_s
 
+    def seed(self, seed_ms: float | None) -> None:
+        """A new starting value (a settings reload): every average that no request has
+        measured yet (a tier with no sample, or a time to first token before any stream)
+        takes ``seed_ms``; measured averages are kept, so a reload never forgets what
+        was learnt."""
+        with self._lock:
+            for state in self._tiers.values():
+                if not state.ttft_measured:
+                    state.ttft_ema_ms = seed_ms
+                if not state.total_measured:
+                    state.total_ema_ms = seed_ms
+
     # -- requests starting and ending -------------------------------------------------
 
     def begin(self, call_id: str, tier: Tier, probe: bool = False) -> None:
@@ -135,6 +150,8 @@ class LatencyTracker:
                 state.total_ema_ms = _ema(state.total_ema_ms, total_ms, self._alpha)
                 if ttft_ms is not None:
                     state.ttft_ema_ms = _ema(state.ttft_ema_ms, ttft_ms, self._alpha)
+            state.total_measured = True
+            state.ttft_measured = state.ttft_measured or ttft_ms is not None
             state.samples += 1
             state.last_sample_at = self._clock()
             state.consecutive_failures = 0
@@ -153,6 +170,7 @@ class LatencyTracker:
             state = self._tiers[served]
             if total_ms is not None and (state.total_ema_ms is None or total_ms > state.total_ema_ms):
                 state.total_ema_ms = _ema(state.total_ema_ms, total_ms, self._alpha)
+                state.total_measured = True
             state.last_sample_at = now
             state.consecutive_failures += 1
             if state.consecutive_failures >= self._failure_threshold:

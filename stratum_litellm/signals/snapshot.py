@@ -1,19 +1,25 @@
 """One consistent view of every signal the policy reads, taken without I/O.
 
-Background workers (the NVML poller) and the callbacks (latency) keep their own state;
-:meth:`Signals.snapshot` only copies the latest values, so a routing decision never waits.
+Background workers (the NVML and backend pollers) and the callbacks (latency) keep their
+own state; :meth:`Signals.snapshot` only copies the latest values, so a routing decision
+never waits.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Union
 
 from ..config import TIERS, StratumSettings, Tier
 from .backends import BackendLoad, BackendPoller, BackendTarget
-from .gpu import GpuMonitor, GpuReading, UtilisationCircuit
+from .circuit import UtilisationCircuit
+from .gpu import GpuMonitor, GpuReading
 from .latency import LatencyTracker, TierLatency
+from .status import Status
+
+_Poller = Union[GpuMonitor, BackendPoller]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +36,7 @@ class TierSignals:
 @dataclass(frozen=True, slots=True)
 class SignalSnapshot:
     tiers: Mapping[Tier, TierSignals]
-    gpu_status: str
+    gpu_status: Status
     gpu_error: str | None
     taken_at: float
 
@@ -39,7 +45,10 @@ class SignalSnapshot:
 
 
 class Signals:
-    """Owns the signal sources of one router and hands out snapshots."""
+    """Owns the signal sources of one router and hands out snapshots.
+
+    :meth:`snapshot` may be called from any thread (the request path, the metrics scrape).
+    """
 
     def __init__(
         self,
@@ -65,6 +74,14 @@ class Signals:
         self._started = False
         self._clock = clock
         self._circuits = _circuits(settings)
+        # Held while a snapshot reads the GPU and feeds the circuits, so concurrent callers
+        # feed readings in the order they were read (an older one after a newer one would
+        # flip a circuit back), and while a reload swaps settings, circuits and monitor.
+        # Only attribute reads and comparisons happen under it, never I/O.
+        self._gpu_lock = threading.Lock()
+        # Serialises start() and reconfigure(): a reload racing the first request must not
+        # leave a retired poller started and its replacement not.
+        self._lifecycle_lock = threading.Lock()
 
     @classmethod
     def polling(cls, settings: StratumSettings) -> "Signals":
@@ -78,38 +95,55 @@ class Signals:
         """Start the background pollers (idempotent). The gateway calls this on its first
         request rather than at import: a poller thread that logs while LiteLLM is still
         importing its logging filters can deadlock Python's import locks."""
-        if self._started:
+        if self._started:  # every request after the first: no lock taken
             return
-        self._started = True
-        if self.gpu_monitor is not None and self._owns_monitor:
-            self.gpu_monitor.poll_once()  # once, so the first decision has a reading
-            self.gpu_monitor.start()
-        if self.backend_poller is not None and self._owns_monitor:
-            self.backend_poller.start()
+        with self._lifecycle_lock:
+            if self._started:
+                return
+            self._started = True
+            if self.gpu_monitor is not None and self._owns_monitor:
+                self.gpu_monitor.poll_once()  # once, so the first decision has a reading
+                self.gpu_monitor.start()
+            if self.backend_poller is not None and self._owns_monitor:
+                self.backend_poller.start()
 
     def reconfigure(self, settings: StratumSettings) -> None:
-        """Take new settings (a reload): latency state carries over; the NVML poller is
-        restarted only when its own settings changed."""
-        old, self._settings = self._settings, settings
+        """Put new settings in force (a reload), all or nothing: everything that can raise
+        (building circuits and pollers, starting the new pollers' threads) happens before
+        anything is swapped, so when this raises nothing has changed.
+
+        Latency averages and counts carry over (a new ``latency.seed_ms`` reaches only the
+        averages nothing has measured yet); the circuits are rebuilt when the GPU or tier
+        settings changed; a poller is replaced only when its own settings changed."""
+        with self._lifecycle_lock:
+            self._reconfigure(settings)
+
+    def _reconfigure(self, settings: StratumSettings) -> None:
+        old = self._settings
+        circuits = self._circuits
+        if old.gpu != settings.gpu or old.tiers != settings.tiers:
+            circuits = _circuits(settings)
+        monitor, poller = self.gpu_monitor, self.backend_poller
+        if self._owns_monitor and _gpu_polling(old) != _gpu_polling(settings):
+            monitor = _monitor(settings)
+        if self._owns_monitor and _backend_polling(old) != _backend_polling(settings):
+            poller = _backend_poller(settings)
+        pairs = ((self.gpu_monitor, monitor), (self.backend_poller, poller))
+        retired = [current for current, new in pairs if current is not new and current is not None]
+        fresh = [new for current, new in pairs if new is not current and new is not None]
+        if self._started:
+            _start_all(fresh)
+
+        # Swap in: plain stores from here on, nothing raises.
         lat = settings.latency
         self.latency.configure(lat.ema_alpha, lat.failure_threshold, lat.cooldown_s, lat.in_flight_timeout_s)
-        if old.gpu != settings.gpu or old.tiers != settings.tiers:
-            self._circuits = _circuits(settings)
-        poller_keys = ("enabled", "poll_interval_ms", "stale_after_ms")
-        if self._owns_monitor and any(getattr(old.gpu, k) != getattr(settings.gpu, k) for k in poller_keys):
-            previous, self.gpu_monitor = self.gpu_monitor, _monitor(settings)
-            if previous is not None:
-                previous.stop()
-            if self._started and self.gpu_monitor is not None:
-                self.gpu_monitor.start()
-        backend_keys = [(t.backend if t else None) for t in (old.tiers.get("fast"), old.tiers.get("smart"))]
-        new_keys = [(t.backend if t else None) for t in (settings.tiers.get("fast"), settings.tiers.get("smart"))]
-        if self._owns_monitor and (backend_keys != new_keys or old.backend_polling != settings.backend_polling):
-            previous_poller, self.backend_poller = self.backend_poller, _backend_poller(settings)
-            if previous_poller is not None:
-                previous_poller.stop()
-            if self._started and self.backend_poller is not None:
-                self.backend_poller.start()
+        if lat.seed_ms != old.latency.seed_ms:
+            self.latency.seed(lat.seed_ms)
+        with self._gpu_lock:
+            self._settings, self._circuits, self.gpu_monitor = settings, circuits, monitor
+        self.backend_poller = poller
+        for previous in retired:
+            previous.stop()
 
     def close(self) -> None:
         if self.gpu_monitor is not None:
@@ -118,26 +152,52 @@ class Signals:
             self.backend_poller.stop()
 
     def snapshot(self) -> SignalSnapshot:
-        if self.gpu_monitor is None:
-            gpu_status, gpu_error = "unknown", "GPU monitoring is off (gpu.enabled: false)"
-            readings: dict[int, GpuReading | None] = {i: None for i in self._circuits}
-        else:
-            gpu_snapshot = self.gpu_monitor.snapshot()
-            gpu_status, gpu_error = gpu_snapshot.status, gpu_snapshot.error
-            readings = {i: gpu_snapshot.gpu(i) for i in self._circuits}
-            if gpu_status == "ok" and any(r is None for r in readings.values()):
-                missing = sorted(i for i, r in readings.items() if r is None)
-                gpu_error = gpu_error or f"no GPU at index {', '.join(map(str, missing))}"
-        busy = {
-            i: self._circuits[i].update(r.utilization_pct if r is not None else None) for i, r in readings.items()
-        }
-        loads = self.backend_poller.snapshot() if self.backend_poller is not None else {}
+        with self._gpu_lock:
+            settings, circuits, monitor = self._settings, self._circuits, self.gpu_monitor
+            gpu_error: str | None
+            if monitor is None:
+                gpu_status, gpu_error = Status.UNKNOWN, "GPU monitoring is off (gpu.enabled: false)"
+                readings: dict[int, GpuReading | None] = {i: None for i in circuits}
+            else:
+                gpu_snapshot = monitor.snapshot()
+                gpu_status, gpu_error = gpu_snapshot.status, gpu_snapshot.error
+                readings = {i: gpu_snapshot.gpu(i) for i in circuits}
+                if gpu_status == Status.OK and any(r is None for r in readings.values()):
+                    missing = sorted(i for i, r in readings.items() if r is None)
+                    gpu_error = gpu_error or f"no GPU at index {', '.join(map(str, missing))}"
+            busy = {i: circuits[i].update(r.utilization_pct if r is not None else None) for i, r in readings.items()}
+        backend_poller = self.backend_poller
+        loads = backend_poller.snapshot() if backend_poller is not None else {}
         tiers = {}
         for tier in TIERS:
-            index = self._settings.tiers[tier].gpu_index
+            index = settings.tiers[tier].gpu_index
             tiers[tier] = TierSignals(gpu=readings[index], gpu_busy=busy[index], latency=self.latency.tier(tier),
                                       backend=loads.get(tier))
         return SignalSnapshot(tiers=tiers, gpu_status=gpu_status, gpu_error=gpu_error, taken_at=self._clock())
+
+
+def _start_all(pollers: list[_Poller]) -> None:
+    """Start every poller, or none: on a failure the ones started are stopped again."""
+    started: list[_Poller] = []
+    try:
+        for poller in pollers:
+            poller.start()
+            started.append(poller)
+    except BaseException:
+        for poller in started:
+            poller.stop()
+        raise
+
+
+def _gpu_polling(settings: StratumSettings) -> tuple[object, ...]:
+    """The settings the NVML poller is built from: a change means a new poller."""
+    gpu = settings.gpu
+    return gpu.enabled, gpu.poll_interval_ms, gpu.stale_after_ms
+
+
+def _backend_polling(settings: StratumSettings) -> tuple[object, ...]:
+    """The settings the backend poller is built from: a change means a new poller."""
+    return tuple(settings.tiers[t].backend for t in TIERS) + (settings.backend_polling,)
 
 
 def _circuits(settings: StratumSettings) -> dict[int, UtilisationCircuit]:

@@ -1,6 +1,6 @@
 """BackendPoller against the REAL llama-server, and against local stand-ins only where no real one can be had.
 
-Real (tests/support/servers.py ``LlamaServer``, llama.cpp built by scripts/stack/build_llama_server.sh, SmolLM2-135M):
+Real (the test launcher's ``LlamaServer``: the cached llama.cpp build, SmolLM2-135M):
 idle readings, queueing under 4 concurrent streams on 2 slots, down -> up recovery, ``/metrics``
 disabled (fallback to ``/slots``), sleep mode (``--sleep-idle-seconds``) and warm-up, auto detection,
 and the raw ``/slots``, ``/props``, ``/metrics`` formats the reader relies on.
@@ -39,14 +39,10 @@ from typing import Any
 import httpx
 import pytest
 
-import servers as server_helpers  # tests/support/servers.py
+import servers as server_helpers  # the test launcher, in tests/support
 from servers import LlamaServer, free_port
-from stratum_litellm.signals.backends import (
-    MAX_BODY_BYTES,
-    BackendLoad,
-    BackendPoller,
-    BackendTarget,
-)
+from stratum_litellm.signals.backends import BackendLoad, BackendPoller, BackendTarget
+from stratum_litellm.signals.backends.fetch import MAX_BODY_BYTES
 
 LOADING_BODY = {"error": {"message": "Loading model", "type": "unavailable_error", "code": 503}}
 
@@ -772,7 +768,7 @@ def test_snapshot_is_immutable(fake: FakeBackend, make_poller: Callable[..., Bac
         loads["fast"].status = "down"  # type: ignore[misc]
 
 
-# -- lifecycle and validation -----------------------------------------------------------
+# -- lifecycle --------------------------------------------------------------------------
 
 
 def test_start_is_idempotent_and_stop_ends_the_thread(fake: FakeBackend, make_poller: Callable[..., BackendPoller]) -> None:
@@ -788,66 +784,3 @@ def test_start_is_idempotent_and_stop_ends_the_thread(fake: FakeBackend, make_po
     poller.stop()  # twice is fine
     poller.start()  # and it can start again
     assert wait_until(lambda: poller.running)
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "message"),
-    [
-        ({"kind": "tgi", "url": "http://h:1"}, "kind must be one of"),
-        ({"kind": "vllm", "url": "ftp://h:1"}, "http(s)://"),
-        ({"kind": "vllm", "url": ""}, "non-empty"),
-        ({"kind": "llama-swap", "url": "http://h:1"}, "needs `model`"),
-        ({"kind": "vllm", "url": "http://h:1", "kv_cache_saturation": 0}, "kv_cache_saturation"),
-        ({"kind": "vllm", "url": "http://h:1", "kv_cache_saturation": 1.5}, "kv_cache_saturation"),
-    ],
-)
-def test_bad_targets_are_refused_with_the_reason(kwargs: dict[str, Any], message: str) -> None:
-    with pytest.raises(ValueError) as err:
-        BackendTarget(**kwargs)
-    assert message in str(err.value)
-
-
-def test_target_url_is_normalised() -> None:
-    assert BackendTarget("vllm", " http://10.0.0.2:8000/v1/ ").url == "http://10.0.0.2:8000"
-    assert BackendTarget("vllm", "https://gpu.example/base").url == "https://gpu.example/base"
-
-
-def test_bad_poller_settings_are_refused() -> None:
-    target = {"fast": BackendTarget("vllm", "http://h:1")}
-    with pytest.raises(ValueError, match="interval_s"):
-        BackendPoller(target, interval_s=0)
-    with pytest.raises(ValueError, match="backoff_max_s"):
-        BackendPoller(target, interval_s=5, backoff_max_s=1)
-    with pytest.raises(TypeError, match="BackendTarget"):
-        BackendPoller({"fast": "http://h:1"})  # type: ignore[dict-item]
-
-
-def load(**fields: Any) -> BackendLoad:
-    base: dict[str, Any] = dict(
-        kind="llamacpp", url="http://h:1", status="ok", error=None, requests_running=None,
-        requests_waiting=None, kv_cache_usage=None, slots_total=None, slots_idle=None,
-        model_loaded=True, taken_at=1.0,
-    )
-    base.update(fields)
-    return BackendLoad(**base)
-
-
-@pytest.mark.parametrize(
-    ("fields", "expected"),
-    [
-        ({}, None),  # nothing read: no evidence either way
-        ({"requests_waiting": 0}, False),
-        ({"requests_waiting": 2}, True),
-        ({"slots_total": 2, "slots_idle": 1}, False),
-        ({"slots_total": 2, "slots_idle": 0}, True),
-        ({"kv_cache_usage": 0.5}, False),
-        ({"kv_cache_usage": 0.95}, True),
-        ({"kv_cache_usage": 0.97, "kv_cache_saturation": 0.99}, False),
-        ({"requests_waiting": 0, "slots_idle": 0}, True),  # any "yes" wins
-        ({"status": "down", "requests_waiting": 3}, None),
-        ({"status": "loading", "slots_idle": 0}, None),
-        ({"status": "unknown"}, None),
-    ],
-)
-def test_saturated(fields: dict[str, Any], expected: bool | None) -> None:
-    assert load(**fields).saturated is expected

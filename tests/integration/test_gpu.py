@@ -1,4 +1,4 @@
-"""GpuMonitor against the REAL pynvml, driven by the fake libnvidia-ml.so.1 in tests/nvml_fake."""
+"""GpuMonitor against the REAL pynvml, driven by the fake libnvidia-ml.so.1 that nvml_fake builds."""
 
 from __future__ import annotations
 
@@ -14,22 +14,12 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import nvml_fake  # tests/support, on sys.path through tests/conftest.py
 import pynvml
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
-from stratum_litellm.signals.gpu import (
-    GpuMonitor,
-    GpuReading,
-    GpuSnapshot,
-    UtilisationCircuit,
-)
-
-try:  # tests/ is on sys.path under pytest's default import mode
-    import nvml_fake
-except ImportError:  # pragma: no cover - if tests/ ever becomes a package
-    from tests import nvml_fake  # type: ignore[no-redef]
+from stratum_litellm.signals.gpu import GpuMonitor, GpuReading, GpuSnapshot
+from stratum_litellm.signals.status import Status
 
 FakeGpu = nvml_fake.FakeGpu
 FakeNvml = nvml_fake.FakeNvml
@@ -109,7 +99,7 @@ def test_two_gpus_read_with_their_own_numbers(fake: FakeNvml, make_monitor: Call
     monitor = make_monitor(clock=FakeClock(50.0))
     snap = monitor.poll_once()
 
-    assert snap.status == "ok" and snap.error is None
+    assert snap.status is Status.OK and snap.error is None
     assert snap.taken_at == 50.0
     assert set(snap.readings) == {0, 1}
     assert snap.gpu(0) == GpuReading(0, A100.name, 80 * GIB, 60 * GIB, 20 * GIB, 35.0, 12.0)
@@ -403,7 +393,7 @@ def test_snapshot_goes_stale_with_an_injected_clock(fake: FakeNvml, make_monitor
 
     clock.now = 101.5
     stale = monitor.snapshot()
-    assert stale.status == "stale"
+    assert stale.status is Status.STALE
     assert stale.gpu(0) is None and stale.gpu(1) is None
     assert stale.taken_at == 100.0
     assert stale.error is not None and "1.50s" in stale.error
@@ -613,72 +603,3 @@ def test_stop_without_init_does_not_call_shutdown(fake: FakeNvml, make_monitor: 
     monitor.poll_once()
     monitor.stop()
     assert fake.calls("nvmlShutdown") == 0
-
-
-@pytest.mark.parametrize(
-    "kwargs",
-    [
-        {"poll_interval_s": 0},
-        {"stale_after_s": -1},
-        {"backoff_initial_s": float("nan")},
-        {"backoff_initial_s": 5.0, "backoff_max_s": 1.0},
-    ],
-)
-def test_monitor_rejects_bad_settings(kwargs: dict[str, float]) -> None:
-    with pytest.raises(ValueError):
-        GpuMonitor(nvml=pynvml, **kwargs)
-
-
-# -- UtilisationCircuit -------------------------------------------------------------------
-
-
-def test_circuit_hysteresis_example() -> None:
-    circuit = UtilisationCircuit(trip_pct=90.0, reset_pct=75.0)
-    outputs = [circuit.update(u) for u in (50, 89.9, 90, 85, 76, None, 80, 75, 80, 89, 95)]
-    assert outputs == [False, False, True, True, True, None, True, False, False, False, True]
-    assert circuit.is_open
-
-
-def test_circuit_unknown_input_keeps_state() -> None:
-    circuit = UtilisationCircuit()
-    assert circuit.update(None) is None
-    assert circuit.update(float("nan")) is None
-    assert circuit.update(95) is True
-    assert circuit.update(None) is None
-    assert circuit.update(80) is True  # still in the band: remembered open state holds
-
-
-@pytest.mark.parametrize(("trip", "reset"), [(75.0, 75.0), (70.0, 80.0), (float("inf"), 10.0)])
-def test_circuit_rejects_bad_thresholds(trip: float, reset: float) -> None:
-    with pytest.raises(ValueError):
-        UtilisationCircuit(trip_pct=trip, reset_pct=reset)
-
-
-utilisations = st.one_of(st.none(), st.floats(min_value=0.0, max_value=100.0, allow_nan=False))
-
-
-@given(
-    thresholds=st.tuples(st.floats(0.0, 100.0), st.floats(0.0, 100.0)).filter(lambda t: t[1] < t[0]),
-    sequence=st.lists(utilisations, max_size=200),
-)
-def test_circuit_changes_only_at_the_thresholds(thresholds: tuple[float, float], sequence: list[float | None]) -> None:
-    trip, reset = thresholds
-    circuit = UtilisationCircuit(trip_pct=trip, reset_pct=reset)
-    state = False  # a new circuit is closed
-    for utilisation in sequence:
-        output = circuit.update(utilisation)
-        if utilisation is None:
-            assert output is None
-            continue
-        assert output is not None
-        if output and not state:
-            assert utilisation >= trip  # opens only at or above trip
-        if state and not output:
-            assert utilisation <= reset  # closes only at or below reset
-        # ...and it does change whenever a threshold is crossed (no missed trips).
-        if not state and utilisation >= trip:
-            assert output
-        if state and utilisation <= reset:
-            assert not output
-        state = output
-        assert circuit.is_open == state

@@ -66,5 +66,10 @@ async def test_sdk_router_routes_the_alias_and_learns_latency() -> None:
             lat = router.stratum.signals.latency.tier("smart")
             assert lat.ttft_ema_ms is not None and lat.ttft_ema_ms >= 150
             assert lat.in_flight == 0
+            # SDK users get the gauges too, on prometheus-client's default registry.
+            from prometheus_client import REGISTRY, generate_latest
+
+            exposition = generate_latest(REGISTRY).decode()
+            assert 'stratum_tier_latency_samples{tier="smart"} 1.0' in exposition, exposition[-2000:]
         finally:
             router.close()

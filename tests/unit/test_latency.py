@@ -37,6 +37,20 @@ def test_seed_is_the_starting_value() -> None:
     assert t.tier("fast").ttft_ema_ms == 700.0
 
 
+def test_a_new_seed_replaces_only_averages_nothing_has_measured() -> None:
+    t = LatencyTracker(alpha=0.5, seed_ms=None)
+    t.observe_success(None, "smart", ttft_ms=None, total_ms=1000.0)  # not streamed: no ttft
+    t.observe_failure(None, "fast", total_ms=4000.0)  # a slow failure is measured too
+    t.seed(600.0)
+    smart, fast = t.tier("smart"), t.tier("fast")
+    assert smart.total_ema_ms == 1000.0 and smart.ttft_ema_ms == 600.0
+    assert fast.total_ema_ms == 4000.0 and fast.ttft_ema_ms == 600.0
+    t.observe_success(None, "smart", ttft_ms=200.0, total_ms=1000.0)
+    assert t.tier("smart").ttft_ema_ms == 400.0  # the new seed is the starting value
+    t.seed(None)
+    assert t.tier("smart").ttft_ema_ms == 400.0 and t.tier("fast").ttft_ema_ms is None
+
+
 def test_in_flight_counts_until_the_callback_and_release_is_by_call_id() -> None:
     t = LatencyTracker()
     t.begin("a", "smart")

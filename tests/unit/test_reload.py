@@ -56,3 +56,43 @@ def test_the_watcher_thread_applies_an_edit_within_its_interval(tmp_path: Path) 
             time.sleep(0.05)
     finally:
         engine.close()
+
+
+def wait_for(condition, what: str, timeout_s: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def test_an_edit_of_the_reload_interval_takes_effect(tmp_path: Path) -> None:
+    path = tmp_path / "stratum.yaml"
+    write(path, "reload: {interval_s: 0.1}\n")
+    engine = RouterEngine(load_settings(path), source=str(path))
+    engine.watch(str(path))
+    try:
+        write(path, "reload: {interval_s: 30}\n")
+        wait_for(lambda: engine.settings.reload.interval_s == 30, "the edit was never applied")
+        assert engine._watcher is not None and engine._watcher.interval_s == 30
+        # The watcher now looks every 30 s: an edit made now is not seen within a few old intervals.
+        write(path, "reload: {interval_s: 30}\nlatency: {sla_ms: 750}\n")
+        time.sleep(0.6)
+        assert engine.settings.latency.sla_ms == 2000
+    finally:
+        engine.close()
+
+
+def test_an_edit_that_turns_reload_off_stops_the_watching(tmp_path: Path) -> None:
+    path = tmp_path / "stratum.yaml"
+    write(path, "reload: {interval_s: 0.1}\n")
+    engine = RouterEngine(load_settings(path), source=str(path))
+    engine.watch(str(path))
+    try:
+        write(path, "reload: {enabled: false, interval_s: 0.1}\n")
+        wait_for(lambda: not engine.settings.reload.enabled, "the edit was never applied")
+        wait_for(lambda: engine._watcher is None, "the watcher kept running")
+        write(path, "reload: {enabled: false, interval_s: 0.1}\nlatency: {sla_ms: 750}\n")
+        time.sleep(0.5)
+        assert engine.settings.latency.sla_ms == 2000  # no longer watched, as the setting says
+    finally:
+        engine.close()

@@ -59,7 +59,14 @@ def test_the_repository_config_is_valid_and_matches_its_model_list() -> None:
         ({"latency": {"sla_msec": 100}}, "callback_settings.stratum.latency.sla_msec", "unknown key"),
         ({"latency": {"measure": "p95"}}, "callback_settings.stratum.latency.measure", "'ttft' or 'total'"),
         ({"gpu": {"utilisation_trip_pct": 80, "utilisation_reset_pct": 85}}, "callback_settings.stratum.gpu", "below"),
-        ({"complexity": {"weights": {"maths": 1.0}}}, "callback_settings.stratum.complexity.weights", "unknown dimension"),
+        ({"complexity": {"weights": {"math": -1.0}}}, "callback_settings.stratum.complexity.weights", "finite number >= 0"),
+        ({"tiers": {"fast": {"model_group": "a"}, "smart": {"model_group": "b", "backend": {"url": "ftp://x"}}}},
+         "callback_settings.stratum.tiers.smart.backend.url", "http(s)://host[:port]"),
+        ({"tiers": {"fast": {"model_group": "a"}, "smart": {"model_group": "b", "backend": {"url": "http://h:99999"}}}},
+         "callback_settings.stratum.tiers.smart.backend.url", "not a valid URL"),
+        ({"tiers": {"fast": {"model_group": "a"}, "smart": {"model_group": "b", "backend": {"url": "http://h", "kind": "llama-swap"}}}},
+         "callback_settings.stratum.tiers.smart.backend", "needs `model`"),
+        ({"backend_polling": {"interval_s": 5, "backoff_max_s": 1}}, "callback_settings.stratum.backend_polling", "must be >= interval_s"),
         ({"tiers": {"fast": {"model_group": "a"}}}, "callback_settings.stratum", "missing: smart"),
         ({"rules": [{"name": "r", "pattern": "(unclosed", "route": "smart"}]}, "callback_settings.stratum.rules.0.pattern", "invalid regular expression"),
         ({"rules": [{"name": "r", "keywords": ["x"]}]}, "callback_settings.stratum.rules.0", "exactly one of"),
@@ -117,3 +124,28 @@ def test_threshold_is_accepted_exactly_when_it_is_a_number_in_range(threshold: o
     else:
         with pytest.raises(SettingsError, match="complexity.threshold"):
             parse_settings({"complexity": {"threshold": threshold}})
+
+
+@pytest.mark.parametrize(("given", "read"), [
+    ("http://127.0.0.1:8082/v1", "http://127.0.0.1:8082"),
+    ("http://127.0.0.1:8082/v1/", "http://127.0.0.1:8082"),
+    (" https://gpu-box:8000/ ", "https://gpu-box:8000"),
+])
+def test_a_backend_url_may_be_litellms_api_base(given: str, read: str) -> None:
+    # The load signals live at the server's root, not under the OpenAI-compatible /v1.
+    s = parse_settings({"tiers": {"fast": {"model_group": "a"},
+                                  "smart": {"model_group": "b", "backend": {"url": given}}}})
+    assert s.tiers["smart"].backend is not None and s.tiers["smart"].backend.url == read
+
+
+def test_the_settings_module_imports_no_other_part_of_the_router() -> None:
+    # The settings are the bottom layer: every part may read them, they read no part.
+    import subprocess
+    import sys
+
+    code = ("import sys, stratum_litellm.config as c; c.parse_settings({'rules': [{'name': 'r', 'pattern': 'x', "
+            "'route': 'smart'}]}); print(sorted(m for m in sys.modules if m.startswith('stratum_litellm.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    loaded = eval(out.stdout)
+    assert not [m for m in loaded if m.split(".")[1] in ("signals", "scoring", "gateway", "cli")], loaded

@@ -1,0 +1,59 @@
+"""``stratum explain``: each dimension's part, the decision, and the signals it read."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from ..config import StratumSettings
+from ..routing.policy import Decision, Policy
+from ..scoring.view import RequestView
+from ..signals.gpu import GpuMonitor
+from ..signals.snapshot import SignalSnapshot, Signals
+from .inputs import EXIT_OK, decide, settings_for
+
+
+def run(args: argparse.Namespace) -> int:
+    settings, source = settings_for(args.config)
+    policy = Policy(settings)
+    monitor = None
+    if settings.gpu.enabled:
+        # One synchronous NVML poll, so the explanation shows the GPU as it is now.
+        monitor = GpuMonitor(stale_after_s=60.0)
+        monitor.poll_once()
+    snapshot = Signals(settings, gpu_monitor=monitor).snapshot()
+    if monitor is not None:
+        monitor.stop()
+    view = RequestView.from_prompt(args.prompt)
+    score = policy.scorer.score(view)
+    decision = decide(policy, view, snapshot)
+    if args.json:
+        print(json.dumps(explanation(settings, source, score.parts, decision, snapshot), indent=2, default=str))
+        return EXIT_OK
+    print(f"settings: {source}")
+    print(f"score {score.value:.4f} (threshold {settings.complexity.threshold})")
+    for name, part in sorted(score.parts.items(), key=lambda kv: -abs(kv[1])):
+        print(f"  {name:<14} {part:+.4f}")
+    print(f"decision: {decision.tier} ({decision.model_group}) because {decision.reason}")
+    for key, value in decision.evidence.items():
+        if key == "checks":
+            for check, verdict in value.items():
+                print(f"  check {check:<16} {verdict}")
+        elif key not in ("score", "threshold"):
+            print(f"  {key}: {value}")
+    print(f"gpu: {snapshot.gpu_status}" + (f" ({snapshot.gpu_error})" if snapshot.gpu_error else ""))
+    return EXIT_OK
+
+
+def explanation(settings: StratumSettings, source: str, parts: Any, decision: Decision,
+                 snapshot: SignalSnapshot) -> dict[str, Any]:
+    return {
+        "settings": source,
+        "score": decision.score,
+        "threshold": settings.complexity.threshold,
+        "parts": dict(parts),
+        "decision": {"tier": decision.tier, "model_group": decision.model_group, "reason": decision.reason,
+                     "evidence": dict(decision.evidence)},
+        "signals": {"gpu_status": snapshot.gpu_status, "gpu_error": snapshot.gpu_error},
+    }

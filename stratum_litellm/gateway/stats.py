@@ -1,0 +1,31 @@
+"""What the router reports about itself: one read model, taken at one moment.
+
+Metrics, the CLI and tests read a :class:`RouterStats`; none of them reaches into the
+engine's signal sources, so those can change shape without touching the readers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+from ..config import StratumSettings, Tier
+from ..signals.backends import BackendLoad
+from ..signals.gpu import GpuReading
+from ..signals.latency import TierLatency
+from ..signals.status import Status
+
+
+@dataclass(frozen=True, slots=True)
+class RouterStats:
+    #: The settings in force (so a reader can draw each signal against its limit).
+    settings: StratumSettings
+    #: Latency averages, sample counts and in-flight requests of each tier.
+    latency: Mapping[Tier, TierLatency]
+    #: Each configured GPU index and its reading, None when unknown.
+    gpus: Mapping[int, GpuReading | None]
+    gpu_status: Status
+    #: The backend load of each tier whose backend is read.
+    backends: Mapping[Tier, BackendLoad]
+    #: Internal errors that failed open since start.
+    errors: int
