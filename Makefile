@@ -23,7 +23,7 @@ $(STAMP): $(BUILD_INPUTS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
 	@$(PY) -c 'import stratum_litellm, litellm' || { echo "error: installing the Python environment failed; see the pip output above" >&2; exit 1; }
-	@$(PY) -c 'from stratum_litellm.scoring.scan import ENGINE; from stratum_litellm.scoring.measure import MEASURE_ENGINE; from stratum_litellm.scoring.scorer import KERNEL; print("    scorer scan engine:", ENGINE, "/ measurements:", MEASURE_ENGINE, "/ score kernel:", KERNEL)'
+	@$(PY) -c 'from stratum_litellm.scoring.scan import ENGINE; from stratum_litellm.scoring.measure import MEASURE_ENGINE; print("    scorer scan engine:", ENGINE, "/ measurements:", MEASURE_ENGINE)'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 

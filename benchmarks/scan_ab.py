@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from scoring_cost import litellm_classifier, percentile, realistic_text  # noqa: E402
 
-from stratum_litellm.scoring import measure as scoring_features  # noqa: E402
+from stratum_litellm.scoring import measure  # noqa: E402
 
 SOURCE = "stratum_litellm/scoring/_bytescan.c"
 
@@ -49,7 +49,7 @@ def build(source: str, name: str, into: Path):  # type: ignore[no-untyped-def]
     spec = importlib.util.spec_from_file_location(name, library)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.Scanner(**scoring_features._SCANNER_SPEC)
+    return module.Scanner(**measure._SCANNER_SPEC)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,7 @@ machine hits all alike, and each call finds the caches as the others left them),
 to back in alternating blocks (warm caches). Texts are realistic mixes of prose, code and
 math at 200, 2,000, 20,000 and 200,000 characters, built from a fixed seed. The stratum
 path is what the gateway runs per request: request body -> RequestView -> Scorer.score,
-with its C parts (scan engine and score kernel, when built) and again in pure Python. The LiteLLM path
+with its C parts (scan engine and measurements, when built) and again in pure Python. The LiteLLM path
 is ``ComplexityRouter.classify(prompt)``, its heuristic scorer (no LLM call).
 """
 
@@ -29,10 +29,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stratum_litellm.scoring import measure as scoring_features, scorer as scoring  # noqa: E402
+from stratum_litellm.scoring import measure, scorer  # noqa: E402
 from stratum_litellm.scoring.scan import ENGINE, PyScanner  # noqa: E402
-from stratum_litellm.scoring.view import RequestView  # noqa: E402
 from stratum_litellm.scoring.scorer import Scorer  # noqa: E402
+from stratum_litellm.scoring.view import RequestView  # noqa: E402
 
 SIZES = (200, 2_000, 20_000, 200_000)
 
@@ -96,24 +96,23 @@ def timed(call, arg) -> tuple[float, float]:  # type: ignore[no-untyped-def]
 
 def contenders():  # type: ignore[no-untyped-def]
     """name -> (call, takes the request body (True) or the prompt (False))."""
-    scorer = Scorer()
-    python_scanner = PyScanner(**scoring_features._SCANNER_SPEC)
-    fast = scoring_features._SCANNER, scoring.measure, scoring._KERNEL, scoring._ONE_TURN
-    python = python_scanner, scoring_features.measure_python, scoring._python_kernel, None
+    the_scorer = Scorer()
+    fast = measure._SCANNER, scorer.measure
+    python = PyScanner(**measure._SCANNER_SPEC), measure.measure_python
 
     def stratum(body):  # type: ignore[no-untyped-def]
-        return scorer.score(RequestView.from_request(body))
+        return the_scorer.score(RequestView.from_request(body))
 
     def stratum_python(body):  # type: ignore[no-untyped-def]
-        # The same scorer with the pure-Python scan engine, measurements and score kernel
-        # (what an install without a C compiler runs), swapped in for this call only.
-        scoring_features._SCANNER, scoring.measure, scoring._KERNEL, scoring._ONE_TURN = python
+        # The same scorer with the pure-Python scan engine and measurements (what an install
+        # without a C compiler runs), swapped in for this call only.
+        measure._SCANNER, scorer.measure = python
         try:
-            return scorer.score(RequestView.from_request(body))
+            return the_scorer.score(RequestView.from_request(body))
         finally:
-            scoring_features._SCANNER, scoring.measure, scoring._KERNEL, scoring._ONE_TURN = fast
+            measure._SCANNER, scorer.measure = fast
 
-    native = ENGINE == "c" and scoring_features.MEASURE_ENGINE == "c" and scoring.KERNEL == "c"
+    native = ENGINE == "c" and measure.MEASURE_ENGINE == "c"
     out = {f"stratum ({'C' if native else 'Python'})": (stratum, True)}
     if native:
         out["stratum (pure Python)"] = (stratum_python, True)
@@ -192,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Scoring cost per request, microseconds ({platform.python_implementation()} {platform.python_version()}, "
           f"{os.cpu_count()} CPUs, load average {load_before[0]:.1f} before / {os.getloadavg()[0]:.1f} after; "
           f"machine speed: an empty 1000-iteration loop takes {loop_ns:.1f} us; "
-          f"scan engine: {ENGINE}, measurements: {scoring_features.MEASURE_ENGINE}, score kernel: {scoring.KERNEL})\n")
+          f"scan engine: {ENGINE}, measurements: {measure.MEASURE_ENGINE})\n")
     table("Interleaved call by call, CPU time of the calling thread", interleaved, 1)
     table("Interleaved call by call, wall-clock time (includes being descheduled)", interleaved, 0)
     table("Back to back (warm caches), CPU time of the calling thread", back_to_back, 1)

@@ -67,10 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (Debian: apt-get install valgrind)")
     sys.path.insert(0, str(ROOT))
+    from stratum_litellm.scoring.measure import MEASURE_ENGINE
     from stratum_litellm.scoring.scan import ENGINE
-    from stratum_litellm.scoring.scorer import KERNEL
 
-    native = ENGINE == "c" and KERNEL == "c"
+    native = ENGINE == "c" and MEASURE_ENGINE == "c"
     engines = [("with the C parts", False), ("pure Python", True)] if native else [("pure Python", True)]
     print("| chars | " + " | ".join(f"{name}, instructions per request" for name, _ in engines) + " |")
     print("|---:|" + "---:|" * len(engines))

@@ -10,10 +10,10 @@ written here. Needs numpy (not a runtime dependency).
 
 Method
 ------
-1. Every prompt becomes the vector of dimension signals the runtime computes
-   (``scoring.signals(RequestView.from_prompt(prompt))``), each in [0, 1].
+1. Every prompt becomes the vector of dimension levels the runtime computes
+   (``scorer.levels(RequestView.from_prompt(prompt))``), each in [0, 1].
 2. Stage 1, within benchmarks: non-negative ridge regression of the quality *gain*
-   (strong - weak quality) on the signals, after centring signals and gains on each
+   (strong - weak quality) on the levels, after centring levels and gains on each
    benchmark's own mean. The gain is what APGR rewards (ranking by expected gain maximises
    the area under the routing curve; a prompt the weak model solves and the strong one
    fails counts against routing it). The centring means the fit learns what makes a
@@ -27,7 +27,7 @@ Method
    silent (code, reasoning, constraints: real traffic has them, the dev set barely does),
    ceilings so one benchmark's template cannot make a dimension decide alone.
    ``context`` has no data at all (single-turn prompts) and keeps its prior weight.
-5. Calibration: a request with no signal scores EMPTY_SCORE, and the default threshold
+5. Calibration: a request with no level above 0 scores EMPTY_SCORE, and the default threshold
    0.65 sends TARGET_STRONG_SHARE of the dev mix (benchmarks weighted equally) to the
    strong tier; the scale is found by bisection.
 6. Cross-validation: for each of 5 seeds the dev set is cut into two halves (sha256 of
@@ -51,16 +51,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from stratum_litellm.scoring.view import RequestView  # noqa: E402
-from stratum_litellm.scoring.scorer import DIMENSIONS, signals  # noqa: E402
+from stratum_litellm.scoring.scorer import DIMENSIONS, levels  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "eval" / "routellm_dev.jsonl"
 OUT = ROOT / "stratum_litellm" / "scoring" / "data" / "weights.json"
 
 THRESHOLD = 0.65  # the policy's default threshold
-EMPTY_SCORE = 0.08  # score of a request with no signal at all ("hi", "thanks")
+EMPTY_SCORE = 0.08  # score of a request at level 0 on every dimension ("hi", "thanks")
 TARGET_STRONG_SHARE = 0.35  # share of the dev mix (benchmarks weighted equally) at or above THRESHOLD
-L2 = 1.0  # ridge penalty on standardised signals (results are insensitive to it)
-# Boxes in final logit units per unit of signal, not learned. Floors: what matters even
+L2 = 1.0  # ridge penalty on standardised levels (results are insensitive to it)
+# Boxes in final logit units per unit of level, not learned. Floors: what matters even
 # where quiz-style data is silent or noisy (real traffic has code, multi-constraint prose
 # and agents; the dev set has none). Ceilings: no single dimension may decide alone on
 # the strength of one benchmark's template (the fit would give "steps" and "ethics" ~6).
@@ -96,8 +96,8 @@ def load_rows(path: Path) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def signal_matrix(prompts: list[str]) -> np.ndarray:
-    return np.array([[signals(RequestView.from_prompt(p))[d] for d in DIMENSIONS] for p in prompts], float)
+def level_matrix(prompts: list[str]) -> np.ndarray:
+    return np.array([[levels(RequestView.from_prompt(p))[d] for d in DIMENSIONS] for p in prompts], float)
 
 
 def load_harness(data_path: Path):
@@ -141,7 +141,7 @@ def nonneg_ridge(S: np.ndarray, target: np.ndarray, w: np.ndarray, lower: np.nda
 def within_benchmark(
     S: np.ndarray, gain: np.ndarray, bench: np.ndarray, w: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Centre signals and gains on each benchmark's own mean.
+    """Centre levels and gains on each benchmark's own mean.
 
     What is then learned is what makes a prompt harder *than others of its kind*, never
     which kind (benchmark) is harder: no weight can act as a benchmark detector.
@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = load_rows(args.data)
     bench = np.array([r["benchmark"] for r in rows])
     gain = np.array([float(r["strong_quality"]) - float(r["weak_quality"]) for r in rows])
-    S = signal_matrix([r["prompt"] for r in rows])
+    S = level_matrix([r["prompt"] for r in rows])
     assert [it.id for it in items] == [r["id"] for r in rows]
 
     # Cross-validation of the whole procedure.

@@ -66,7 +66,8 @@ class BackendSettings(_Strict):
     @field_validator("url")
     @classmethod
     def _server_url(cls, url: str) -> str:
-        # LiteLLM's api_base usually ends in /v1; the load signals live at the server's root.
+        # Checked as the poller will read it: LiteLLM's api_base usually ends in /v1, the
+        # load signals live at the server's root.
         base = url.strip().rstrip("/")
         if base.endswith("/v1"):
             base = base[: -len("/v1")].rstrip("/")
@@ -77,7 +78,7 @@ class BackendSettings(_Strict):
             parts.port  # noqa: B018  (raises on a port that is not a number in range)
         except ValueError as exc:
             raise ValueError(f"backend url {url!r} is not a valid URL: {exc}") from None
-        return base
+        return url
 
     @model_validator(mode="after")
     def _llama_swap_names_its_model(self) -> "BackendSettings":

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from ..routing.decision import Reason
 from ..routing.policy import Policy
 from ..scoring.view import RequestView
 from ..config import SettingsError, load_settings
@@ -43,7 +44,7 @@ def scores_of(views: Iterable[RequestView], policy: Policy) -> tuple[list[float]
     for view in views:
         decision = policy.decide(view, policy.settings.routed_model, snapshot)
         assert decision is not None
-        if decision.reason.startswith("rule:"):
+        if decision.reason is Reason.RULE:
             ruled_smart += decision.tier == "smart"
             ruled_fast += decision.tier == "fast"
         elif decision.score is not None:

@@ -7,7 +7,8 @@ import json
 from typing import Any
 
 from ..config import StratumSettings
-from ..routing.policy import Decision, Policy
+from ..routing.decision import Decision
+from ..routing.policy import Policy
 from ..scoring.view import RequestView
 from ..signals.gpu import GpuMonitor
 from ..signals.snapshot import SignalSnapshot, Signals
@@ -35,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"score {score.value:.4f} (threshold {settings.complexity.threshold})")
     for name, part in sorted(score.parts.items(), key=lambda kv: -abs(kv[1])):
         print(f"  {name:<14} {part:+.4f}")
-    print(f"decision: {decision.tier} ({decision.model_group}) because {decision.reason}")
+    print(f"decision: {decision.tier} ({decision.model_group}) because {decision.label}")
     for key, value in decision.evidence.items():
         if key == "checks":
             for check, verdict in value.items():
@@ -53,7 +54,7 @@ def explanation(settings: StratumSettings, source: str, parts: Any, decision: De
         "score": decision.score,
         "threshold": settings.complexity.threshold,
         "parts": dict(parts),
-        "decision": {"tier": decision.tier, "model_group": decision.model_group, "reason": decision.reason,
+        "decision": {"tier": decision.tier, "model_group": decision.model_group, "reason": decision.label,
                      "evidence": dict(decision.evidence)},
         "signals": {"gpu_status": snapshot.gpu_status, "gpu_error": snapshot.gpu_error},
     }

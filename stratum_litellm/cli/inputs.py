@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from ..config import CONFIG_ENV, StratumSettings, load_settings, resolve_settings
-from ..routing.policy import Decision, Policy
+from ..routing.decision import Decision
+from ..routing.policy import Policy
 from ..scoring.view import RequestView
 from ..signals.snapshot import SignalSnapshot, Signals
 

@@ -28,7 +28,7 @@ def score_jsonl(lines: Iterable[str], out: TextIO, policy: Policy, snapshot: Sig
             view = view_of(record)
             decision = decide(policy, view, snapshot)
             elapsed_us = (time.perf_counter() - started) * 1e6
-            result = {"id": record_id, "score": decision.score, "tier": decision.tier, "reason": decision.reason,
+            result = {"id": record_id, "score": decision.score, "tier": decision.tier, "reason": decision.label,
                       "latency_us": round(elapsed_us, 1)}
         except (ValueError, TypeError) as exc:
             failures += 1
@@ -48,5 +48,5 @@ def run(args: argparse.Namespace) -> int:
         print("stratum score: give a prompt, or --jsonl to read JSON lines on stdin", file=sys.stderr)
         return EXIT_BAD_CONFIG
     decision = decide(policy, RequestView.from_prompt(args.prompt), snapshot)
-    print(f"{decision.score:.4f}\t{decision.tier}\t{decision.reason}")
+    print(f"{decision.score:.4f}\t{decision.tier}\t{decision.label}")
     return EXIT_OK

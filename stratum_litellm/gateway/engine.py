@@ -15,7 +15,8 @@ from typing import Any, Mapping, MutableMapping
 
 from . import metrics
 from ..routing.affinity import AffinityStore, conversation_key
-from ..routing.policy import Decision, Policy
+from ..routing.decision import Decision, Reason
+from ..routing.policy import Policy
 from .reload import ConfigWatcher
 from .stats import RouterStats
 from ..scoring.view import RequestView
@@ -130,7 +131,7 @@ class RouterEngine:
             view = RequestView.from_request(data)
             decision = policy.decide(view, requested, self.signals.snapshot(), meta,
                                      sticky_tier=self.affinity.tier(conversation))
-            if decision is not None and decision.reason != "forced":
+            if decision is not None and decision.reason is not Reason.FORCED:
                 self.affinity.record(conversation, decision.tier)
         except Exception as exc:  # fail open: the request still goes somewhere sane
             if requested != settings.routed_model:
@@ -139,7 +140,7 @@ class RouterEngine:
             decision = policy.fallback(exc)
         if decision is None:
             return None
-        if decision.reason == "smart_loading" and settings.backend_polling.warm_up_cold_smart:
+        if decision.reason is Reason.SMART_LOADING and settings.backend_polling.warm_up_cold_smart:
             try:
                 poller = self.signals.backend_poller
                 if poller is not None:
@@ -147,7 +148,7 @@ class RouterEngine:
             except Exception as exc:
                 self.record_error("warm_up", exc)
         metrics.DECISION_SECONDS.observe(time.perf_counter() - started)
-        metrics.DECISIONS.labels(decision.tier, decision.reason).inc()
+        metrics.DECISIONS.labels(decision.tier, decision.label).inc()
         if decision.score is not None:
             metrics.SCORES.observe(decision.score)
         try:
@@ -225,7 +226,7 @@ def decision_record(decision: Decision) -> dict[str, Any]:
     return {
         "tier": decision.tier,
         "model_group": decision.model_group,
-        "reason": decision.reason,
+        "reason": decision.label,
         "score": None if decision.score is None else round(decision.score, 4),
         "probe": decision.probe,
         "evidence": dict(decision.evidence),

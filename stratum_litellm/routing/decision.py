@@ -59,7 +59,16 @@ class Decision:
     #: The custom rule's name when ``reason`` is :attr:`Reason.RULE`.
     rule: str | None = None
 
+    def __post_init__(self) -> None:
+        if (self.reason is Reason.RULE) != (self.rule is not None):
+            raise ValueError(f"a decision names its rule exactly when its reason is {Reason.RULE.value!r}")
+
     @property
     def label(self) -> str:
         """The reason as shown to people and metrics: ``rule:<name>`` for a custom rule."""
-        return f"rule:{self.rule}" if self.reason is Reason.RULE else self.reason.value
+        return label(self.reason, self.rule)
+
+
+def label(reason: Reason, rule: str | None = None) -> str:
+    """``rule:<name>`` for a custom rule, else the reason's value (metric label, header)."""
+    return f"rule:{rule}" if reason is Reason.RULE else reason.value

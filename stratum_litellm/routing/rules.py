@@ -6,7 +6,7 @@ a stated position and never replace it:
 
 - ``first``: before the complexity rule. A tier decides outright; a score delta shifts the
   score the complexity rule compares with the threshold.
-- ``capacity``: with the built-in capacity rules, only when the request would go to the
+- ``capacity``: after the built-in capacity checks, only when the request would go to the
   smart tier. Returning the fast tier holds it off; anything else is ignored.
 - ``last``: after every built-in rule; a tier overrides the decision (for example, a key
   that may never use the smart tier).
@@ -21,7 +21,8 @@ from typing import Any, Callable, Mapping
 
 from ..scoring.view import RequestView
 from ..scoring.scorer import Score
-from ..config import OverrideSettings, PythonRuleSettings, RulePosition, RuleSettings, SettingsError, Tier
+from ..signals.snapshot import SignalSnapshot
+from ..config import PythonRuleSettings, RulePosition, RuleSettings, SettingsError, Tier
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +41,8 @@ class RuleInput:
     view: RequestView
     meta: RequestMeta
     score: Score
-    #: The signal snapshot the decision reads (a :class:`~.signals.snapshot.SignalSnapshot`).
-    signals: Any
+    #: The signal snapshot the decision reads.
+    signals: SignalSnapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,22 @@ class NamedRule:
     name: str
     position: RulePosition
     fn: RuleFn
+
+
+def run_rule(rule: NamedRule, inp: RuleInput, evidence: dict[str, Any]) -> RuleOutcome | None:
+    """Run a custom rule, noting in ``evidence`` that it matched; a rule that raises or
+    returns something else abstains and says so there (it must not take routing down)."""
+    try:
+        outcome = rule.fn(inp)
+    except Exception as exc:
+        evidence.setdefault("rule_errors", {})[rule.name] = f"{type(exc).__name__}: {exc}"[:200]
+        return None
+    if outcome is not None and not isinstance(outcome, RuleOutcome):
+        evidence.setdefault("rule_errors", {})[rule.name] = f"returned {type(outcome).__name__}, not RuleOutcome"
+        return None
+    if outcome is not None:
+        evidence.setdefault("rules_matched", []).append(rule.name)
+    return outcome
 
 
 def _keywords_regex(keywords: list[str]) -> re.Pattern[str] | None:
@@ -115,24 +132,6 @@ def _fields_match(fields: Mapping[str, Any], wanted: tuple[tuple[str, str], ...]
         if present is None or (value != "*" and str(present) != value):
             return False
     return True
-
-
-def override_tier(meta: RequestMeta, settings: OverrideSettings) -> tuple[Tier | None, str | None]:
-    """The tier a request asks for itself, and why it is ignored when it is."""
-    asked = meta.headers.get(settings.header.lower()) or meta.metadata.get(settings.metadata_key)
-    if asked is None:
-        return None, None
-    asked = str(asked).strip().lower()
-    if asked not in ("fast", "smart"):
-        return None, f"override {asked[:20]!r} ignored: expected fast or smart"
-    allowed = (
-        (meta.key_alias is not None and meta.key_alias in settings.allowed_key_aliases)
-        or (meta.user_id is not None and meta.user_id in settings.allowed_users)
-        or (meta.team_id is not None and meta.team_id in settings.allowed_teams)
-    )
-    if not allowed:
-        return None, "override ignored: this key may not choose its tier"
-    return asked, None  # type: ignore[return-value]
 
 
 def load_python_rule(spec: PythonRuleSettings, source: str = "settings") -> NamedRule:

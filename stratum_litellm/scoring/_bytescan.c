@@ -1,5 +1,5 @@
 /*
- * The C engine of stratum_litellm.scoring.scan: the same results as bytescan.PyScanner, with
+ * The C engine of stratum_litellm.scoring.scan: the same results as scan.PyScanner, with
  * at most one pass per view and no Python object for a word that is not in the vocabulary.
  *
  * Semantics kept identical to the Python engine (tests compare them on arbitrary inputs):

@@ -1,11 +1,13 @@
 /*
- * The scorer's measurements of one text in C: scoring_features.measure_python, line for
- * line, reading the C scan engine's results in place (through the capsule of
- * _bytescan_api.h) instead of as Python lists. Tests compare the two on arbitrary texts.
+ * The scorer's measurements of one text in C: measure.measure_python, line for line,
+ * reading the C scan engine's results in place (through the capsule of _bytescan_api.h)
+ * instead of as Python lists. Tests compare the two on arbitrary texts.
  *
- * Measurer(scanner, layout): `layout` says where each count the measurements read lands in
- * the scan's results (see scoring_features._LAYOUT); measure(text) returns the list of
- * FIELDS, ints except the token estimate (a float), all 0.0 for an empty text.
+ * Measurer(scanner, layout): `layout` (measure._LAYOUT, derived from the Python
+ * declarations) says by name where each count, field and tag the measurements read lands in
+ * the scan's results; a name missing, or one this file does not read, is refused, so the two
+ * sides cannot drift apart. measure(text) returns the list of FIELDS, ints except the token
+ * estimate (a float), all 0.0 for an empty text, as a measure.Counts.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -38,6 +40,7 @@ typedef struct {
     /* Tags, and the view of wide characters. */
     Py_ssize_t tag_label, tag_roman, tag_code_keyword, tag_from, tag_select, tag_sql_clause, wide_view;
     PyObject *latex_commands, *curly_quotes; /* tuples of bytes */
+    PyTypeObject *counts;                    /* the result's type: a tuple of FIELDS (measure.Counts) */
     unsigned char symbols_only[256];         /* 1: a byte the symbols view deletes */
 } Measurer;
 
@@ -78,6 +81,25 @@ static Py_ssize_t bound_of(const Measurer *self, enum Kind kind) {
     return kind == FIELD ? self->fields : kind == COUNT ? self->n_counts : kind == TAG ? self->n_tags : self->n_views;
 }
 
+/* The layout's names read other than through INDICES and RANGES. */
+static const char *const OTHER_NAMES[] = {"fields", "labels", "latex_commands", "curly_quotes", "symbols_only",
+                                          "counts"};
+
+static int is_read(PyObject *key) {
+    const char *name = PyUnicode_Check(key) ? PyUnicode_AsUTF8(key) : NULL;
+    if (!name) {
+        PyErr_Clear();
+        return 0;
+    }
+    for (size_t e = 0; e < sizeof(INDICES) / sizeof(INDICES[0]); e++)
+        if (strcmp(name, INDICES[e].name) == 0) return 1;
+    for (size_t e = 0; e < sizeof(RANGES) / sizeof(RANGES[0]); e++)
+        if (strcmp(name, RANGES[e].name) == 0) return 1;
+    for (size_t e = 0; e < sizeof(OTHER_NAMES) / sizeof(OTHER_NAMES[0]); e++)
+        if (strcmp(name, OTHER_NAMES[e]) == 0) return 1;
+    return 0;
+}
+
 /* layout[name], which must exist. */
 static PyObject *item(PyObject *layout, const char *name) {
     PyObject *value = PyDict_GetItemString(layout, name);
@@ -109,7 +131,14 @@ bad:
 }
 
 static int read_layout(Measurer *self, PyObject *layout) {
-    PyObject *value;
+    PyObject *value, *key;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(layout, &pos, &key, &value)) {
+        if (!is_read(key)) {
+            PyErr_Format(PyExc_ValueError, "measure layout: %R is not read by this build", key);
+            return -1;
+        }
+    }
     if (!(value = item(layout, "fields"))) return -1;
     Py_ssize_t most = self->n_tags < MAX_FIELDS ? self->n_tags : MAX_FIELDS;
     if (index_of(value, most + 1, "fields", &self->fields) < 0) return -1;
@@ -154,6 +183,13 @@ static int read_layout(Measurer *self, PyObject *layout) {
         return -1;
     if (!(value = item(layout, "curly_quotes")) || tuple_of_bytes(value, "curly_quotes", &self->curly_quotes) < 0)
         return -1;
+    if (!(value = item(layout, "counts"))) return -1;
+    if (!PyType_Check(value) || !PyType_IsSubtype((PyTypeObject *)value, &PyTuple_Type)) {
+        PyErr_SetString(PyExc_ValueError, "measure layout: counts must be a subclass of tuple");
+        return -1;
+    }
+    Py_INCREF(value);
+    self->counts = (PyTypeObject *)value;
     if (!(value = item(layout, "symbols_only"))) return -1;
     if (!PyBytes_Check(value)) {
         PyErr_SetString(PyExc_ValueError, "measure layout: symbols_only must be bytes");
@@ -169,7 +205,7 @@ static int Measurer_init(Measurer *self, PyObject *args, PyObject *kwds) {
     PyObject *scanner, *layout;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!", kwlist, api->scanner_type, &scanner, &PyDict_Type, &layout))
         return -1;
-    if (self->scanner || self->labels || self->latex_commands || self->curly_quotes) { /* (a failed one too) */
+    if (self->scanner || self->labels || self->latex_commands || self->curly_quotes || self->counts) { /* (a failed one too) */
         PyErr_SetString(PyExc_RuntimeError, "Measurer is already initialised");
         return -1;
     }
@@ -184,6 +220,7 @@ static void Measurer_dealloc(Measurer *self) {
     Py_XDECREF(self->scanner);
     Py_XDECREF(self->latex_commands);
     Py_XDECREF(self->curly_quotes);
+    Py_XDECREF(self->counts);
     PyMem_Free(self->labels);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -252,18 +289,20 @@ static Py_ssize_t replace_quotes(const Measurer *self, const unsigned char *b, P
     return replaced;
 }
 
+/* A Counts of the values (all 0.0 when values is NULL), allocated as tuple subclasses are. */
 static PyObject *new_counts(const Measurer *self, const Py_ssize_t *values, double tokens) {
-    PyObject *list = PyList_New(self->fields);
-    if (!list) return NULL;
+    PyObject *counts = self->counts->tp_alloc(self->counts, self->fields);
+    if (!counts) return NULL;
     for (Py_ssize_t i = 0; i < self->fields; i++) {
-        PyObject *value = i == self->tokens ? PyFloat_FromDouble(tokens) : PyLong_FromSsize_t(values[i]);
+        PyObject *value = !values ? PyFloat_FromDouble(0.0)
+                          : i == self->tokens ? PyFloat_FromDouble(tokens) : PyLong_FromSsize_t(values[i]);
         if (!value) {
-            Py_DECREF(list);
+            Py_DECREF(counts);
             return NULL;
         }
-        PyList_SET_ITEM(list, i, value);
+        PyTuple_SET_ITEM(counts, i, value);
     }
-    return list;
+    return counts;
 }
 
 /* The lines of measure_python, in its order. */
@@ -278,7 +317,7 @@ static PyObject *measured(const Measurer *self, const unsigned char *b, Py_ssize
     Py_ssize_t questions = c[self->question], sentences = c[self->sentence_ends];
     if (wide) {
         questions += c[self->cjk_question];
-        sentences += sum_of(c, self->cjk_stops);
+        sentences += sum_of(c, self->cjk_stops) + c[self->cjk_question];
     }
     m[self->sentences] = sentences ? sentences : 1;
     m[self->questions] = questions;
@@ -333,18 +372,7 @@ static PyObject *Measurer_measure(Measurer *self, PyObject *text) {
     if (PyUnicode_READY(text) < 0) return NULL; /* (a legacy string; every str is ready from 3.12 on) */
 #endif
     Py_ssize_t chars = PyUnicode_GET_LENGTH(text);
-    if (chars == 0) {
-        PyObject *list = PyList_New(self->fields);
-        for (Py_ssize_t i = 0; list && i < self->fields; i++) {
-            PyObject *zero = PyFloat_FromDouble(0.0);
-            if (!zero) {
-                Py_CLEAR(list);
-                break;
-            }
-            PyList_SET_ITEM(list, i, zero);
-        }
-        return list;
-    }
+    if (chars == 0) return new_counts(self, NULL, 0.0);
     /* The UTF-8 bytes: an ASCII str holds them already (NUL-terminated); other text is
        encoded as measure_python does, lone surrogates replaced. */
     PyObject *encoded = NULL, *result = NULL;
@@ -382,61 +410,9 @@ done:
     return result;
 }
 
-/* counts[tokens] *= full / chars when full > chars, with Python's arithmetic (only cut
-   turns, over 12,000 characters, get here). 0, or -1 with an exception set. */
-static int scale_tokens(const Measurer *self, PyObject *counts, PyObject *full, Py_ssize_t chars) {
-    Py_ssize_t full_chars = PyLong_AsSsize_t(full);
-    int beyond = full_chars == -1 && PyErr_Occurred(); /* too big for an index: compared below */
-    if (beyond) PyErr_Clear();
-    if (!beyond && full_chars <= chars) return 0;
-    PyObject *length = PyLong_FromSsize_t(chars), *ratio = NULL, *scaled = NULL;
-    int greater = length ? PyObject_RichCompareBool(full, length, Py_GT) : -1;
-    if (greater == 1 && (ratio = PyNumber_TrueDivide(full, length)) != NULL)
-        scaled = PyNumber_Multiply(PyList_GET_ITEM(counts, self->tokens), ratio);
-    Py_XDECREF(length);
-    Py_XDECREF(ratio);
-    if (greater != 1) return greater;
-    if (!scaled) return -1;
-    PyObject *tokens = PyList_GET_ITEM(counts, self->tokens);
-    PyList_SET_ITEM(counts, self->tokens, scaled);
-    Py_DECREF(tokens);
-    return 0;
-}
-
-/* score_turn(text, full_chars, kernel, weights, bias): kernel(counts, 0.0, weights, bias) for
-   a request that is one plain turn, `text`, cut from `full_chars` characters (-1: not cut):
-   what scoring.Scorer.score computes for it, without a Python frame on the way. The token
-   estimate of a cut turn is scaled back to the full length, as scoring._counts does. */
-static PyObject *Measurer_score_turn(Measurer *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 5) {
-        PyErr_SetString(PyExc_TypeError, "score_turn(text, full_chars, kernel, weights, bias) takes 5 arguments");
-        return NULL;
-    }
-    PyObject *text = args[0], *full = args[1];
-    PyObject *counts = Measurer_measure(self, text);
-    if (!counts) return NULL;
-    if (PyUnicode_GET_LENGTH(text) > 0 && PyLong_CheckExact(full) &&
-        scale_tokens(self, counts, full, PyUnicode_GET_LENGTH(text)) < 0) {
-        Py_DECREF(counts);
-        return NULL;
-    }
-    PyObject *zero = PyFloat_FromDouble(0.0);
-    if (!zero) {
-        Py_DECREF(counts);
-        return NULL;
-    }
-    PyObject *kernel_args[4] = {counts, zero, args[3], args[4]};
-    PyObject *result = PyObject_Vectorcall(args[2], kernel_args, 4, NULL);
-    Py_DECREF(zero);
-    Py_DECREF(counts);
-    return result;
-}
-
 static PyMethodDef Measurer_methods[] = {
     {"measure", (PyCFunction)Measurer_measure, METH_O,
-     "measure(text: str) -> list of the counts of FIELDS (see scoring_features.measure_python)"},
-    {"score_turn", (PyCFunction)(void (*)(void))Measurer_score_turn, METH_FASTCALL,
-     "score_turn(text, full_chars, kernel, weights, bias) -> kernel(counts of text, 0.0, weights, bias)"},
+     "measure(text: str) -> Counts of text (see measure.measure_python)"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -457,11 +433,15 @@ static struct PyModuleDef module = {
 };
 
 PyMODINIT_FUNC PyInit__measure(void) {
-    /* Imported first: the capsule is then found as an attribute of the package. */
+    /* The capsule is read from the engine's module itself: PyCapsule_Import walks the
+       package's attributes, which are not set while the package is still importing. */
     PyObject *engine = PyImport_ImportModule("stratum_litellm.scoring._bytescan");
     if (!engine) return NULL;
+    PyObject *capsule = PyObject_GetAttrString(engine, "_C_API");
     Py_DECREF(engine);
-    api = (const BytescanAPI *)PyCapsule_Import(BYTESCAN_API_CAPSULE, 0);
+    if (!capsule) return NULL;
+    api = (const BytescanAPI *)PyCapsule_GetPointer(capsule, BYTESCAN_API_CAPSULE);
+    Py_DECREF(capsule); /* the engine's module keeps it, and the API it points at, alive */
     if (!api) return NULL;
     if (api->version != BYTESCAN_API_VERSION) {
         PyErr_Format(PyExc_ImportError, "stratum_litellm.scoring._bytescan offers API version %d, _measure needs %d",

@@ -7,8 +7,8 @@ does), all counted in one call of the scan engine (:mod:`stratum_litellm.scoring
 where it was built, else in Python, with the same results):
 
 - words: punctuation to spaces, upper to lower case, then every word looked up in the
-  vocabulary of the hand-written lists of ``data/lexicon.json``; a list counts *distinct*
-  words, so repetition does not inflate it. Phrases count when all their content words occur.
+  vocabulary of the hand-written lists (:mod:`.lexicon`); a list counts *distinct* words, so
+  repetition does not inflate it. Phrases count when all their content words occur.
 - symbols: deleting letters, digits and blanks leaves the punctuation (sentences,
   questions, code operators).
 - shapes: digits become ``0`` and letters vanish ("3 * 4x = 7" -> "0+0=0"), so math
@@ -22,131 +22,62 @@ scan's counts into the fields; where the C parts were built, ``measure`` is its 
 
 from __future__ import annotations
 
-import json
 import logging
+import operator
 import re
-from importlib import resources
+from typing import NamedTuple
 
-from .scan import ENGINE, Scanner, View
+from .lexicon import CODE_KEYWORDS, ENUMERATION_LABELS, PHRASES, WORD_LISTS
 from .native import load
+from .scan import ENGINE, Scanner, View
 
-__all__ = ["FIELDS", "MEASURE_ENGINE", "measure", "measure_python"]
+__all__ = ["FIELDS", "MEASURE_ENGINE", "Counts", "measure", "measure_python"]
 
-# Names of the raw measurements, in the order measure() returns them.
-FIELDS: tuple[str, ...] = (
-    "tokens",  # token estimate: CJK (any 3/4-byte UTF-8 character) one each, other text 4 chars each
-    "sentences",
-    "questions",  # question marks
-    "math_notation",  # operators between operands, LaTeX commands, math symbols
-    "math_words",
-    "numbers",  # distinct numerals
-    "number_words",  # distinct number words (three, twice, dozen...)
-    "compute_asks",  # "how many", "what percentage", ...
-    "relations",  # quantities given relative to others: "40 fewer than", "twice as many", "20%", "1/4"
-    "code_syntax",  # keywords, operators, fences, statements of common languages
-    "code_words",  # programming vocabulary
-    "reasoning",
-    "enumerations",  # list items, "Statement 1", roman numerals
-    "sequence",  # first / then / finally
-    "entities",  # capitalised words after a lower-case word: names, places, acronyms (in the head)
-    "negation",
-    "constraints",
-    "law",
-    "medicine",
-    "physics",
-    "logic",
-    "economics",
-    "ethics",
-)
+
+class Counts(NamedTuple):
+    """The raw measurements of a text (of a request, once its texts are weighted and summed)."""
+
+    tokens: float = 0.0  # token estimate: CJK (any 3/4-byte UTF-8 character) one each, other text 4 chars each
+    sentences: float = 0.0
+    questions: float = 0.0  # question marks
+    math_notation: float = 0.0  # operators between operands, LaTeX commands, math symbols
+    math_words: float = 0.0
+    numbers: float = 0.0  # distinct numerals
+    number_words: float = 0.0  # distinct number words (three, twice, dozen...)
+    compute_asks: float = 0.0  # "how many", "what percentage", ...
+    relations: float = 0.0  # quantities given relative to others: "40 fewer than", "twice as many", "20%", "1/4"
+    code_syntax: float = 0.0  # keywords, operators, fences, statements of common languages
+    code_words: float = 0.0  # programming vocabulary
+    reasoning: float = 0.0
+    enumerations: float = 0.0  # list items, "Statement 1", roman numerals
+    sequence: float = 0.0  # first / then / finally
+    entities: float = 0.0  # capitalised words after a lower-case word: names, places, acronyms (in the head)
+    negation: float = 0.0
+    constraints: float = 0.0
+    law: float = 0.0
+    medicine: float = 0.0
+    physics: float = 0.0
+    logic: float = 0.0
+    economics: float = 0.0
+    ethics: float = 0.0
+
+
+FIELDS: tuple[str, ...] = Counts._fields
 _I = {name: i for i, name in enumerate(FIELDS)}
 _N = len(FIELDS)
 
-# --------------------------------------------------------------------------- lexicon
+# --------------------------------------------------------------------------- word lists
 
-
-def _load_lexicon() -> dict[str, list[str]]:
-    text = resources.files("stratum_litellm.scoring").joinpath("data/lexicon.json").read_text(encoding="utf-8")
-    return {k: v for k, v in json.loads(text).items() if not k.startswith("_")}
-
-
-def _inflect(words: list[str], *, inflect: bool) -> frozenset[bytes]:
-    """Words plus simple inflections, so the lists stay short and readable."""
-    out: set[str] = set()
-    for w in words:
-        out.add(w)
-        if not inflect or len(w) < 4 or not w.isalpha():
-            continue
-        # Plurals and verb forms only: "-ly" and "-d" made "really" of "real", "based" of "base".
-        if w.endswith("e"):
-            out.update((w + "s", w + "d", w[:-1] + "ing"))
-        elif w.endswith("y") and w[-2] not in "aeiou":
-            out.update((w[:-1] + "ies", w[:-1] + "ied", w + "ing"))
-        elif w.endswith(("s", "x", "z", "ch", "sh")):
-            out.update((w + "es", w + "ed", w + "ing"))
-        else:
-            out.update((w + "s", w + "ed", w + "ing"))
-    return frozenset(x.encode() for x in out)
-
-
-_LEX = _load_lexicon()
-_WORD_LISTS: tuple[tuple[int, frozenset[bytes]], ...] = tuple(
-    (_I[field], _inflect(_LEX[key], inflect=inflect))
-    for field, key, inflect in (
-        ("math_words", "math", True),
-        ("number_words", "number_words", False),
-        ("relations", "relations", False),
-        ("code_words", "code", True),
-        ("reasoning", "reasoning", True),
-        ("sequence", "sequence", False),
-        ("negation", "negation", False),  # no inflection: "not" must not match "notes"
-        ("constraints", "constraints", True),
-        ("law", "law", True),
-        ("medicine", "medicine", True),
-        ("physics", "physics", True),
-        ("logic", "logic", True),
-        ("economics", "economics", True),
-        ("ethics", "ethics", True),
-    )
-)
-_ALL_WORDS: frozenset[bytes] = frozenset().union(*(lex for _, lex in _WORD_LISTS))
-# word -> the fields whose list holds it: the tags the scan engine counts per distinct word.
+# The tags the scan engine counts per distinct word: first the field of each word list.
+_WORD_LISTS: tuple[tuple[int, frozenset[bytes]], ...] = tuple((_I[field], words) for field, words in WORD_LISTS.items())
+_ALL_WORDS: frozenset[bytes] = frozenset().union(*(words for _, words in _WORD_LISTS))
+# word -> the fields whose list holds it.
 _FIELDS_OF: dict[bytes, tuple[int, ...]] = {
-    w: tuple(index for index, lex in _WORD_LISTS if w in lex) for w in _ALL_WORDS
+    w: tuple(index for index, words in _WORD_LISTS if w in words) for w in _ALL_WORDS
 }
-_CODE_KEYWORDS = frozenset(w.encode() for w in _LEX["code_keywords"])  # words prose does not use
-_LABELS = frozenset(w.encode() for w in _LEX["enumeration_labels"])
-
-# Phrases match when all their content words occur, anywhere in the text: "how many",
-# "write a function", "step by step". Order is ignored on purpose: it costs a text search
-# per phrase, and on the labelled data adjacency bought nothing over co-occurrence.
-_FUNCTION_WORDS = frozenset(
-    b"the a an of to in on at by for is are was be it this that what how no not and or as so if do does".split()
-)
-_PHRASES: list[tuple[frozenset[bytes], tuple[int, ...]]] = []  # (content words, fields)
-
-
-def _index_phrases() -> None:
-    fields_of: dict[frozenset[bytes], tuple[int, ...]] = {}
-    for field, key in (
-        ("reasoning", "reasoning_phrases"),
-        ("constraints", "constraint_phrases"),
-        ("compute_asks", "compute_phrases"),
-        ("code_words", "code_phrases"),
-        ("math_words", "math_phrases"),
-        ("law", "law_phrases"),
-        ("medicine", "medicine_phrases"),
-        ("logic", "logic_phrases"),
-        ("economics", "economics_phrases"),
-        ("ethics", "ethics_phrases"),
-    ):
-        for phrase in _LEX[key]:
-            words = phrase.encode().split()
-            content = frozenset(w for w in words if w not in _FUNCTION_WORDS) or frozenset(words)
-            fields_of[content] = tuple(dict.fromkeys(fields_of.get(content, ()) + (_I[field],)))
-    _PHRASES.extend(fields_of.items())
-
-
-_index_phrases()
+_PHRASES: list[tuple[frozenset[bytes], tuple[int, ...]]] = [
+    (words, tuple(_I[field] for field in fields)) for words, fields in PHRASES.items()
+]
 _GROUP_WORDS = frozenset(w for words, _ in _PHRASES for w in words)
 
 
@@ -191,7 +122,7 @@ _LIST_SHAPES = (b"\n0.", b"\n0)", b"\n-", b"\n*", b"\n()")
 _PROPER_SHAPE = b"a A"  # a capitalised word (or acronym) after a lower-case word
 _ENTITY_WINDOW = 600  # the count saturates early: the head of the text is enough
 # Needles end in a digit: digits are rare in text, so the search skips fast.
-_LABEL_NEEDLES = {label: (label + b" 1", label + b" 2") for label in _LABELS}
+_LABEL_NEEDLES = {label: (label + b" 1", label + b" 2") for label in ENUMERATION_LABELS}
 _ROMAN = (b" II. ", b" III. ", b" IV. ", b"\nII. ", b"\nIII. ", b"(ii)", b"(iii)", b"(iv)")
 _ROMAN_WORDS = frozenset((b"ii", b"iii", b"iv"))
 _SQL_CLAUSES = frozenset((b"where", b"join", b"distinct", b"limit", b"having", b"group", b"order"))
@@ -205,7 +136,7 @@ _CURLY = ("\u2019".encode(), "\u2018".encode())
 _SQL_FROM, _SQL_VERBS = (b"from",), (b"select", b"delete")
 _SQL_WORDS = frozenset(_SQL_FROM + _SQL_VERBS)
 _INTERESTING: frozenset[bytes] = (
-    _ALL_WORDS | _GROUP_WORDS | _LABELS | _CODE_KEYWORDS | _SQL_WORDS | _SQL_CLAUSES | _ROMAN_WORDS
+    _ALL_WORDS | _GROUP_WORDS | ENUMERATION_LABELS | CODE_KEYWORDS | _SQL_WORDS | _SQL_CLAUSES | _ROMAN_WORDS
 )
 # LaTeX commands, counted where a backslash starts one that no lower-case letter follows
 # (the pattern starts with a literal backslash, so the scan skips fast).
@@ -218,55 +149,81 @@ _OPERATORS = frozenset(b"=+*/^<>")
 _CODE_CHARS = frozenset(b"=-:&|+<>(_`{;")
 
 
-# Field indices, resolved once.
-_TOKENS, _SENTENCES, _QUESTIONS, _MATH_NOTATION, _NUMBERS, _RELATIONS, _CODE_SYNTAX, _ENUMERATIONS, _ENTITIES = (
-    _I[f]
-    for f in ("tokens", "sentences", "questions", "math_notation", "numbers", "relations", "code_syntax",
-              "enumerations", "entities")
-)
-
 
 # --------------------------------------------------------------------------- the scan
 
-# Every count measure() needs, taken in one engine call (see bytescan). Each view lists its
-# needles and byte classes; _AT[(view, needle)] is where a count lands in the flat list.
+# Every count measure() reads, taken in one engine call. Each view says how it is made from
+# the text's bytes and names its counts: a count is the sum of its needles' counts (non-
+# overlapping, as bytes.count does) or, for a byte class, how many of the view's bytes are in it.
 _SENTENCE_ENDS = b".!?"
-_VIEW_SPECS: tuple[tuple[str, View], ...] = (
-    ("raw", View(needles=(b"```", b"__", b"SELECT ", b" FROM ") + _ROMAN + _CJK_STOPS  # 。！？ (？ is also the question count)
-                 + _MATH_UNICODE_BYTES)),
-    ("head", View(limit=_ENTITY_WINDOW, needles=(b" I ",))),  # "I" is not a proper noun
-    ("case", View(table=_CASE_SHAPE, limit=_ENTITY_WINDOW, needles=(_PROPER_SHAPE,))),
-    ("sym", View(delete=_SYMBOLS_ONLY, needles=(b"?", b"%", b"\\", b"`", b"*", b"_"),
-                 classes=(_SENTENCE_ENDS, bytes(sorted(_OPERATORS)), bytes(sorted(_CODE_CHARS))))),
-    ("fold", View(table=_FOLD_CODE, delete=_SYMBOLS_ONLY, needles=_CODE_SYMBOLS + (b"{\n", b";\n"))),
-    ("low", View(table=_WORDS, needles=tuple(n for label in sorted(_LABELS) for n in _LABEL_NEEDLES[label]))),
-    ("numbers", View(delete=_NUMBERS_ONLY)),
-    ("digits", View(table=_DIGIT_SHAPE, delete=_DIGIT_SHAPE_DELETE, needles=_LIST_SHAPES + _MATH_SHAPES + (b"0/0",))),
-    ("wide", View(delete=_NOT_WIDE_LEAD)),
-)
-_VIEW = {name: i for i, (name, _) in enumerate(_VIEW_SPECS)}
-_AT: dict[tuple[str, bytes], int] = {}
-for _position, (_name, _needle) in enumerate(
-    (name, n) for name, view in _VIEW_SPECS for n in (*view.needles, *view.classes)
-):
-    _AT.setdefault((_name, _needle), _position)
+# Per enumeration label, the tag that says it occurs and the count of "<label> 1" and "<label> 2".
+_LABEL_COUNTS = {f"label {label.decode()}": f"{label.decode()} 1, 2" for label in sorted(ENUMERATION_LABELS)}
 
-# Tags of vocabulary words: the field of each word list, word groups of their own, and one
-# tag per enumeration label (whether that label occurs).
-_T_CODE_KEYWORD, _T_SQL_CLAUSE, _T_ROMAN, _T_FROM, _T_SELECT, _T_LABEL = range(_N, _N + 6)
-_T_EACH_LABEL = {label: _T_LABEL + 1 + i for i, label in enumerate(sorted(_LABELS))}
+
+class _Counted(NamedTuple):
+    view: View
+    needles: dict[str, tuple[bytes, ...]]  # count name -> the needles it sums
+    classes: dict[str, bytes]  # count name -> a byte class
+
+
+_COUNTED: dict[str, _Counted] = {
+    "raw": _Counted(View(), {
+        "fence": (b"```",), "dunder": (b"__",), "select": (b"SELECT ",), "from": (b" FROM ",), "roman": _ROMAN,
+        "cjk_stops": _CJK_STOPS[:2], "cjk_question": (_CJK_QUESTION,),  # 。！ and ？
+        "math_unicode": _MATH_UNICODE_BYTES}, {}),
+    "head": _Counted(View(limit=_ENTITY_WINDOW), {"head_i": (b" I ",)}, {}),  # "I" is not a proper noun
+    "case": _Counted(View(table=_CASE_SHAPE, limit=_ENTITY_WINDOW), {"proper": (_PROPER_SHAPE,)}, {}),
+    "sym": _Counted(View(delete=_SYMBOLS_ONLY), {
+        "question": (b"?",), "percent": (b"%",), "backslash": (b"\\",), "backtick": (b"`",), "star": (b"*",),
+        "underscore": (b"_",)}, {
+        "sentence_ends": _SENTENCE_ENDS, "operators": bytes(sorted(_OPERATORS)),
+        "code_chars": bytes(sorted(_CODE_CHARS))}),
+    "fold": _Counted(View(table=_FOLD_CODE, delete=_SYMBOLS_ONLY),  # the fold keeps { ; and newlines
+                     {"code_symbols": _CODE_SYMBOLS, "brace_nl": (b"{\n",), "semi_nl": (b";\n",)}, {}),
+    "low": _Counted(View(table=_WORDS), {
+        f"{label.decode()} 1, 2": _LABEL_NEEDLES[label] for label in sorted(ENUMERATION_LABELS)}, {}),
+    "numbers": _Counted(View(delete=_NUMBERS_ONLY), {}, {}),
+    "digits": _Counted(View(table=_DIGIT_SHAPE, delete=_DIGIT_SHAPE_DELETE),
+                       {"list_shapes": _LIST_SHAPES, "math_shapes": _MATH_SHAPES, "fraction": (b"0/0",)}, {}),
+    "wide": _Counted(View(delete=_NOT_WIDE_LEAD), {}, {}),
+}  # fmt: skip
+
+# Where each named count lands in the scan's flat list of counts (view by view, needles then classes).
+_RUNS: dict[str, slice] = {}
+_start = 0
+for _counted in _COUNTED.values():
+    for _name, _run in (*_counted.needles.items(), *((name, (cls,)) for name, cls in _counted.classes.items())):
+        _RUNS[_name] = slice(_start, _start + len(_run))
+        _start += len(_run)
+_VIEW = {name: i for i, name in enumerate(_COUNTED)}
+# Most counts are one needle's or one class's: measure_python picks them all in one call.
+_SINGLE = tuple(name for name, run in _RUNS.items() if run.stop - run.start == 1)
+_PICK_SINGLE = operator.itemgetter(*(_RUNS[name].start for name in _SINGLE))
+
+
+def _sum(counts: list[int], name: str) -> int:
+    """A count of several needles: the sum of theirs."""
+    return sum(counts[_RUNS[name]])
+
+
+# Tags of vocabulary words: first the field of each word list, then word groups of their own,
+# then one per enumeration label (whether that label occurs).
+_TAGGED: dict[str, frozenset[bytes]] = {
+    "code_keyword": CODE_KEYWORDS, "sql_clause": _SQL_CLAUSES, "roman": _ROMAN_WORDS, "from": frozenset(_SQL_FROM),
+    "select": frozenset(_SQL_VERBS), "label": ENUMERATION_LABELS,
+    **{f"label {label.decode()}": frozenset((label,)) for label in sorted(ENUMERATION_LABELS)},
+}
+_TAG = {name: _N + i for i, name in enumerate(_TAGGED)}
 _VOCABULARY: dict[bytes, tuple[int, ...]] = {word: () for word in _INTERESTING}
 _VOCABULARY.update(_FIELDS_OF)
-for _tag, _words in ((_T_CODE_KEYWORD, _CODE_KEYWORDS), (_T_SQL_CLAUSE, _SQL_CLAUSES), (_T_ROMAN, _ROMAN_WORDS),
-                     (_T_FROM, _SQL_FROM), (_T_SELECT, _SQL_VERBS), (_T_LABEL, _LABELS)):
+for _name, _words in _TAGGED.items():
     for _word in _words:
-        _VOCABULARY[_word] += (_tag,)
-for _word, _tag in _T_EACH_LABEL.items():
-    _VOCABULARY[_word] += (_tag,)
+        _VOCABULARY[_word] += (_TAG[_name],)
 _SCANNER_SPEC = {
-    "views": [v for _, v in _VIEW_SPECS],
+    "views": [View(c.view.table, c.view.delete, c.view.limit, tuple(n for run in c.needles.values() for n in run),
+                   tuple(c.classes.values())) for c in _COUNTED.values()],
     "vocabulary": _VOCABULARY,
-    "tags": _T_LABEL + 1 + len(_LABELS),
+    "tags": _N + len(_TAGGED),
     "words_view": _VIEW["low"],
     "distinct_view": _VIEW["numbers"],
     "phrases": [(sorted(words), fields) for words, fields in _PHRASES],
@@ -274,45 +231,13 @@ _SCANNER_SPEC = {
 _SCANNER = Scanner(**_SCANNER_SPEC)
 
 
-def _slice(view: str, needles: tuple[bytes, ...]) -> slice:
-    """Where a run of needles, listed in that order in their view, lands in the counts."""
-    first = _AT[(view, needles[0])]
-    assert all(_AT[(view, n)] == first + i for i, n in enumerate(needles)), (view, needles)
-    return slice(first, first + len(needles))
-
-
-_C_FENCE, _C_DUNDER, _C_SELECT, _C_FROM = (_AT[("raw", n)] for n in (b"```", b"__", b"SELECT ", b" FROM "))
-_S_ROMAN = _slice("raw", _ROMAN)
-_S_CJK_STOPS = _slice("raw", _CJK_STOPS)
-_C_CJK_QUESTION = _AT[("raw", _CJK_QUESTION)]
-_S_MATH_UNICODE = _slice("raw", _MATH_UNICODE_BYTES)
-_C_HEAD_I = _AT[("head", b" I ")]
-_C_PROPER = _AT[("case", _PROPER_SHAPE)]
-_C_QUESTION, _C_PERCENT, _C_BACKSLASH, _C_BACKTICK, _C_STAR, _C_UNDERSCORE = (
-    _AT[("sym", n)] for n in (b"?", b"%", b"\\", b"`", b"*", b"_"))
-_C_SENTENCE_ENDS, _C_OPERATORS, _C_CODE_CHARS = (
-    _AT[("sym", n)] for n in (_SENTENCE_ENDS, bytes(sorted(_OPERATORS)), bytes(sorted(_CODE_CHARS))))
-_C_BRACE_NL, _C_SEMI_NL = _AT[("fold", b"{\n")], _AT[("fold", b";\n")]  # the fold keeps { ; and newlines
-_S_CODE_SYMBOLS = _slice("fold", _CODE_SYMBOLS)
-# (tag of the label, where "label 1" and "label 2" are counted)
-_C_LABELS = tuple((_T_EACH_LABEL[label], _AT[("low", one)], _AT[("low", two)])
-                  for label, (one, two) in sorted(_LABEL_NEEDLES.items()))
-_S_LIST_SHAPES = _slice("digits", _LIST_SHAPES)
-_S_MATH_SHAPES = _slice("digits", _MATH_SHAPES)
-_C_FRACTION = _AT[("digits", b"0/0")]
-_L_WIDE = _VIEW["wide"]
-
-
 # --------------------------------------------------------------------------- measure
 
 
-def measure_python(text: str) -> list[float]:
-    """Counts of every field in FIELDS for ``text`` (all zero for empty text).
-
-    The reference for the C measurements (``_measure.c``), which give the same list.
-    """
+def measure_python(text: str) -> Counts:
+    """The measurements of ``text`` (all zero for empty text): the reference for the C ones (``_measure.c``)."""
     if not text:
-        return [0.0] * _N
+        return Counts()
     n = len(text)
     b = text.encode("utf-8", "replace")  # 'replace': lone surrogates must not raise
     ascii_only = len(b) == n
@@ -322,87 +247,86 @@ def measure_python(text: str) -> list[float]:
             if quote in b:
                 curly += b.count(quote)
                 b = b.replace(quote, b"'")
-    c, lengths, tags, numerals = _SCANNER.scan(b)
-    m: list[float] = tags[:_N]  # the word lists' fields (distinct words), plus their phrases
-    wide = lengths[_L_WIDE] + curly  # a curly quote is a 3-byte character too
-    m[_TOKENS] = wide + (n - wide) / 4.0
+    counts, lengths, tags, numerals = _SCANNER.scan(b)
+    c = dict(zip(_SINGLE, _PICK_SINGLE(counts)))
+    tag = dict(zip(_TAGGED, tags[_N:]))
+    m = dict(zip(FIELDS, tags[:_N]))  # the word lists' fields (distinct words), plus their phrases
+    wide = lengths[_VIEW["wide"]] + curly  # a curly quote is a 3-byte character too
+    m["tokens"] = wide + (n - wide) / 4.0
 
     # Sentences and questions from the text's symbols.
-    questions = c[_C_QUESTION]
-    sentences = c[_C_SENTENCE_ENDS]
+    questions = c["question"]
+    sentences = c["sentence_ends"]
     if wide:
-        questions += c[_C_CJK_QUESTION]
-        sentences += sum(c[_S_CJK_STOPS])
-    m[_SENTENCES] = sentences or 1
-    m[_QUESTIONS] = questions
-    m[_NUMBERS] = numerals  # distinct numerals, "1,200" read as 1200
+        questions += c["cjk_question"]
+        sentences += _sum(counts, "cjk_stops") + c["cjk_question"]
+    m["sentences"] = sentences or 1
+    m["questions"] = questions
+    m["numbers"] = numerals  # distinct numerals, "1,200" read as 1200
 
     # Labelled items ("statement 1", "step 3"), lists at line starts, roman numerals.
-    enumerations = sum(c[_S_LIST_SHAPES])
-    if tags[_T_LABEL]:
-        for tag, one, two in _C_LABELS:
-            if tags[tag]:
-                enumerations += c[one] + c[two]
-    if tags[_T_ROMAN]:  # I. II. III. statements
-        enumerations += sum(c[_S_ROMAN])
-    m[_ENUMERATIONS] = enumerations
+    enumerations = _sum(counts, "list_shapes")
+    if tag["label"]:
+        for label, count in _LABEL_COUNTS.items():
+            if tag[label]:
+                enumerations += _sum(counts, count)
+    if tag["roman"]:  # I. II. III. statements
+        enumerations += _sum(counts, "roman")
+    m["enumerations"] = enumerations
 
     # Math: operators between numbers (digit shape), LaTeX commands, math symbols.
-    math = sum(c[_S_MATH_SHAPES]) if c[_C_OPERATORS] else 0
-    if c[_C_BACKSLASH]:
+    math = _sum(counts, "math_shapes") if c["operators"] else 0
+    if c["backslash"]:
         math += len(_LATEX_RE.findall(b))
     if not ascii_only:
-        math += sum(c[_S_MATH_UNICODE])
-    m[_MATH_NOTATION] = math
-    if c[_C_PERCENT]:
-        m[_RELATIONS] += 1
-    if c[_C_FRACTION]:
-        m[_RELATIONS] += 1
-    m[_ENTITIES] = max(0, c[_C_PROPER] - c[_C_HEAD_I])
+        math += _sum(counts, "math_unicode")
+    m["math_notation"] = math
+    if c["percent"]:
+        m["relations"] += 1
+    if c["fraction"]:
+        m["relations"] += 1
+    m["entities"] = max(0, c["proper"] - c["head_i"])
 
-    code = 2 * tags[_T_CODE_KEYWORD]
-    if tags[_T_FROM] and tags[_T_SELECT]:
+    code = 2 * tag["code_keyword"]
+    if tag["from"] and tag["select"]:
         # SQL in upper case, or lower case with a clause prose rarely has ("select ... from" is prose too).
-        if c[_C_SELECT] or c[_C_FROM]:
+        if c["select"] or c["from"]:
             code += 4
-        elif tags[_T_SQL_CLAUSE] or c[_C_STAR]:
+        elif tag["sql_clause"] or c["star"]:
             code += 2
-    if c[_C_CODE_CHARS]:
-        code += sum(c[_S_CODE_SYMBOLS]) + c[_C_BRACE_NL]  # blocks open at line ends; LaTeX braces do not
-        if c[_C_BACKTICK]:
-            code += 3 * c[_C_FENCE]
+    if c["code_chars"]:
+        code += _sum(counts, "code_symbols") + c["brace_nl"]  # blocks open at line ends; LaTeX braces do not
+        if c["backtick"]:
+            code += 3 * c["fence"]
         # Statements end lines; prose puts semicolons mid-line.
         # (The symbols view ends with ";" when the text does, past what the view deletes.)
-        code += c[_C_SEMI_NL] + b.rstrip(_SYMBOLS_ONLY).endswith(b";")
-        if c[_C_UNDERSCORE]:  # snake_case, not fill-in-the-blank "_____" runs
-            code += max(0, c[_C_UNDERSCORE] - 2 * c[_C_DUNDER])
-    m[_CODE_SYNTAX] = code
-    return m
+        code += c["semi_nl"] + b.rstrip(_SYMBOLS_ONLY).endswith(b";")
+        if c["underscore"]:  # snake_case, not fill-in-the-blank "_____" runs
+            code += max(0, c["underscore"] - 2 * c["dunder"])
+    m["code_syntax"] = code
+    return Counts(**m)
 
 
-# The same measurements in C (_measure.c), from the C scan engine's results in place: the
-# lines above cost more than the scan of a 2,000-character text once they run in Python.
+# The same measurements in C, reading the C scan's results in place: the lines above cost
+# more than the scan itself once they run in Python. The C code finds every count, field and
+# tag it reads by name in this layout, derived from the declarations above; it refuses a
+# layout with a name missing or one it does not read, so the two cannot drift apart.
 _LAYOUT = {
-    "fields": _N, "tokens": _TOKENS, "sentences": _SENTENCES, "questions": _QUESTIONS, "numbers": _NUMBERS,
-    "enumerations": _ENUMERATIONS, "math_notation": _MATH_NOTATION, "relations": _RELATIONS, "entities": _ENTITIES,
-    "code_syntax": _CODE_SYNTAX,
-    # counts
-    "question": _C_QUESTION, "sentence_ends": _C_SENTENCE_ENDS, "cjk_question": _C_CJK_QUESTION,
-    "cjk_stops": _S_CJK_STOPS, "list_shapes": _S_LIST_SHAPES, "roman": _S_ROMAN, "math_shapes": _S_MATH_SHAPES,
-    "operators": _C_OPERATORS, "backslash": _C_BACKSLASH, "math_unicode": _S_MATH_UNICODE, "percent": _C_PERCENT,
-    "fraction": _C_FRACTION, "proper": _C_PROPER, "head_i": _C_HEAD_I, "select": _C_SELECT, "from": _C_FROM,
-    "star": _C_STAR, "code_chars": _C_CODE_CHARS, "code_symbols": _S_CODE_SYMBOLS, "brace_nl": _C_BRACE_NL,
-    "backtick": _C_BACKTICK, "fence": _C_FENCE, "semi_nl": _C_SEMI_NL, "underscore": _C_UNDERSCORE,
-    "dunder": _C_DUNDER, "labels": _C_LABELS,
-    # tags, the view of wide characters, and the texts the measurements look for themselves
-    "tag_label": _T_LABEL, "tag_roman": _T_ROMAN, "tag_code_keyword": _T_CODE_KEYWORD, "tag_from": _T_FROM,
-    "tag_select": _T_SELECT, "tag_sql_clause": _T_SQL_CLAUSE, "wide_view": _L_WIDE,
-    "latex_commands": _LATEX_COMMANDS, "symbols_only": _SYMBOLS_ONLY, "curly_quotes": _CURLY,
+    "fields": _N,
+    **{f: _I[f] for f in ("tokens", "sentences", "questions", "numbers", "enumerations", "math_notation", "relations",
+                          "entities", "code_syntax")},
+    **{name: run if run.stop - run.start > 1 else run.start for name, run in _RUNS.items()
+       if name not in _LABEL_COUNTS.values()},
+    "labels": tuple((_TAG[label], _RUNS[count].start, _RUNS[count].start + 1)
+                    for label, count in _LABEL_COUNTS.items()),
+    **{f"tag_{name}": _TAG[name] for name in ("label", "roman", "code_keyword", "from", "select", "sql_clause")},
+    "wide_view": _VIEW["wide"],
+    "latex_commands": _LATEX_COMMANDS, "symbols_only": _SYMBOLS_ONLY, "curly_quotes": _CURLY, "counts": Counts,
 }  # fmt: skip
 
 
 def _load_measurer():  # type: ignore[no-untyped-def]
-    native = load("_measure") if ENGINE == "c" else None
+    native = load("measure") if ENGINE == "c" else None
     if native is None:
         return None
     try:

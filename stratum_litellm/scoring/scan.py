@@ -15,8 +15,8 @@ Two engines give identical results:
   compiler is present: at most one pass per view, and no Python object made per word.
 
 :data:`Scanner` is the C engine when it was built, else the Python one; ``STRATUM_PURE_PYTHON=1``
-forces the Python one. The C engine is what keeps the request path cheap (see
-benchmarks/RESULTS-scoring.md); tests check the two agree on arbitrary inputs.
+(or ``=scan``) forces the Python one. The C engine is what keeps the request path cheap;
+tests check the two agree on arbitrary inputs.
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ class PyScanner:
 
 
 def _load_engine() -> tuple[type, str]:
-    native = load("_bytescan")
+    native = load("scan")
     return (PyScanner, "python") if native is None else (native.Scanner, "c")
 
 

@@ -1,7 +1,7 @@
-"""Run by the scan engine's sanitiser test (test_bytescan.py) under AddressSanitizer and UBSan: loads sanitised builds of
-the C scan engine and measurements (paths in argv[1] and argv[2]) and compares them with the
-Python ones on random specs and texts. Any out-of-bounds read or write, use after free or undefined behaviour aborts the
-process with the sanitiser's report."""
+"""Run by tests/unit/scoring/test_c_parts.py under AddressSanitizer and UBSan: loads sanitised
+builds of the C scan engine and measurements (paths in argv[1] and argv[2]) and compares them
+with the Python ones on random specs and texts. Any out-of-bounds read or write, use after free
+or undefined behaviour aborts the process with the sanitiser's report."""
 
 from __future__ import annotations
 
@@ -11,26 +11,22 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-import stratum_litellm.scoring  # noqa: E402  (the package, so that its C parts can be replaced below)
+from stratum_litellm.scoring import measure  # noqa: E402
+from stratum_litellm.scoring.scan import PyScanner, View  # noqa: E402
 
 
 def load(name: str, path: str):  # type: ignore[no-untyped-def]
     spec = importlib.util.spec_from_file_location(f"stratum_litellm.scoring.{name}", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
-    sys.modules[f"stratum_litellm.scoring.{name}"] = module  # the scorer's own scanner and measurer use these builds
+    # The sanitised measurements find the sanitised engine (and its API) under the engine's name.
+    sys.modules[f"stratum_litellm.scoring.{name}"] = module
     spec.loader.exec_module(module)
-    setattr(stratum_litellm.scoring, name, module)
     return module
 
 
 engine = load("_bytescan", sys.argv[1])
-load("_measure", sys.argv[2])
-
-from stratum_litellm.scoring import measure as scoring_features  # noqa: E402
-from stratum_litellm.scoring.scan import PyScanner, View  # noqa: E402
-
-assert scoring_features.MEASURE_ENGINE == "c"
+measurer_module = load("_measure", sys.argv[2])
 rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 2000
 rng = random.Random(3)
 ALPHABET = b"ab \n\x00.\xe2\x80\x99{};=+_`I0123SELECT FROM statement step (ii)"
@@ -46,24 +42,16 @@ def same(a: tuple, b: tuple) -> bool:
     return tuple(a) == tuple(b)
 
 
-scorer_c, scorer_py = engine.Scanner(**scoring_features._SCANNER_SPEC), PyScanner(**scoring_features._SCANNER_SPEC)
+scorer_c, scorer_py = engine.Scanner(**measure._SCANNER_SPEC), PyScanner(**measure._SCANNER_SPEC)
 for _ in range(rounds * 4):
     data = text(400)
     assert same(scorer_c.scan(data), scorer_py.scan(data)), data
 
-# The measurements, on the same kind of texts read as UTF-8 (invalid bytes replaced), and the
-# one-call scoring of a plain turn, cut or not, against the general path.
-from stratum_litellm.scoring import scorer as scoring  # noqa: E402
-
-assert scoring._ONE_TURN is not None
-weights, bias = scoring.Scorer()._wlist, scoring.Scorer().bias
+# The measurements, on the same kind of texts read as UTF-8 (invalid bytes replaced).
+measurer = measurer_module.Measurer(scorer_c, measure._LAYOUT)
 for _ in range(rounds * 4):
     words = text(400).decode("utf-8", "replace")
-    assert scoring_features.measure(words) == scoring_features.measure_python(words), words
-    full = rng.choice([-1, len(words), len(words) + rng.randint(1, 10**6), 2**70, None])
-    got = scoring._ONE_TURN(words, full, scoring._KERNEL, weights, bias)
-    view = scoring.RequestView(last_user=words, turns=1, last_user_chars=full)  # type: ignore[arg-type]
-    assert got == scoring._KERNEL(scoring._counts(view), 0.0, weights, bias), (words, full)
+    assert measurer.measure(words) == measure.measure_python(words), words
 
 for _ in range(rounds):
     views = []

@@ -55,13 +55,13 @@ def test_a_conversation_that_reached_smart_stays_there_for_simple_turns() -> Non
     raw = {"rules": [{"name": "contracts", "keywords": ["contract"], "route": "smart"}]}
     engine = RouterEngine(parse_settings(raw))
     first = {"model": "gemma4-auto", "messages": turns("Please check this contract.")}
-    assert engine.route(first).reason == "rule:contracts"
+    assert engine.route(first).label == "rule:contracts"
     def follow_up() -> dict:  # a fresh body each time: routing rewrites its model
         return {"model": "gemma4-auto", "messages": turns("Please check this contract.", "Done.", SIMPLE_PROMPT)}
 
     assert RouterEngine(parse_settings(raw)).route(follow_up()).tier == "fast"
     d = engine.route(follow_up())
-    assert (d.tier, d.reason) == ("smart", "affinity")
+    assert (d.tier, d.label) == ("smart", "affinity")
     # A fresh conversation with the same simple turn goes fast.
     assert engine.route({"model": "gemma4-auto", "messages": turns(SIMPLE_PROMPT)}).tier == "fast"
     # Turned off, the follow-up is judged alone.

@@ -494,17 +494,18 @@ def exported_metric_names() -> set[str]:
     from stratum_litellm.gateway.engine import RouterEngine
     from stratum_litellm.config import StratumSettings
 
-    previous = metrics._COLLECTOR._engine
+    previous = metrics.published()
     engine = RouterEngine(StratumSettings())
     try:
-        metrics.attach_engine(engine)
+        metrics.publish(engine)
         for i, text in enumerate(("hi", "Prove rigorously that there are infinitely many primes, step by step.")):
             engine.route({"model": "gemma4-auto", "messages": [{"role": "user", "content": text}],
                           "litellm_call_id": f"deploy-test-{i}"})
         exposition = generate_latest(REGISTRY).decode()
     finally:
-        metrics._COLLECTOR._engine = previous
         engine.close()
+        if previous is not None:
+            metrics.publish(previous)
     names: set[str] = set()
     for family in text_string_to_metric_families(exposition):
         names.add(family.name)

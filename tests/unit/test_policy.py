@@ -1,9 +1,10 @@
 """The rule chain: forced, complexity, capacity (each able to abstain), custom rules.
 
 The scorer is replaced by a fixed-score one here so each rule is exercised on its own; the
-real scorer is tested in test_scoring.py and end to end in test_gateway_e2e.py. GPU
+real scorer is tested in unit/scoring/test_scorer.py and end to end in e2e/test_gateway_e2e.py. GPU
 readings are given as snapshot values; the NVML path that produces them is tested against
-a real pynvml in test_gpu.py and test_signals_nvml.py.
+a real pynvml in integration/test_gpu.py. The exact evidence of each check is pinned in
+unit/test_evidence.py.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import given, strategies as st
 
+from stratum_litellm.routing.decision import Reason
 from stratum_litellm.routing.policy import Policy
 from stratum_litellm.scoring.view import RequestView
 from stratum_litellm.routing.rules import RequestMeta, RuleInput, RuleOutcome
@@ -79,13 +81,14 @@ def decide(policy: Policy, signals: Signals, model: str = "gemma4-auto", meta: R
 def test_simple_goes_fast_complex_goes_smart_at_the_threshold() -> None:
     assert decide(*make(0.64)[:2]).tier == "fast"
     d = decide(*make(0.65)[:2])
-    assert (d.tier, d.model_group, d.reason) == ("smart", "gemma4-smart", "complex")
+    assert (d.tier, d.model_group, d.label) == ("smart", "gemma4-smart", "complex")
+    assert (d.reason, d.rule) == (Reason.COMPLEX, None)
 
 
 def test_forced_tiers_pass_untouched_and_foreign_models_are_not_ours() -> None:
     policy, signals, _ = make(0.99, gpu=StaticGpu(free_gib=0.1))
     d = decide(policy, signals, "gemma4-smart")
-    assert (d.tier, d.reason, d.model_group) == ("smart", "forced", "gemma4-smart")
+    assert (d.tier, d.label, d.model_group) == ("smart", "forced", "gemma4-smart")
     assert decide(policy, signals, "gpt-4o") is None
 
 
@@ -101,7 +104,7 @@ def test_vram_headroom_holds_the_smart_tier_off() -> None:
     gpu = StaticGpu(free_gib=1.0)
     policy, signals, _ = make(0.9, gpu=gpu)
     d = decide(policy, signals)
-    assert (d.tier, d.reason) == ("fast", "vram_headroom")
+    assert (d.tier, d.label) == ("fast", "vram_headroom")
     assert d.evidence["smart_gpu_free_gib"] == pytest.approx(1.0)
     gpu.set(free_gib=2.0)
     assert decide(policy, signals).tier == "smart"
@@ -110,11 +113,11 @@ def test_vram_headroom_holds_the_smart_tier_off() -> None:
 def test_utilisation_circuit_has_hysteresis() -> None:
     gpu = StaticGpu(free_gib=8.0, util=95.0)
     policy, signals, _ = make(0.9, gpu=gpu)
-    assert decide(policy, signals).reason == "gpu_busy"
+    assert decide(policy, signals).label == "gpu_busy"
     gpu.set(8.0, util=80.0)  # below trip, above reset: still open
-    assert decide(policy, signals).reason == "gpu_busy"
+    assert decide(policy, signals).label == "gpu_busy"
     gpu.set(8.0, util=70.0)
-    assert decide(policy, signals).reason == "complex"
+    assert decide(policy, signals).label == "complex"
 
 
 def test_gpu_index_per_tier_reads_the_smart_tiers_gpu() -> None:
@@ -132,24 +135,24 @@ def test_latency_sla_holds_off_then_probes_then_returns() -> None:
     lat = signals.latency
     assert decide(policy, signals).evidence["checks"]["latency_sla"].startswith("abstain")
     lat.observe_success(None, "smart", ttft_ms=3000.0, total_ms=6000.0)
-    assert decide(policy, signals).reason == "latency_sla"
+    assert decide(policy, signals).label == "latency_sla"
     clock.now += 6.0
     d = decide(policy, signals)
-    assert (d.tier, d.reason, d.probe) == ("smart", "sla_probe", True)
+    assert (d.tier, d.label, d.probe) == ("smart", "sla_probe", True)
     lat.begin("p", "smart", probe=True)
     # Only one probe at a time.
-    assert decide(policy, signals).reason == "latency_sla"
+    assert decide(policy, signals).label == "latency_sla"
     lat.observe_success("p", "smart", ttft_ms=300.0, total_ms=900.0)
-    assert decide(policy, signals).reason == "complex"
+    assert decide(policy, signals).label == "complex"
 
 
 def test_sla_measured_on_total_when_configured() -> None:
     policy, signals, _ = make(0.9, {"latency": {"sla_ms": 1000, "measure": "total"}})
     signals.latency.observe_success(None, "smart", ttft_ms=100.0, total_ms=5000.0)
-    assert decide(policy, signals).reason == "latency_sla"
+    assert decide(policy, signals).label == "latency_sla"
     policy, signals, _ = make(0.9, {"latency": {"sla_ms": 1000, "measure": "ttft"}})
     signals.latency.observe_success(None, "smart", ttft_ms=100.0, total_ms=5000.0)
-    assert decide(policy, signals).reason == "complex"
+    assert decide(policy, signals).label == "complex"
 
 
 def test_in_flight_limit_spills_a_burst_to_fast() -> None:
@@ -161,16 +164,16 @@ def test_in_flight_limit_spills_a_burst_to_fast() -> None:
         signals.latency.begin(f"c{i}", d.tier)
         tiers.append(d.tier)
     assert tiers == ["smart", "smart", "fast", "fast", "fast"]
-    assert decide(policy, signals).reason == "smart_saturated"
+    assert decide(policy, signals).label == "smart_saturated"
 
 
 def test_failure_streak_makes_smart_unhealthy_for_the_cooldown() -> None:
     policy, signals, clock = make(0.9, {"latency": {"failure_threshold": 2, "cooldown_s": 10}})
     for _ in range(2):
         signals.latency.observe_failure(None, "smart", total_ms=1.0)
-    assert decide(policy, signals).reason == "smart_unhealthy"
+    assert decide(policy, signals).label == "smart_unhealthy"
     clock.now += 11
-    assert decide(policy, signals).reason == "complex"
+    assert decide(policy, signals).label == "complex"
 
 
 def test_config_rules_join_the_chain_at_their_position() -> None:
@@ -184,14 +187,15 @@ def test_config_rules_join_the_chain_at_their_position() -> None:
     policy, signals, _ = make(0.4, raw)
     view = RequestView.from_prompt("Please review this Contract.")
     d = policy.decide(view, "gemma4-auto", signals.snapshot())
-    assert (d.tier, d.reason) == ("smart", "rule:contracts")
+    assert (d.tier, d.label) == ("smart", "rule:contracts")
+    assert (d.reason, d.rule) == (Reason.RULE, "contracts")
     # Whole words only.
     d = policy.decide(RequestView.from_prompt("the contractor called"), "gemma4-auto", signals.snapshot())
     assert d.tier == "fast"
     d = policy.decide(RequestView.from_prompt("prove it"), "gemma4-auto", signals.snapshot())
-    assert (d.tier, d.reason, d.score) == ("smart", "complex", pytest.approx(0.7))
+    assert (d.tier, d.label, d.score) == ("smart", "complex", pytest.approx(0.7))
     d = policy.decide(view, "gemma4-auto", signals.snapshot(), RequestMeta(key_alias="intern"))
-    assert (d.tier, d.reason, d.evidence["overridden"]) == ("fast", "rule:interns-fast", "rule:contracts")
+    assert (d.tier, d.label, d.evidence["overridden"]) == ("fast", "rule:interns-fast", "rule:contracts")
 
 
 def test_python_rules_at_capacity_and_a_raising_rule_abstains() -> None:
@@ -208,7 +212,7 @@ def test_python_rules_at_capacity_and_a_raising_rule_abstains() -> None:
     assert d.tier == "smart" and "boom" in d.evidence["rule_errors"]["broken"]
     policy.add_rule(night_shift, position="capacity")
     d = decide(policy, signals)
-    assert (d.tier, d.reason) == ("fast", "rule:night_shift")
+    assert (d.tier, d.label) == ("fast", "rule:night_shift")
 
 
 def test_python_rules_from_config_are_imported(tmp_path, monkeypatch) -> None:
@@ -218,7 +222,7 @@ def test_python_rules_from_config_are_imported(tmp_path, monkeypatch) -> None:
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     policy, signals, _ = make(0.0, {"python_rules": [{"callable": "my_rules:long_ones"}]})
-    assert policy.decide(RequestView.from_prompt("x" * 30), "gemma4-auto", signals.snapshot()).reason == "rule:long_ones"
+    assert policy.decide(RequestView.from_prompt("x" * 30), "gemma4-auto", signals.snapshot()).label == "rule:long_ones"
     from stratum_litellm.config import SettingsError
 
     with pytest.raises(SettingsError, match="cannot load 'my_rules:nope'"):
@@ -228,7 +232,7 @@ def test_python_rules_from_config_are_imported(tmp_path, monkeypatch) -> None:
 def test_fallback_is_the_tier_without_the_plugin() -> None:
     policy, _, _ = make(0.9)
     d = policy.fallback(RuntimeError("x"))
-    assert (d.tier, d.model_group, d.reason) == ("fast", "gemma4-fast", "router_error")
+    assert (d.tier, d.model_group, d.label) == ("fast", "gemma4-fast", "router_error")
 
 
 @given(
@@ -254,7 +258,7 @@ def test_smart_only_when_complex_and_every_capacity_rule_allows(score, free, uti
         and (ema is None or ema <= 2000)
     )
     assert (d.tier == "smart") == allowed
-    assert d.reason in {"simple", "complex", "smart_saturated", "vram_headroom", "gpu_busy", "latency_sla"}
+    assert d.label in {"simple", "complex", "smart_saturated", "vram_headroom", "gpu_busy", "latency_sla"}
 
 
 class StaticBackends:
@@ -296,44 +300,44 @@ def with_backend(score: float, smart: BackendLoad, raw: dict[str, Any] | None = 
 ])
 def test_the_smart_backends_own_load_holds_it_off(smart: BackendLoad, reason: str) -> None:
     d = decide(*with_backend(0.9, smart))
-    assert d.reason == reason
+    assert d.label == reason
     assert ("abstain" in d.evidence["checks"]["backend"]) == (smart.status == "unknown")
 
 
 def test_the_backends_slot_count_is_the_in_flight_limit_when_none_is_set() -> None:
     policy, signals = with_backend(0.9, load(slots=2, idle=2))
     signals.latency.begin("a", "smart")
-    assert decide(policy, signals).reason == "complex"
+    assert decide(policy, signals).label == "complex"
     signals.latency.begin("b", "smart")
-    assert decide(policy, signals).reason == "smart_saturated"
+    assert decide(policy, signals).label == "smart_saturated"
 
 
 def test_forced_smart_requests_go_unless_the_operator_redirects_them() -> None:
     down = load(status="down")
-    assert decide(*with_backend(0.9, down), model="gemma4-smart").reason == "forced"
+    assert decide(*with_backend(0.9, down), model="gemma4-smart").label == "forced"
     d = decide(*with_backend(0.9, down, {"backend_polling": {"redirect_forced_when_unavailable": True}}),
                model="gemma4-smart")
-    assert (d.tier, d.reason) == ("fast", "forced_redirected")
+    assert (d.tier, d.label) == ("fast", "forced_redirected")
 
 
 def test_rules_match_metadata_fields_and_headers() -> None:
     raw = {"rules": [{"name": "legal-app", "metadata": {"app": "legal"}, "headers": {"X-Priority": "*"}, "route": "smart"}]}
     policy, signals, _ = make(0.1, raw)
     both = RequestMeta(metadata={"app": "legal"}, headers={"x-priority": "high"})
-    assert decide(policy, signals, meta=both).reason == "rule:legal-app"
-    assert decide(policy, signals, meta=RequestMeta(metadata={"app": "legal"})).reason == "simple"
-    assert decide(policy, signals, meta=RequestMeta(metadata={"app": "other"}, headers={"x-priority": "1"})).reason == "simple"
+    assert decide(policy, signals, meta=both).label == "rule:legal-app"
+    assert decide(policy, signals, meta=RequestMeta(metadata={"app": "legal"})).label == "simple"
+    assert decide(policy, signals, meta=RequestMeta(metadata={"app": "other"}, headers={"x-priority": "1"})).label == "simple"
 
 
 def test_a_per_request_override_works_only_for_allowed_keys() -> None:
     raw = {"override": {"allowed_key_aliases": ["ops"], "allowed_teams": ["research"]}}
     policy, signals, _ = make(0.1, raw, gpu=StaticGpu(free_gib=0.1))
     d = decide(policy, signals, meta=RequestMeta(key_alias="ops", headers={"x-stratum-tier": "smart"}))
-    assert (d.tier, d.reason) == ("smart", "override")
+    assert (d.tier, d.label) == ("smart", "override")
     d = decide(policy, signals, meta=RequestMeta(team_id="research", metadata={"stratum_tier": "smart"}))
-    assert d.reason == "override"
+    assert d.label == "override"
     d = decide(policy, signals, meta=RequestMeta(key_alias="intern", headers={"x-stratum-tier": "smart"}))
-    assert (d.tier, d.reason) == ("fast", "simple")
+    assert (d.tier, d.label) == ("fast", "simple")
     assert "may not choose" in d.evidence["override"]
     d = decide(policy, signals, meta=RequestMeta(key_alias="ops", headers={"x-stratum-tier": "huge"}))
-    assert d.reason == "simple" and "expected fast or smart" in d.evidence["override"]
+    assert d.label == "simple" and "expected fast or smart" in d.evidence["override"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,19 @@ def test_the_repository_config_is_valid_and_matches_its_model_list() -> None:
         ({"tiers": {"fast": {"model_group": "a"}, "smart": {"model_group": "b", "backend": {"url": "http://h", "kind": "llama-swap"}}}},
          "callback_settings.stratum.tiers.smart.backend", "needs `model`"),
         ({"backend_polling": {"interval_s": 5, "backoff_max_s": 1}}, "callback_settings.stratum.backend_polling", "must be >= interval_s"),
+        ({"tiers": {"fast": {"model_group": "a"}, "smart": {"model_group": "b", "backend": {"url": "http://h", "kind": "tgi"}}}},
+         "callback_settings.stratum.tiers.smart.backend.kind", "'vllm', 'llamacpp', 'llama-swap' or 'auto'"),
+        ({"tiers": {"fast": {"model_group": "a"}, "smart": {"model_group": "b", "backend": {"url": "  "}}}},
+         "callback_settings.stratum.tiers.smart.backend.url", "http(s)://host[:port]"),
+        ({"tiers": {"fast": {"model_group": "a"}, "smart": {"model_group": "b", "backend": {"url": "http://h", "model": ""}}}},
+         "callback_settings.stratum.tiers.smart.backend.model", "at least 1 character"),
+        ({"tiers": {"fast": {"model_group": "a"}, "smart": {"model_group": "b", "backend": {"url": "http://h", "kv_cache_saturation": 0}}}},
+         "callback_settings.stratum.tiers.smart.backend.kv_cache_saturation", "greater than 0"),
+        ({"tiers": {"fast": {"model_group": "a"}, "smart": {"model_group": "b", "backend": {"url": "http://h", "kv_cache_saturation": 1.5}}}},
+         "callback_settings.stratum.tiers.smart.backend.kv_cache_saturation", "less than or equal to 1"),
+        ({"backend_polling": {"interval_s": 0}}, "callback_settings.stratum.backend_polling.interval_s", "greater than or equal to 0.05"),
+        ({"gpu": {"poll_interval_ms": 0}}, "callback_settings.stratum.gpu.poll_interval_ms", "greater than or equal to 1"),
+        ({"gpu": {"utilisation_trip_pct": float("nan")}}, "callback_settings.stratum.gpu.utilisation_trip_pct", "less than or equal to 100"),
         ({"tiers": {"fast": {"model_group": "a"}}}, "callback_settings.stratum", "missing: smart"),
         ({"rules": [{"name": "r", "pattern": "(unclosed", "route": "smart"}]}, "callback_settings.stratum.rules.0.pattern", "invalid regular expression"),
         ({"rules": [{"name": "r", "keywords": ["x"]}]}, "callback_settings.stratum.rules.0", "exactly one of"),
@@ -133,9 +147,16 @@ def test_threshold_is_accepted_exactly_when_it_is_a_number_in_range(threshold: o
 ])
 def test_a_backend_url_may_be_litellms_api_base(given: str, read: str) -> None:
     # The load signals live at the server's root, not under the OpenAI-compatible /v1.
+    from stratum_litellm.signals.snapshot import Signals
+
     s = parse_settings({"tiers": {"fast": {"model_group": "a"},
                                   "smart": {"model_group": "b", "backend": {"url": given}}}})
-    assert s.tiers["smart"].backend is not None and s.tiers["smart"].backend.url == read
+    signals = Signals.polling(s)
+    try:
+        assert signals.backend_poller is not None
+        assert signals.backend_poller.targets["smart"].url == read
+    finally:
+        signals.close()
 
 
 def test_the_settings_module_imports_no_other_part_of_the_router() -> None:
@@ -149,3 +170,22 @@ def test_the_settings_module_imports_no_other_part_of_the_router() -> None:
     assert out.returncode == 0, out.stderr
     loaded = eval(out.stdout)
     assert not [m for m in loaded if m.split(".")[1] in ("signals", "scoring", "gateway", "cli")], loaded
+
+
+def test_an_unknown_weight_dimension_refuses_the_start_naming_the_key_and_file(tmp_path: Path) -> None:
+    # The scorer knows its dimensions; the refusal comes when the router is built from the file.
+    from stratum_litellm.gateway.engine import RouterEngine
+
+    path = write_gateway_config(tmp_path, {"complexity": {"weights": {"maths": 1.0}}})
+    with pytest.raises(SettingsError) as err:
+        RouterEngine(load_settings(path), source=str(path))
+    message = str(err.value)
+    assert str(path) in message and "complexity.weights" in message and "unknown scoring dimension 'maths'" in message
+    assert "math" in message.split("the dimensions are:")[1]  # and says what was expected
+
+
+@pytest.mark.parametrize("bad", [-0.1, math.nan, math.inf, -math.inf, "heavy", None])
+def test_bad_weights_are_refused_naming_the_dimension(bad: object) -> None:
+    with pytest.raises(SettingsError) as err:
+        parse_settings({"complexity": {"weights": {"code": bad}}})
+    assert "complexity.weights" in str(err.value) and "code" in str(err.value)

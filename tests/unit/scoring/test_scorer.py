@@ -11,10 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import stratum_litellm.scoring
 from stratum_litellm.scoring import scorer as scoring
+from stratum_litellm.scoring.measure import measure
+from stratum_litellm.scoring.scorer import DIMENSIONS, Score, Scorer, default_weights, levels, score_text
 from stratum_litellm.scoring.view import MAX_SCANNED_CHARS, RequestView
-from stratum_litellm.scoring.scorer import DIMENSIONS, Score, Scorer, default_weights, score_text, signals
-from stratum_litellm.scoring.measure import FIELDS, measure
 
 HARD_PROSE = (
     "I need a careful analysis. Compare the consistency guarantees of Raft and Paxos under network "
@@ -49,20 +50,36 @@ def score(text: str) -> Score:
 # --------------------------------------------------------------------------- shape
 
 
-def test_dimensions_cover_the_seed_six() -> None:
+def test_dimensions_are_distinct_and_cover_the_basics() -> None:
     for name in ("math", "code", "reasoning", "length", "entities", "constraints", "negation"):
         assert name in DIMENSIONS
     assert len(set(DIMENSIONS)) == len(DIMENSIONS)
 
 
+def test_the_package_exports_the_scorer_the_score_and_the_dimensions() -> None:
+    public = {name for name in vars(stratum_litellm.scoring) if not name.startswith("_")}
+    assert {"Scorer", "Score", "DIMENSIONS"} <= public
+    assert set(stratum_litellm.scoring.__all__) == {"Scorer", "Score", "DIMENSIONS"}
+    assert stratum_litellm.scoring.Scorer is Scorer and stratum_litellm.scoring.DIMENSIONS == DIMENSIONS
+
+
 def test_parts_explain_the_value() -> None:
     s = score(HARD_PROSE)
-    assert tuple(s.parts) == DIMENSIONS and tuple(s.signals) == DIMENSIONS
+    assert tuple(s.parts) == DIMENSIONS and tuple(s.levels) == DIMENSIONS
     z = Scorer().bias + sum(s.parts.values())
     assert s.value == pytest.approx(1 / (1 + math.exp(-z)))
     for d in DIMENSIONS:
-        assert 0.0 <= s.signals[d] <= 1.0
-        assert s.parts[d] == pytest.approx(default_weights()[d] * s.signals[d])
+        assert 0.0 <= s.levels[d] <= 1.0
+        assert s.parts[d] == pytest.approx(default_weights()[d] * s.levels[d])
+    assert dict(s.levels) == levels(RequestView.from_prompt(HARD_PROSE))
+
+
+def test_a_score_cannot_be_changed() -> None:
+    s = score(HARD_PROSE)
+    with pytest.raises(TypeError):
+        s.parts["code"] = 9.0  # type: ignore[index]
+    with pytest.raises(TypeError):
+        s.levels["code"] = 1.0  # type: ignore[index]
 
 
 def test_shipped_data_is_complete() -> None:
@@ -85,12 +102,6 @@ def test_unknown_dimension_is_refused_with_the_list() -> None:
     assert "maths" in str(e.value)
     for d in DIMENSIONS:
         assert d in str(e.value)
-
-
-@pytest.mark.parametrize("bad", [-0.1, math.nan, math.inf, -math.inf, "heavy", None])
-def test_bad_weights_are_refused(bad: Any) -> None:
-    with pytest.raises(ValueError, match="code"):
-        Scorer({"code": bad})
 
 
 def test_weight_overrides_apply() -> None:
@@ -158,16 +169,16 @@ def test_word_problems_with_relative_quantities_score_higher() -> None:
 def test_domains_compete() -> None:
     law = "The plaintiff sued the defendant for negligence; the court held the defendant liable for breach of contract and the jury agreed. A doctor testified."
     s = score(law)
-    assert s.signals["law"] > 0.5 and s.signals["medicine"] < s.signals["law"] / 2
+    assert s.levels["law"] > 0.5 and s.levels["medicine"] < s.levels["law"] / 2
 
 
 def test_cjk_length_is_counted_per_character() -> None:
     cjk = "这是一个关于机器学习的问题请解释梯度下降的原理" * 40  # 920 characters
-    tokens = measure(cjk)[FIELDS.index("tokens")]
+    tokens = measure(cjk).tokens
     assert 0.8 * len(cjk) <= tokens <= 1.2 * len(cjk)
     english = "word " * 184  # same number of characters, ~230 tokens
-    assert measure(english)[FIELDS.index("tokens")] < tokens / 2
-    assert score(cjk).signals["length"] > score(english).signals["length"]
+    assert measure(english).tokens < tokens / 2
+    assert score(cjk).levels["length"] > score(english).levels["length"]
 
 
 @pytest.mark.parametrize(
@@ -230,7 +241,7 @@ def test_huge_input_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     scanned: list[int] = []
     real = scoring.measure
 
-    def counting(text: str) -> list[float]:
+    def counting(text: str):  # type: ignore[no-untyped-def]
         scanned.append(len(text))
         return real(text)
 
@@ -244,7 +255,7 @@ def test_huge_input_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     assert view.scanned_chars <= MAX_SCANNED_CHARS
     assert 0 < sum(scanned) <= MAX_SCANNED_CHARS
     assert s.value > 0.5  # the length estimate still sees the whole last turn
-    assert s.signals["length"] == 1.0
+    assert s.levels["length"] == 1.0
 
 
 # --------------------------------------------------------------------------- properties
@@ -294,6 +305,8 @@ def test_appending_hard_prose_never_lowers_the_score(prefix: str) -> None:
 
 @settings(max_examples=100)
 @given(text=st.text(max_size=500))
-def test_signals_are_in_unit_interval(text: str) -> None:
-    for v in signals(RequestView.from_prompt(text)).values():
+def test_levels_are_in_unit_interval_for_every_dimension(text: str) -> None:
+    found = levels(RequestView.from_prompt(text))
+    assert tuple(found) == DIMENSIONS
+    for v in found.values():
         assert 0.0 <= v <= 1.0
