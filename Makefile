@@ -1,5 +1,7 @@
-# make run   set-up, then the gateway with the router in front of real local backends
-# make test  set-up, then every test
+# make run        set-up, then the gateway with the router in front of real local backends
+# make test       set-up, then every test (and the scorer's tests once more in pure Python)
+# make test-fast  the unit tests and the integration tests that need no built llama-server
+#                 (on a fresh clone: the Python environment only, nothing heavy is built)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -12,7 +14,7 @@ export LITELLM_LOCAL_MODEL_COST_MAP ?= True
 BUILD_INPUTS := pyproject.toml setup.py $(sort $(wildcard stratum_litellm/scoring/*.c stratum_litellm/scoring/*.h))
 STAMP := $(VENV)/.installed-$(shell cat $(BUILD_INPUTS) | cksum | cut -d' ' -f1)
 
-.PHONY: setup backends chromium test test-fast run check bench clean
+.PHONY: setup llama-server chromium test test-fast run check clean
 
 setup: $(STAMP)
 
@@ -25,21 +27,24 @@ $(STAMP): $(BUILD_INPUTS)
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-backends: setup
-	@bash scripts/backends.sh
+# llama.cpp's llama-server and the SmolLM2 GGUF (built and cached outside the repository).
+llama-server: setup
+	@bash scripts/stack/build_llama_server.sh
 
 # Headless Chromium for the Open WebUI browser test (apt-get install chromium when missing).
 chromium:
-	@bash scripts/ensure_chromium.sh
+	@bash scripts/stack/ensure_chromium.sh
 
-test: setup backends chromium
+# The second run checks that the scorer's pure-Python path alone gives the same results.
+test: setup llama-server chromium
 	$(PY) -m pytest -ra
+	STRATUM_PURE_PYTHON=1 $(PY) -m pytest -ra tests/unit/scoring
 
 test-fast: setup
-	$(PY) -m pytest -ra -m "not e2e"
+	$(PY) -m pytest -ra -m "not llama_server" tests/unit tests/integration
 
-run: setup backends
-	@bash scripts/run.sh
+run: setup llama-server
+	@bash scripts/stack/run.sh
 
 check: setup
 	$(VENV)/bin/stratum check litellm_config.yaml

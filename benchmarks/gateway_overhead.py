@@ -26,10 +26,10 @@ import httpx
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "support"))
 
-from backends import StubBackend  # noqa: E402
 from gateway import CONFIG, MASTER_KEY, Gateway  # noqa: E402
+from servers import StubBackend  # noqa: E402
 
 PROMPT = "What is the capital of France? Answer in one word."
 

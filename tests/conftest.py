@@ -1,4 +1,5 @@
-"""Shared fixtures: real backends started once per test session."""
+"""Shared fixtures (real model servers started once per test session) and the markers each
+test gets from its folder."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ from pathlib import Path
 import pytest
 
 # The launchers and helpers every kind of test shares live in tests/support.
-sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
+TESTS = Path(__file__).resolve().parent
+sys.path.insert(0, str(TESTS / "support"))
 
-from backends import LlamaServer, StubBackend  # noqa: E402
+from servers import ArtifactMissing, LlamaServer, StubBackend, llama_server_binary, smollm2_gguf  # noqa: E402
 
 # A greeting and a long, hard question in plain prose: the two ends every test relies on.
 SIMPLE_PROMPT = "hi there! thanks"
@@ -29,15 +31,37 @@ COMPLEX_PROMPT = (
     "generalised to higher powers without assuming anything beyond elementary number theory."
 )
 
+KINDS = ("unit", "integration", "e2e")  # the folders under tests/, each a marker of the same name
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        path = Path(str(item.path))
+        if TESTS in path.parents and path.relative_to(TESTS).parts[0] in KINDS:
+            item.add_marker(path.relative_to(TESTS).parts[0])
+        # Whatever starts llama-server asks for the llama_build fixture: that alone marks it.
+        if "llama_build" in getattr(item, "fixturenames", ()):
+            item.add_marker("llama_server")
+
 
 @pytest.fixture(scope="session")
-def llama_fast() -> Iterator[LlamaServer]:
+def llama_build() -> tuple[Path, Path]:
+    """The built llama-server and the SmolLM2 GGUF. Missing, they fail the test (never a
+    skip): `make test` builds them first, so their absence is a broken set-up."""
+    try:
+        return llama_server_binary(), smollm2_gguf()
+    except ArtifactMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def llama_fast(llama_build: tuple[Path, Path]) -> Iterator[LlamaServer]:
     with LlamaServer(alias="gemma4-fast", slots=2) as server:
         yield server
 
 
 @pytest.fixture(scope="session")
-def llama_smart() -> Iterator[LlamaServer]:
+def llama_smart(llama_build: tuple[Path, Path]) -> Iterator[LlamaServer]:
     with LlamaServer(alias="gemma4-smart", slots=2) as server:
         yield server
 

@@ -13,12 +13,11 @@ from typing import Iterator
 import httpx
 import pytest
 
-from backends import LlamaServer, StubBackend
 from conftest import COMPLEX_PROMPT, SIMPLE_PROMPT
 from gateway import Gateway
+from process import free_port
 from rules_for_tests import BREAK_WORD
-
-pytestmark = pytest.mark.e2e
+from servers import LlamaServer, StubBackend
 
 
 def ask(gw: Gateway, content: object, model: str = "gemma4-auto", **kw: object):
@@ -276,23 +275,32 @@ def test_a_bad_config_refuses_to_start_naming_the_key_and_the_file(tmp_path: Pat
 
 async def test_a_burst_of_concurrent_streams_all_succeed(gateway: Gateway) -> None:
     client = gateway.async_client(timeout=120)
+    prompts = [COMPLEX_PROMPT if i % 2 else SIMPLE_PROMPT for i in range(6)]
 
-    async def one(i: int) -> str:
-        stream = await client.chat.completions.create(
-            model="gemma4-auto", messages=[{"role": "user", "content": COMPLEX_PROMPT if i % 2 else SIMPLE_PROMPT}],
-            max_tokens=8, stream=True)
-        return "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+    async def one(prompt: str) -> tuple[str, str, str | None]:
+        raw = await client.chat.completions.with_raw_response.create(
+            model="gemma4-auto", messages=[{"role": "user", "content": prompt}], max_tokens=8, stream=True)
+        text, finish = "", None
+        async for chunk in raw.parse():
+            if chunk.choices:
+                text += chunk.choices[0].delta.content or ""
+                finish = chunk.choices[0].finish_reason or finish
+        return raw.headers["x-litellm-model-group"], text, finish
 
-    results = await asyncio.gather(*(one(i) for i in range(6)))
-    assert all(isinstance(r, str) for r in results)
+    results = await asyncio.gather(*(one(p) for p in prompts))
     await client.close()
+    # Each stream was routed as it would be alone, produced text and ended normally.
+    assert [group for group, _, _ in results] == [
+        "gemma4-smart" if p == COMPLEX_PROMPT else "gemma4-fast" for p in prompts]
+    assert all(text for _, text, _ in results), results
+    assert all(finish in ("stop", "length") for _, _, finish in results), results
 
 
 def test_the_gateway_reads_the_gpu_through_nvml_and_protects_the_smart_tier(
     tmp_path: Path, stub_fast: StubBackend, stub_smart: StubBackend
 ) -> None:
     # The gateway process loads the real pynvml, which finds the test NVML library built
-    # from tests/nvml_fake/fake_nvml.c through LD_LIBRARY_PATH (no GPU on this machine).
+    # from tests/support/nvml_fake/fake_nvml.c through LD_LIBRARY_PATH (no GPU on this machine).
     import nvml_fake
 
     gib = 1024**3
@@ -383,8 +391,6 @@ async def test_a_burst_spills_over_the_smart_slots_to_the_fast_tier(llama_fast: 
 
 
 def test_a_smart_backend_that_is_down_gets_no_routed_requests(llama_fast: LlamaServer) -> None:
-    from backends import free_port
-
     dead = f"http://127.0.0.1:{free_port()}"
     with Gateway(llama_fast.api_base, f"{dead}/v1", stratum=smart_backend(dead)) as gw:
         ask(gw, SIMPLE_PROMPT)

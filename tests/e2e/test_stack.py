@@ -1,7 +1,7 @@
 """The whole serving stack as `make run` starts it: vLLM (fast tier), llama.cpp
 llama-server (smart tier), the LiteLLM gateway with the stratum router, and Open WebUI.
 
-``tests/stack.py`` runs ``scripts/run.sh`` itself (set-up included: on a fresh machine this
+``tests/support/stack.py`` runs ``scripts/stack/run.sh`` itself (set-up included: on a fresh machine this
 installs and builds everything first, about 20 minutes; with the cache warm the stack is up
 in about a minute) and stops it with Ctrl-C. Every request goes through the OpenAI client
 or Open WebUI's API to the real gateway; the tiers really generate text on the CPU.
@@ -27,8 +27,9 @@ import pytest
 from PIL import Image
 
 import browser
+from clients import parse_metric
 from conftest import COMPLEX_PROMPT, SIMPLE_PROMPT
-from stack import MASTER_KEY, RUN_SH, Stack, group_members, parse_metric
+from stack import MASTER_KEY, RUN_SH, Stack, group_members
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -98,7 +99,6 @@ def streamed_to(stack: Stack, prompt: str, tier: str, **kw: Any) -> dict[str, An
 # --- the stack answers, each tier through its real engine ---------------------------------
 
 @pytest.mark.slow
-@pytest.mark.e2e
 def test_ready_banner_lists_every_service(stack: Stack) -> None:
     out = stack.text()
     for needle in (f"http://127.0.0.1:{stack.ports['gateway']}/v1", f"http://127.0.0.1:{stack.ports['fast']}/v1",
@@ -116,7 +116,6 @@ def test_ready_banner_lists_every_service(stack: Stack) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.e2e
 def test_simple_request_is_answered_by_vllm(stack: Stack) -> None:
     before = metric(f"{stack.fast}/metrics", "vllm:request_success_total")
     reply, headers, _ = routed(stack, SIMPLE_PROMPT)
@@ -129,7 +128,6 @@ def test_simple_request_is_answered_by_vllm(stack: Stack) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.e2e
 def test_hard_request_is_answered_by_llama_server(stack: Stack) -> None:
     # Streamed: the router's SLA reads time to first token, and the first sample a tier
     # gives decides whether it counts whole-request times (on a CPU, many seconds) instead.
@@ -144,7 +142,6 @@ def test_hard_request_is_answered_by_llama_server(stack: Stack) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.e2e
 def test_streaming_through_the_gateway_reaches_both_tiers(stack: Stack) -> None:
     for prompt, tier in ((SIMPLE_PROMPT, "fast"), (COMPLEX_PROMPT, "smart")):
         for _ in range(2):
@@ -154,7 +151,6 @@ def test_streaming_through_the_gateway_reaches_both_tiers(stack: Stack) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.e2e
 def test_router_saw_real_time_to_first_token_from_both_tiers(stack: Stack) -> None:
     # Streams above gave each tier TTFT samples through the gateway's success callbacks.
     text = stack.gateway_metrics()
@@ -170,7 +166,6 @@ def test_router_saw_real_time_to_first_token_from_both_tiers(stack: Stack) -> No
 
 
 @pytest.mark.slow
-@pytest.mark.e2e
 def test_the_printed_curl_example_shows_a_smart_decision(stack: Stack) -> None:
     # The request run.sh tells people to try, sent as printed (after streams were seen, so
     # the router's SLA reads time to first token, not this whole request's duration).
@@ -191,7 +186,6 @@ def test_the_printed_curl_example_shows_a_smart_decision(stack: Stack) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.e2e
 def test_smart_tier_queues_beyond_its_two_slots(stack: Stack) -> None:
     """Four streams at once at the smart tier: two run, two wait; /metrics and /slots show it."""
     metrics_url = f"{stack.smart}/metrics"
@@ -245,7 +239,6 @@ def webui_headers(stack: Stack) -> dict[str, str]:
 
 
 @pytest.mark.slow
-@pytest.mark.e2e
 def test_open_webui_lists_gemma4_auto_and_chats_through_the_gateway(stack: Stack) -> None:
     headers = webui_headers(stack)
     models = httpx.get(f"{stack.webui_url}/api/models", headers=headers, timeout=60)
@@ -302,7 +295,6 @@ def webui_chat(question: str, answer: str, model: str, title: str, stratum: dict
 
 
 @pytest.mark.slow
-@pytest.mark.e2e
 def test_open_webui_shows_the_routed_answer_in_headless_chromium(stack: Stack) -> None:
     """A person's view: the answer the router routed, in Open WebUI's chat page, in a real
     browser. Leaves the screenshot in .artifacts/webui-chat.png."""
@@ -362,7 +354,6 @@ def test_open_webui_shows_the_routed_answer_in_headless_chromium(stack: Stack) -
 # --- memory, throughput, and Ctrl-C (last: it stops the stack) ----------------------------------
 
 @pytest.mark.slow
-@pytest.mark.e2e
 def test_report_memory_and_throughput(stack: Stack) -> None:
     rss = {}
     for pgid, name in stack.recorded_pgids.items():
@@ -378,7 +369,6 @@ def test_report_memory_and_throughput(stack: Stack) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.e2e
 def test_ctrl_c_stops_every_process(stack: Stack) -> None:
     assert stack.recorded_pgids and all(group_members(g) for g in stack.recorded_pgids)
     rc = stack.interrupt(timeout_s=60)
@@ -399,7 +389,6 @@ def run_sh(env_extra: dict[str, str], timeout: float = 60) -> subprocess.Complet
                           timeout=timeout, stdin=subprocess.DEVNULL)
 
 
-@pytest.mark.e2e
 def test_port_in_use_is_reported_before_anything_starts(tmp_path: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -414,14 +403,12 @@ def test_port_in_use_is_reported_before_anything_starts(tmp_path: Path) -> None:
     assert not (tmp_path / "pgids").exists() or not (tmp_path / "pgids").read_text().strip()
 
 
-@pytest.mark.e2e
 def test_half_given_external_backends_are_refused() -> None:
     r = run_sh({"STRATUM_FAST_API_BASE": "http://127.0.0.1:9/v1"})
     assert r.returncode == 1
     assert "set both STRATUM_FAST_API_BASE and STRATUM_SMART_API_BASE" in r.stderr
 
 
-@pytest.mark.e2e
 def test_missing_tool_is_named(tmp_path: Path) -> None:
     # A PATH with python3 and the basics but no curl.
     bin_dir = tmp_path / "bin"
@@ -440,7 +427,7 @@ def test_missing_chromium_is_named(tmp_path: Path) -> None:
     # Not a skip: `make test` installs Chromium, so its absence is a failure that says how.
     absent = tmp_path / "chromium"
     message = browser.missing_message(absent)
-    assert message and str(absent) in message and "scripts/ensure_chromium.sh" in message
+    assert message and str(absent) in message and "scripts/stack/ensure_chromium.sh" in message
     with pytest.raises(browser.BrowserError, match="apt-get install chromium"):
         with browser.Chromium(executable=absent):
             pass

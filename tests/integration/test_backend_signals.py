@@ -39,8 +39,8 @@ from typing import Any
 import httpx
 import pytest
 
-import backends as backend_helpers  # the test launcher, in tests/support
-from backends import LlamaServer, free_port
+import servers as server_helpers  # the test launcher, in tests/support
+from servers import LlamaServer, free_port
 from stratum_litellm.signals.backends import BackendLoad, BackendPoller, BackendTarget
 from stratum_litellm.signals.backends.fetch import MAX_BODY_BYTES
 
@@ -248,7 +248,7 @@ def poller_threads() -> list[threading.Thread]:
 
 
 @pytest.fixture(scope="module")
-def llama() -> Iterator[LlamaServer]:
+def llama(llama_build: object) -> Iterator[LlamaServer]:
     with LlamaServer(slots=2) as server:
         yield server
 
@@ -347,6 +347,7 @@ async def test_four_streams_on_two_slots_saturate_then_drain(
     assert await await_until(idle_again), poller.snapshot()["smart"]
 
 
+@pytest.mark.usefixtures("llama_build")
 def test_down_backend_recovers_without_restarting_the_poller(
     make_poller: Callable[..., BackendPoller], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -364,7 +365,7 @@ def test_down_backend_recovers_without_restarting_the_poller(
     assert len(threads) == 1
 
     # Start the real server on the very port the poller watches.
-    monkeypatch.setattr(backend_helpers, "free_port", lambda: port)
+    monkeypatch.setattr(server_helpers, "free_port", lambda: port)
     with LlamaServer(slots=2) as server:
         assert server.port == port
         assert wait_until(lambda: poller.snapshot()["smart"].status == "ok", timeout=15), poller.snapshot()
@@ -378,6 +379,7 @@ class LlamaServerWithoutMetrics(LlamaServer):
         return [arg for arg in super().command(port) if arg != "--metrics"]
 
 
+@pytest.mark.usefixtures("llama_build")
 def test_metrics_disabled_falls_back_to_slots(make_poller: Callable[..., BackendPoller]) -> None:
     with LlamaServerWithoutMetrics(slots=2) as server:
         assert httpx.get(f"{server.base_url}/metrics", timeout=10).status_code == 501
@@ -392,6 +394,7 @@ def test_metrics_disabled_falls_back_to_slots(make_poller: Callable[..., Backend
         assert load.saturated is False  # the idle slots are evidence enough
 
 
+@pytest.mark.usefixtures("llama_build")
 def test_sleeping_llama_server_is_not_loaded_polling_keeps_it_asleep_warm_up_wakes_it(
     make_poller: Callable[..., BackendPoller],
 ) -> None:

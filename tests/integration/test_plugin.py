@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from backends import StubBackend
+from servers import StubBackend
 from conftest import COMPLEX_PROMPT, SIMPLE_PROMPT
 
 

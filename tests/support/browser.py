@@ -1,11 +1,12 @@
 """Headless Chromium driven over the DevTools protocol, for tests that look at a page.
 
 ``Chromium`` starts Debian's ``/usr/bin/chromium`` (installed by
-``scripts/ensure_chromium.sh``, which ``make test`` runs) headless, with a fresh profile
-in a temp dir and everything that would reach the network off, finds its page through
-``--remote-debugging-port=0`` and talks to it with ``websockets``: enough to seed
-``localStorage``, open a URL, wait until text is rendered and take a PNG screenshot. It
-runs in a process group of its own, killed on exit.
+``scripts/stack/ensure_chromium.sh``, which ``make test`` runs) headless as a
+``ManagedProcess``, with a fresh profile in a temp dir and everything that would reach the
+network off. It is ready when it prints the DevTools port it bound
+(``--remote-debugging-port=0``); the test talks to its page with ``websockets``: enough to
+seed ``localStorage``, open a URL, wait until text is rendered and take a PNG screenshot.
+Its process group (renderers, helpers) is killed on exit.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ import base64
 import itertools
 import json
 import os
-import signal
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any, Iterable
 import httpx
 from websockets.sync.client import ClientConnection, connect
 
-from lifecycle import Managed
+from process import Managed, ManagedProcess, ProcessError
 
 CHROMIUM = Path(os.environ.get("STRATUM_CHROMIUM", "/usr/bin/chromium"))
 
@@ -34,6 +33,8 @@ FLAGS = [
     "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
     "--hide-scrollbars", "--mute-audio", "--remote-debugging-port=0",
 ]
+# What Chromium prints once its DevTools server listens (the port is the one it picked).
+READY_LINE = r"DevTools listening on ws://[^:/]+:(\d+)/"
 
 
 class BrowserError(RuntimeError):
@@ -44,8 +45,8 @@ def missing_message(path: Path = CHROMIUM) -> str | None:
     if path.is_file() and os.access(path, os.X_OK):
         return None
     return (f"{path} is missing: the Open WebUI browser test needs headless Chromium. "
-            "`make test` installs it (scripts/ensure_chromium.sh: apt-get install chromium); "
-            "run `bash scripts/ensure_chromium.sh` before running this test by hand.")
+            "`make test` installs it (scripts/stack/ensure_chromium.sh: apt-get install chromium); "
+            "run `bash scripts/stack/ensure_chromium.sh` before running this test by hand.")
 
 
 class Chromium(Managed):
@@ -56,8 +57,7 @@ class Chromium(Managed):
         self.start_timeout_s = start_timeout_s
         self._tmp = tempfile.TemporaryDirectory(prefix="stratum-chromium-")
         self.profile = Path(self._tmp.name) / "profile"
-        self.log = Path(self._tmp.name) / "chromium.log"
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: ManagedProcess | None = None
         self.ws: ClientConnection | None = None
         self._ids = itertools.count(1)
 
@@ -68,11 +68,15 @@ class Chromium(Managed):
             raise BrowserError(problem)
         args = [str(self.executable), *FLAGS, f"--user-data-dir={self.profile}",
                 f"--window-size={self.width},{self.height}", "about:blank"]
-        with open(self.log, "wb") as log:
-            self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log,
-                                            stderr=subprocess.STDOUT, start_new_session=True)
-        port = self._devtools_port()
-        page = self._page_target(port)
+        self.process = ManagedProcess(args, name="chromium", ready_line=READY_LINE,
+                                      ready_timeout_s=self.start_timeout_s,
+                                      log_path=Path(self._tmp.name) / "chromium.log")
+        try:
+            self.process.start()
+        except ProcessError as exc:
+            raise BrowserError(str(exc)) from exc
+        assert self.process.ready_match is not None
+        page = self._page_target(int(self.process.ready_match.group(1)))
         self.ws = connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=30,
                           close_timeout=5)
         self.call("Page.enable")
@@ -82,27 +86,7 @@ class Chromium(Managed):
                   deviceScaleFactor=1, mobile=False)
 
     def _log_tail(self) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-30:])
-        except OSError:
-            return ""
-
-    def _devtools_port(self) -> int:
-        # Chromium writes the port it bound into <profile>/DevToolsActivePort.
-        assert self.process is not None
-        marker = self.profile / "DevToolsActivePort"
-        deadline = time.monotonic() + self.start_timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise BrowserError(f"{self.executable} exited with {self.process.returncode} at start:\n"
-                                   + self._log_tail())
-            if marker.exists():
-                first = marker.read_text().split("\n", 1)[0].strip()
-                if first.isdigit():
-                    return int(first)
-            time.sleep(0.1)
-        raise BrowserError(f"{self.executable} did not open its DevTools port in "
-                           f"{self.start_timeout_s:.0f}s:\n" + self._log_tail())
+        return self.process.log_tail() if self.process else ""
 
     def _page_target(self, port: int) -> dict[str, Any]:
         deadline = time.monotonic() + self.start_timeout_s
@@ -125,23 +109,8 @@ class Chromium(Managed):
             except Exception:
                 pass
             self.ws = None
-        if self.process is not None and self.process.poll() is None:
-            for sig, wait_s in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
-                try:
-                    os.killpg(self.process.pid, sig)
-                except ProcessLookupError:
-                    break
-                try:
-                    self.process.wait(wait_s)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
         if self.process is not None:
-            # Renderers and helpers share the group; none may outlive the test.
-            try:
-                os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            self.process.stop()
         self._tmp.cleanup()
 
     # --- DevTools --------------------------------------------------------------------------

@@ -5,22 +5,18 @@ from __future__ import annotations
 
 import copy
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import yaml
 
-from backends import free_port
-from lifecycle import GatewayClients, Managed
+from clients import GatewayClients
+from process import ROOT, Managed, ManagedProcess, free_port
 
-ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "litellm_config.yaml"
-TESTS = Path(__file__).resolve().parent
+SUPPORT = Path(__file__).resolve().parent
 MASTER_KEY = "sk-stratum-test-0123456789"
 LITELLM = Path(sys.executable).with_name("litellm")
 
@@ -40,14 +36,14 @@ def project_stratum_settings() -> dict[str, Any]:
 
 
 class Gateway(Managed, GatewayClients):
-    master_key = MASTER_KEY
-
     """``litellm --config litellm_config.yaml`` on a free port.
 
     ``stratum`` overrides, when given, go to a settings file named by ``STRATUM_CONFIG``
     (the project's own section with the overrides merged in): the documented way to give
     the router settings of its own without touching the gateway config.
     """
+
+    master_key = MASTER_KEY
 
     def __init__(self, fast_api_base: str, smart_api_base: str, stratum: dict[str, Any] | None = None,
                  stratum_file: Path | None = None, env: dict[str, str] | None = None,
@@ -61,7 +57,7 @@ class Gateway(Managed, GatewayClients):
         self.wait = wait
         self.timeout_s = timeout_s
         self.port = 0
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: ManagedProcess | None = None
         self._tmp = tempfile.TemporaryDirectory(prefix="stratum-gateway-")
         self.log_path = Path(self._tmp.name) / "gateway.log"
 
@@ -89,8 +85,8 @@ class Gateway(Managed, GatewayClients):
             LITELLM_LOCAL_MODEL_COST_MAP="True",
             STRATUM_FAST_API_BASE=self.fast_api_base,
             STRATUM_SMART_API_BASE=self.smart_api_base,
-            # Test-only rule modules (tests/rules_for_tests.py) are importable by the gateway.
-            PYTHONPATH=os.pathsep.join(p for p in (str(TESTS), env.get("PYTHONPATH", "")) if p),
+            # Test-only rule modules (tests/support/rules_for_tests.py) are importable by the gateway.
+            PYTHONPATH=os.pathsep.join(p for p in (str(SUPPORT), env.get("PYTHONPATH", "")) if p),
             PYTHONUNBUFFERED="1",
         )
         if self.stratum is not None:
@@ -103,30 +99,19 @@ class Gateway(Managed, GatewayClients):
 
     def start(self) -> None:
         self.port = free_port()
-        self._log = open(self.log_path, "wb")
-        self.process = subprocess.Popen(
+        self.process = ManagedProcess(
             [str(LITELLM), "--config", str(self.config), "--host", "127.0.0.1", "--port", str(self.port)],
-            env=self.environment(), stdout=self._log, stderr=subprocess.STDOUT, cwd=str(ROOT),
-        )
+            f"{self.base_url}/health/liveliness", self.environment(), name="gateway",
+            ready_timeout_s=self.timeout_s, stop_timeout_s=15, log_path=self.log_path)
+        self.process.spawn()
         if self.wait:
-            self.wait_ready()
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + self.timeout_s
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"gateway exited with {self.process.returncode}:\n{self.log_tail()}")
-            try:
-                if httpx.get(f"{self.base_url}/health/liveliness", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.25)
-        raise RuntimeError(f"gateway not ready after {self.timeout_s} s:\n{self.log_tail()}")
+            self.process.wait_ready()
 
     def wait_exit(self, timeout_s: float = 90.0) -> int:
         assert self.process is not None
-        return self.process.wait(timeout=timeout_s)
+        code = self.process.wait(timeout_s)
+        assert code is not None, f"the gateway still runs after {timeout_s} s"
+        return code
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -138,32 +123,9 @@ class Gateway(Managed, GatewayClients):
     def gateway_url(self) -> str:
         return self.base_url
 
-    def metrics(self) -> str:
-        return self.gateway_metrics()
-
-    def metric(self, name: str, **labels: str) -> float | None:
-        """The value of one sample on /metrics, or None when absent."""
-        for line in self.metrics().splitlines():
-            if not line.startswith(name):
-                continue
-            head, _, value = line.rpartition(" ")
-            metric_name, _, label_text = head.partition("{")
-            if metric_name != name:
-                continue
-            if all(f'{k}="{v}"' in label_text for k, v in labels.items()):
-                return float(value)
-        return None
-
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-        if getattr(self, "_log", None):
-            self._log.close()
+        if self.process is not None:
+            self.process.stop()
 
     def close(self) -> None:
         self.stop()

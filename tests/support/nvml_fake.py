@@ -1,4 +1,4 @@
-"""Build, load and drive the fake ``libnvidia-ml.so.1`` in ``tests/nvml_fake/fake_nvml.c``.
+"""Build, load and drive the fake ``libnvidia-ml.so.1`` in ``tests/support/nvml_fake/fake_nvml.c``.
 
 The fake lets the real ``pynvml`` (nvidia-ml-py) run its whole code path on a machine
 without a GPU: the C library re-reads a small state file (named by ``$FAKE_NVML_STATE``)
@@ -131,7 +131,7 @@ class FakeNvml:
         self.flush()
 
     def render(self) -> str:
-        lines = ["# written by tests/nvml_fake.py"]
+        lines = ["# written by tests/support/nvml_fake.py"]
         if self._count is not None:
             lines.append(f"count {self._count}")
         for index, gpu in sorted(self._gpus.items()):

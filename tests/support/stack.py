@@ -1,12 +1,12 @@
 """Starts the whole serving stack exactly as `make run` does, for tests.
 
-``Stack`` runs ``bash scripts/run.sh`` (set-up included: on a fresh machine it installs
-and builds everything first) in a process group of its own, on free ports given through
-the environment, with its logs and Open WebUI's data in a temp dir. It waits for the
-"Ready." line run.sh prints once every service answers its health check, and stops it the
-way a person does: SIGINT to run.sh's process group (Ctrl-C), after which run.sh stops
-every service it started. As a safety net it then kills any process group run.sh recorded
-in ``<log dir>/pgids`` that is still alive.
+``Stack`` runs ``bash scripts/stack/run.sh`` (set-up included: on a fresh machine it
+installs and builds everything first) as a ``ManagedProcess``, on free ports given through
+the environment, with its logs and Open WebUI's data in a temp dir. It is ready at the
+last line of the banner run.sh prints under "Ready." once every service answers its health
+check, and it stops the way a person does: SIGINT to run.sh's process group (Ctrl-C),
+after which run.sh stops every service it started. As a safety net it then kills any
+process group run.sh recorded in ``<log dir>/pgids`` that is still alive.
 """
 
 from __future__ import annotations
@@ -15,27 +15,17 @@ import os
 import signal
 import subprocess
 import tempfile
-import threading
-import time
 from pathlib import Path
 
+from clients import GatewayClients
+from process import ROOT, Managed, ManagedProcess, free_port
 
-from backends import free_port
-from lifecycle import GatewayClients, Managed
-
-ROOT = Path(__file__).resolve().parents[2]
-RUN_SH = ROOT / "scripts" / "run.sh"
+RUN_SH = ROOT / "scripts" / "stack" / "run.sh"
 MASTER_KEY = "sk-stratum-stack-test-0123456789"
 # First start on a fresh machine includes every install and build (about 20 minutes).
 READY_TIMEOUT_S = float(os.environ.get("STRATUM_STACK_READY_TIMEOUT", "3600"))
-
-
-class StackError(RuntimeError):
-    """run.sh exited or did not become ready."""
-
-
-def _default_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+# The banner's last line: once it is read, "Ready." and everything under it is in the log.
+READY_LINE = r"^Press Ctrl-C to stop\."
 
 
 def group_members(pgid: int) -> list[tuple[int, str]]:
@@ -63,11 +53,7 @@ class Stack(Managed, GatewayClients):
         self.log_dir = self.tmp / "logs"
         self.webui_data = self.tmp / "webui-data"
         self.ports: dict[str, int] = {}
-        self.process: subprocess.Popen[str] | None = None
-        self.output: list[str] = []
-        self.ready = threading.Event()
-        self._reader: threading.Thread | None = None
-        self.start_s = 0.0
+        self.process: ManagedProcess | None = None
         self.recorded_pgids: dict[int, str] = {}
 
     # --- addresses -----------------------------------------------------------------------
@@ -114,19 +100,14 @@ class Stack(Managed, GatewayClients):
         env.update(self.extra_env)
         return env
 
-    def _read(self) -> None:
-        assert self.process is not None and self.process.stdout is not None
-        with open(self.tmp / "run.out", "w") as copy:
-            for line in self.process.stdout:
-                self.output.append(line.rstrip("\n"))
-                copy.write(line)
-                copy.flush()
-                # The banner's last line: "Ready." and everything under it has been read.
-                if line.startswith("Press Ctrl-C to stop."):
-                    self.ready.set()
-
     def text(self) -> str:
-        return "\n".join(self.output)
+        """Everything run.sh printed so far."""
+        return self.process.log().rstrip("\n") if self.process else ""
+
+    @property
+    def start_s(self) -> float:
+        """Seconds from starting run.sh to its banner."""
+        return self.process.ready_s if self.process else 0.0
 
     def start(self) -> None:
         taken: set[int] = set()
@@ -136,26 +117,11 @@ class Stack(Managed, GatewayClients):
                 port = free_port()
             taken.add(port)
             self.ports[name] = port
-        t0 = time.monotonic()
-        self.process = subprocess.Popen(
-            ["bash", str(RUN_SH)], cwd=ROOT, env=self.environment(), stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-            # A shell that starts with SIGINT ignored cannot trap it (a background job of a
-            # non-interactive shell, as under some CI runners, inherits that): undo it, so
-            # the Ctrl-C below reaches run.sh's trap as it does in a terminal.
-            preexec_fn=_default_sigint)
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        deadline = t0 + self.ready_timeout_s
-        while not self.ready.wait(1.0):
-            if self.process.poll() is not None:
-                self._reader.join(5)
-                raise StackError(f"run.sh exited with {self.process.returncode} before Ready.:\n"
-                                 + "\n".join(self.output[-60:]))
-            if time.monotonic() > deadline:
-                raise StackError(f"run.sh not ready after {self.ready_timeout_s:.0f}s:\n"
-                                 + "\n".join(self.output[-60:]))
-        self.start_s = time.monotonic() - t0
+        self.process = ManagedProcess(["bash", str(RUN_SH)], env=self.environment(), name="run.sh",
+                                      ready_line=READY_LINE, ready_timeout_s=self.ready_timeout_s,
+                                      stop_signal=signal.SIGINT, stop_timeout_s=60,
+                                      log_path=self.tmp / "run.out", tail_lines=60)
+        self.process.start()
         self.recorded_pgids = self._pgids()
 
     def _pgids(self) -> dict[int, str]:
@@ -169,57 +135,35 @@ class Stack(Managed, GatewayClients):
         return out
 
     def interrupt(self, timeout_s: float = 60.0) -> int:
-        """Ctrl-C: SIGINT to run.sh's process group; returns run.sh's exit code."""
+        """Ctrl-C: SIGINT to run.sh's process group; returns run.sh's exit code (-1: still running)."""
         assert self.process is not None
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGINT)
-            try:
-                self.process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                pass
-        if self._reader is not None:
-            self._reader.join(5)
-        return self.process.returncode if self.process.returncode is not None else -1
+        if self.process.running():
+            self.process.signal_group(signal.SIGINT)
+            self.process.wait(timeout_s)
+        code = self.process.returncode
+        return code if code is not None else -1
 
     def leftovers(self) -> list[tuple[int, str]]:
         """Processes still alive in run.sh's group or any service group it recorded."""
         groups = set(self.recorded_pgids) | set(self._pgids())
-        if self.process is not None:
+        if self.process is not None and self.process.popen is not None:
             groups.add(self.process.pid)
         return [m for g in sorted(groups) for m in group_members(g)]
 
     def stop(self) -> None:
-        if self.process is None:
+        if self.process is None or self.process.popen is None:
             return
         self.interrupt()
         # Safety net: whatever run.sh failed to stop.
-        groups = set(self.recorded_pgids) | set(self._pgids()) | {self.process.pid}
-        for g in groups:
+        for g in set(self.recorded_pgids) | set(self._pgids()):
             if group_members(g):
                 try:
                     os.killpg(g, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
+        self.process.stop()
 
     def close(self) -> None:
         self.stop()
         self._tmp.cleanup()
 
-
-def parse_metric(text: str, name: str, **labels: str) -> float | None:
-    """The sum of the samples of ``name`` whose labels include ``labels`` (None: no sample)."""
-    total, found = 0.0, False
-    for line in text.splitlines():
-        if not line.startswith(name) or line.startswith("#"):
-            continue
-        head, _, value = line.rpartition(" ")
-        metric_name, _, label_text = head.partition("{")
-        if metric_name != name:
-            continue
-        if all(f'{k}="{v}"' in label_text for k, v in labels.items()):
-            total += float(value)
-            found = True
-    return total if found else None

@@ -1,9 +1,9 @@
-"""A small OpenAI-compatible server, run as its own process: ``python tests/stub_backend.py --port N``.
+"""A small OpenAI-compatible server, run as its own process: ``python tests/support/stub_backend.py --port N``.
 
 It exists ONLY for behaviours that real backends (llama-server with a real model) cannot give
 on demand: a stall before the first token, a slow token rate, an HTTP error. Everything that a
 real backend can show (real text, real usage, real queueing, /metrics) is tested against
-llama-server instead; see tests/backends.py.
+llama-server instead; see tests/support/servers.py.
 
 Endpoints:
   POST /v1/chat/completions  streaming (SSE, a final usage chunk, ``data: [DONE]``) and not

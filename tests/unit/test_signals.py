@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from backends import free_port
+from process import free_port
 from stratum_litellm.config import StratumSettings, parse_settings
 from stratum_litellm.signals.backends import BackendPoller
 from stratum_litellm.signals.gpu import GpuReading, GpuSnapshot

@@ -4,7 +4,7 @@
  *
  * The state is re-read from the file named by $FAKE_NVML_STATE on EVERY call, so a
  * test changes what "the driver" reports by rewriting that file (atomically, see
- * tests/nvml_fake.py). Line format (one directive per line, '#' starts a comment):
+ * tests/support/nvml_fake.py). Line format (one directive per line, '#' starts a comment):
  *
  *   count N                                   device count (default: highest gpu index + 1)
  *   gpu IDX TOTAL FREE USED UTIL MEMUTIL NAME  one device; NAME is the rest of the line

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Headless Chromium for the browser test of Open WebUI (tests/test_stack.py takes a
+# Headless Chromium for the browser test of Open WebUI (tests/e2e/test_stack.py takes a
 # screenshot of its chat page): Debian's `chromium` package, installed with apt-get when
 # missing. Idempotent: when /usr/bin/chromium exists it prints one "ok:" line and exits.
 set -euo pipefail

