@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from ..config import SettingsError, load_settings
 from ..routing.decision import Reason
 from ..routing.policy import Policy
 from ..scoring.view import RequestView
-from ..config import SettingsError, load_settings
 from ..signals.snapshot import Signals
 from .inputs import EXIT_BAD_CONFIG, EXIT_FAILED, EXIT_OK, read_views, settings_for
 

@@ -11,7 +11,7 @@ from ..routing.decision import Decision
 from ..routing.policy import Policy
 from ..scoring.view import RequestView
 from ..signals.gpu import GpuMonitor
-from ..signals.snapshot import SignalSnapshot, Signals
+from ..signals.snapshot import Signals, SignalSnapshot
 from .inputs import EXIT_OK, decide, settings_for
 
 

@@ -12,7 +12,7 @@ from ..config import CONFIG_ENV, StratumSettings, load_settings, resolve_setting
 from ..routing.decision import Decision
 from ..routing.policy import Policy
 from ..scoring.view import RequestView
-from ..signals.snapshot import SignalSnapshot, Signals
+from ..signals.snapshot import Signals, SignalSnapshot
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_CONFIG = 0, 1, 2
 

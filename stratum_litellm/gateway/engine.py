@@ -13,17 +13,17 @@ import time
 from datetime import datetime
 from typing import Any, Mapping, MutableMapping
 
-from . import metrics
+from ..config import TIERS, StratumSettings, Tier
 from ..routing.affinity import AffinityStore, conversation_key
 from ..routing.decision import Decision, Reason
 from ..routing.policy import Policy
-from .reload import ConfigWatcher
-from .stats import RouterStats
-from ..scoring.view import RequestView
 from ..routing.rules import RequestMeta
-from ..config import TIERS, StratumSettings, Tier
+from ..scoring.view import RequestView
 from ..signals.snapshot import Signals
 from ..signals.status import Status
+from . import metrics
+from .reload import ConfigWatcher
+from .stats import RouterStats
 
 logger = logging.getLogger("stratum_litellm")
 

@@ -25,11 +25,11 @@ from litellm.integrations.custom_logger import CustomLogger
 from litellm.router import Router
 from litellm.types.router import PreRoutingHookResponse
 
+from ..config import StratumSettings, load_settings, resolve_settings
+from ..routing.rules import RequestMeta
+from ..signals.snapshot import Signals
 from . import metrics
 from .engine import METADATA_KEY, RouterEngine
-from ..routing.rules import RequestMeta
-from ..config import StratumSettings, load_settings, resolve_settings
-from ..signals.snapshot import Signals
 
 logger = logging.getLogger("stratum_litellm")
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 try:  # Python 3.11+
-    import re._parser as _parser
     import re._constants as _constants
+    import re._parser as _parser
 except ImportError:  # pragma: no cover - Python 3.10
-    import sre_parse as _parser  # type: ignore[no-redef]
     import sre_constants as _constants  # type: ignore[no-redef]
+    import sre_parse as _parser  # type: ignore[no-redef]
 
 MAX_PATTERN_LENGTH = 1000
 

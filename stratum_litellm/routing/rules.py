@@ -19,10 +19,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from ..scoring.view import RequestView
-from ..scoring.scorer import Score
-from ..signals.snapshot import SignalSnapshot
 from ..config import PythonRuleSettings, RulePosition, RuleSettings, SettingsError, Tier
+from ..scoring.scorer import Score
+from ..scoring.view import RequestView
+from ..signals.snapshot import SignalSnapshot
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from stratum_litellm.routing.checks import CHECKS
 from stratum_litellm.routing.decision import Decision, Reason
 from stratum_litellm.routing.verdict import PASS, abstain, block, probe
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[3] / "README.md"
 
 
 def readme_checks() -> list[tuple[str, list[str]]]:

@@ -4,7 +4,7 @@ The scorer is replaced by a fixed-score one here so each rule is exercised on it
 real scorer is tested in unit/scoring/test_scorer.py and end to end in e2e/test_gateway_e2e.py. GPU
 readings are given as snapshot values; the NVML path that produces them is tested against
 a real pynvml in integration/test_gpu.py. The exact evidence of each check is pinned in
-unit/test_evidence.py.
+unit/routing/test_evidence.py.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import yaml
 
 from conftest import COMPLEX_PROMPT, SIMPLE_PROMPT
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 STRATUM = Path(sys.executable).with_name("stratum")
 
 
