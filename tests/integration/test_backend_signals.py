@@ -41,6 +41,7 @@ import pytest
 
 import servers as server_helpers  # the test launcher, in tests/support
 from servers import LlamaServer, free_port
+from waiting import FakeClock, await_until, wait_until
 from stratum_litellm.signals.backends import BackendLoad, BackendPoller, BackendTarget
 from stratum_litellm.signals.backends.fetch import MAX_BODY_BYTES
 
@@ -108,33 +109,6 @@ def vllm_metrics(
 
 
 # -- helpers --------------------------------------------------------------------
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.01) -> bool:
-    """Bounded wait for a condition the poller thread will reach; returns the final truth value."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
-
-
-async def await_until(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.01) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(interval)
-    return predicate()
-
-
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class FakeBackend:

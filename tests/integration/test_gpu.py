@@ -15,6 +15,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import nvml_fake  # tests/support, on sys.path through tests/conftest.py
+from waiting import FakeClock, wait_until
 import pynvml
 import pytest
 
@@ -27,24 +28,6 @@ FakeNvml = nvml_fake.FakeNvml
 GIB = 1024**3
 A100 = FakeGpu("NVIDIA A100-SXM4-80GB", 80 * GIB, 60 * GIB, 20 * GIB, util=35, mem_util=12)
 L4 = FakeGpu("NVIDIA L4", 24 * GIB, 3 * GIB, 21 * GIB, util=97, mem_util=64)
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, interval: float = 0.005) -> bool:
-    """Bounded wait for a condition the thread will reach; returns the final truth value."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
-
-
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 # -- fixtures -----------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..status import Status
 
@@ -64,20 +64,14 @@ class BackendLoad:
     @classmethod
     def blank(cls, target: BackendTarget, reason: str) -> BackendLoad:
         """An ``unknown`` entry with no numbers: the target has not been read yet."""
-        return cls(
-            kind=target.kind,
-            url=target.url,
-            status=Status.UNKNOWN,
-            error=reason,
-            requests_running=None,
-            requests_waiting=None,
-            kv_cache_usage=None,
-            slots_total=None,
-            slots_idle=None,
-            model_loaded=None,
-            taken_at=0.0,
-            kv_cache_saturation=target.kv_cache_saturation,
-        )
+        return cls(kind=target.kind, url=target.url, status=Status.UNKNOWN, error=reason, requests_running=None,
+                   requests_waiting=None, kv_cache_usage=None, slots_total=None, slots_idle=None,
+                   model_loaded=None, taken_at=0.0, kv_cache_saturation=target.kv_cache_saturation)
+
+    def unknown(self, reason: str) -> BackendLoad:
+        """This entry, no longer trusted: ``unknown`` with the reason, its numbers dropped."""
+        return replace(self, status=Status.UNKNOWN, error=reason, requests_running=None, requests_waiting=None,
+                       kv_cache_usage=None, slots_total=None, slots_idle=None, model_loaded=None)
 
     @property
     def saturated(self) -> bool | None:

@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from ..status import Status
@@ -137,17 +137,7 @@ class BackendPoller(PollerThread):
         fresh = dict(loads)
         for tier in stale:
             load = loads[tier]
-            fresh[tier] = replace(
-                load,
-                status=Status.UNKNOWN,
-                error=f"no fresh reading for {now - load.taken_at:.1f}s (poller stalled?)",
-                requests_running=None,
-                requests_waiting=None,
-                kv_cache_usage=None,
-                slots_total=None,
-                slots_idle=None,
-                model_loaded=None,
-            )
+            fresh[tier] = load.unknown(f"no fresh reading for {now - load.taken_at:.1f}s (poller stalled?)")
         return MappingProxyType(fresh)
 
     def poll_once(self) -> Mapping[str, BackendLoad]:
