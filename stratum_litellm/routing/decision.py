@@ -41,8 +41,10 @@ class Reason(str, Enum):
     #: The router itself failed; the tier the request gets without the plugin.
     ROUTER_ERROR = "router_error"
 
-    def __str__(self) -> str:
-        return self.value
+    # The plain string, by str's own (C) methods: an Enum's .value is a slow descriptor, and
+    # these are formatted on the request path.
+    __str__ = str.__str__
+    __format__ = str.__format__
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,4 +73,4 @@ class Decision:
 
 def label(reason: Reason, rule: str | None = None) -> str:
     """``rule:<name>`` for a custom rule, else the reason's value (metric label, header)."""
-    return f"rule:{rule}" if reason is Reason.RULE else reason.value
+    return f"rule:{rule}" if reason is Reason.RULE else str(reason)

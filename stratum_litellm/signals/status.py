@@ -22,5 +22,7 @@ class Status(str, Enum):
     #: Read once, but not refreshed in time: its numbers are no longer trusted.
     STALE = "stale"
 
-    def __str__(self) -> str:  # "ok", not "Status.OK", wherever it is printed
-        return self.value
+    # The plain string, by str's own (C) methods: an Enum's .value is a slow descriptor, and
+    # these are formatted on the request path.
+    __str__ = str.__str__
+    __format__ = str.__format__
