@@ -18,17 +18,16 @@ the package had folders (``stratum_litellm.engine``) work too.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from scoring_cost import percentile, realistic_text  # noqa: E402
+from worker import Worker  # noqa: E402
 
 WORKER = r"""
 import json, sys, time
@@ -60,25 +59,6 @@ print(json.dumps(reasons), file=sys.stderr)
 """
 
 
-class Worker:
-    def __init__(self, label: str, tree: Path) -> None:
-        self.label = label
-        env = {**os.environ, "PYTHONPATH": str(tree), "STRATUM_PURE_PYTHON": "0"}
-        self.process = subprocess.Popen([sys.executable, "-c", WORKER], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, text=True, env=env, cwd=tree)
-
-    def ask(self, command: dict) -> list[float]:
-        assert self.process.stdin and self.process.stdout
-        self.process.stdin.write(json.dumps(command) + "\n")
-        self.process.stdin.flush()
-        return json.loads(self.process.stdout.readline())
-
-    def close(self) -> None:
-        assert self.process.stdin
-        self.process.stdin.close()
-        self.process.wait()
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--base", type=Path, required=True, help="the tree to compare with (its C parts built in place)")
@@ -87,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=7)
     args = p.parse_args(argv)
 
-    workers = [Worker("this tree", ROOT), Worker(args.base_name, args.base)]
+    workers = [Worker(label, tree, WORKER, env={"STRATUM_PURE_PYTHON": "0"})
+               for label, tree in (("this tree", ROOT), (args.base_name, args.base))]
     rng = random.Random(args.seed)
     print(f"RouterEngine.route per routed request, CPU microseconds ({args.blocks} alternating blocks per size; "
           f"load average {os.getloadavg()[0]:.1f} before)\n")

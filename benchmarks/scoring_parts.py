@@ -17,17 +17,16 @@ one-turn request in a single C call, its runs without that call are added (a ben
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from scoring_cost import litellm_classifier, percentile, realistic_text  # noqa: E402,F401
+from worker import Worker  # noqa: E402
 
 WORKER = r"""
 import json, sys, time
@@ -64,25 +63,9 @@ for line in sys.stdin:
 """
 
 
-class Worker:
-    def __init__(self, label: str, tree: Path, switch: str, hook: str = "", litellm: bool = False) -> None:
-        self.label = label
-        env = {**os.environ, "PYTHONPATH": str(tree), "STRATUM_PURE_PYTHON": switch,
-               "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", WORKER, hook or "-", "litellm" if litellm else "stratum", str(Path(__file__).parent)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=tree)
-
-    def ask(self, command: dict) -> list[float]:
-        assert self.process.stdin and self.process.stdout
-        self.process.stdin.write(json.dumps(command) + "\n")
-        self.process.stdin.flush()
-        return json.loads(self.process.stdout.readline())
-
-    def close(self) -> None:
-        assert self.process.stdin
-        self.process.stdin.close()
-        self.process.wait()
+def worker(label: str, tree: Path, switch: str, hook: str = "", litellm: bool = False) -> Worker:
+    return Worker(label, tree, WORKER, (hook or "-", "litellm" if litellm else "stratum", str(Path(__file__).parent)),
+                  {"STRATUM_PURE_PYTHON": switch})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,17 +76,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=7)
     args = p.parse_args(argv)
 
-    workers = [Worker("this tree, every C part", ROOT, "0"),
-               Worker("this tree, score kernel in Python", ROOT, "kernel"),
-               Worker("this tree, measurements in Python", ROOT, "measure"),
-               Worker("this tree, scan (and so measurements) in Python", ROOT, "scan"),
-               Worker("this tree, pure Python", ROOT, "1")]
+    workers = [worker("this tree, every C part", ROOT, "0"),
+               worker("this tree, score kernel in Python", ROOT, "kernel"),
+               worker("this tree, measurements in Python", ROOT, "measure"),
+               worker("this tree, scan (and so measurements) in Python", ROOT, "scan"),
+               worker("this tree, pure Python", ROOT, "1")]
     if args.base:
-        workers.append(Worker(f"{args.base_name}, every C part", args.base, "0"))
+        workers.append(worker(f"{args.base_name}, every C part", args.base, "0"))
         if "_ONE_TURN" in (args.base / "stratum_litellm/scoring/scorer.py").read_text():
-            workers.append(Worker(f"{args.base_name}, without its one-call C path", args.base, "0", hook="one-call"))
-        workers.append(Worker(f"{args.base_name}, pure Python", args.base, "1"))
-    litellm = Worker("LiteLLM complexity router", ROOT, "0", litellm=True)
+            workers.append(worker(f"{args.base_name}, without its one-call C path", args.base, "0", hook="one-call"))
+        workers.append(worker(f"{args.base_name}, pure Python", args.base, "1"))
+    litellm = worker("LiteLLM complexity router", ROOT, "0", litellm=True)
     rng = random.Random(args.seed)
     blocks = 10 if args.quick else 100
     plan = {200: (60, 20), 2_000: (60, 8)}  # calls per block: each stratum configuration, LiteLLM
