@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from conftest import SIMPLE_PROMPT
+from waiting import wait_until
 from stratum_litellm.gateway.engine import RouterEngine
 from stratum_litellm.gateway.reload import ConfigWatcher
 from stratum_litellm.config import load_settings
@@ -50,19 +51,9 @@ def test_the_watcher_thread_applies_an_edit_within_its_interval(tmp_path: Path) 
     engine.watch(str(path))
     try:
         write(path, "latency: {sla_ms: 750}\nreload: {interval_s: 0.1}\n")
-        deadline = time.monotonic() + 10
-        while engine.settings.latency.sla_ms != 750:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        assert wait_until(lambda: engine.settings.latency.sla_ms == 750), "the edit was never applied"
     finally:
         engine.close()
-
-
-def wait_for(condition, what: str, timeout_s: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)
 
 
 def test_an_edit_of_the_reload_interval_takes_effect(tmp_path: Path) -> None:
@@ -72,7 +63,7 @@ def test_an_edit_of_the_reload_interval_takes_effect(tmp_path: Path) -> None:
     engine.watch(str(path))
     try:
         write(path, "reload: {interval_s: 30}\n")
-        wait_for(lambda: engine.settings.reload.interval_s == 30, "the edit was never applied")
+        assert wait_until(lambda: engine.settings.reload.interval_s == 30), "the edit was never applied"
         assert engine._watcher is not None and engine._watcher.interval_s == 30
         # The watcher now looks every 30 s: an edit made now is not seen within a few old intervals.
         write(path, "reload: {interval_s: 30}\nlatency: {sla_ms: 750}\n")
@@ -89,8 +80,8 @@ def test_an_edit_that_turns_reload_off_stops_the_watching(tmp_path: Path) -> Non
     engine.watch(str(path))
     try:
         write(path, "reload: {enabled: false, interval_s: 0.1}\n")
-        wait_for(lambda: not engine.settings.reload.enabled, "the edit was never applied")
-        wait_for(lambda: engine._watcher is None, "the watcher kept running")
+        assert wait_until(lambda: not engine.settings.reload.enabled), "the edit was never applied"
+        assert wait_until(lambda: engine._watcher is None), "the watcher kept running"
         write(path, "reload: {enabled: false, interval_s: 0.1}\nlatency: {sla_ms: 750}\n")
         time.sleep(0.5)
         assert engine.settings.latency.sla_ms == 2000  # no longer watched, as the setting says
