@@ -20,7 +20,6 @@ from ..routing.policy import Policy
 from ..routing.rules import RequestMeta
 from ..scoring.view import RequestView
 from ..signals.snapshot import Signals
-from ..signals.status import Status
 from . import metrics
 from .reload import ConfigWatcher
 from .stats import RouterStats
@@ -107,9 +106,7 @@ class RouterEngine:
             settings=settings,
             latency={tier: snapshot[tier].latency for tier in TIERS},
             gpus=gpus,
-            gpu_status=Status(snapshot.gpu_status),
             backends=backends,  # type: ignore[arg-type]
-            errors=self.error_count,
         )
 
     # -- requests -----------------------------------------------------------------------

@@ -13,7 +13,6 @@ from ..config import StratumSettings, Tier
 from ..signals.backends import BackendLoad
 from ..signals.gpu import GpuReading
 from ..signals.latency import TierLatency
-from ..signals.status import Status
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,8 +23,5 @@ class RouterStats:
     latency: Mapping[Tier, TierLatency]
     #: Each configured GPU index and its reading, None when unknown.
     gpus: Mapping[int, GpuReading | None]
-    gpu_status: Status
     #: The backend load of each tier whose backend is read.
     backends: Mapping[Tier, BackendLoad]
-    #: Internal errors that failed open since start.
-    errors: int
