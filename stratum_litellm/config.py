@@ -14,6 +14,7 @@ the gateway refuses to start instead of failing at request time.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal, Mapping
 from urllib.parse import urlsplit
@@ -21,8 +22,12 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-Tier = Literal["fast", "smart"]
+#: A tier's name: the operator's key under ``tiers`` (``fast`` and ``smart`` by default).
+Tier = str
+#: The tier names of the default two-tier ladder, cheapest first.
 TIERS: tuple[Tier, Tier] = ("fast", "smart")
+#: Tier names are metric label values and header values: short and plain.
+TIER_NAME = r"^[A-Za-z0-9_.-]{1,40}$"
 
 #: Where the router's settings sit inside a LiteLLM config file.
 SECTION_PATH: tuple[str, str] = ("callback_settings", "stratum")
@@ -90,17 +95,46 @@ class BackendSettings(_Strict):
         return self
 
 
+class BudgetSettings(_Strict):
+    """What an overflow tier may take: requests and/or spend per rolling hour and day.
+
+    Spend is LiteLLM's own cost of each call (``response_cost``), in US dollars."""
+
+    requests_per_hour: int | None = Field(default=None, ge=0)
+    requests_per_day: int | None = Field(default=None, ge=0)
+    spend_per_hour_usd: float | None = Field(default=None, ge=0.0)
+    spend_per_day_usd: float | None = Field(default=None, ge=0.0)
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> "BudgetSettings":
+        if all(v is None for v in (self.requests_per_hour, self.requests_per_day,
+                                   self.spend_per_hour_usd, self.spend_per_day_usd)):
+            raise ValueError("a budget needs at least one of requests_per_hour, requests_per_day, "
+                             "spend_per_hour_usd, spend_per_day_usd")
+        return self
+
+
 class TierSettings(_Strict):
-    """One serving tier: the LiteLLM model group it is, and where it runs."""
+    """One rung of the ladder: the LiteLLM model group it is, and where it runs."""
 
     model_group: str = Field(min_length=1)
+    #: The complexity score at or above which a request wants this tier. The first tier
+    #: takes everything below the next one's (0); with two local tiers the second's
+    #: defaults to ``complexity.threshold``.
+    entry_score: float | None = Field(default=None, ge=0.0, le=1.0)
     #: NVML index of the GPU this tier's backend runs on.
     gpu_index: int = Field(default=0, ge=0, le=63)
-    #: Routed requests beyond this many in flight spill to the other tier. None: the
+    #: Routed requests beyond this many in flight go elsewhere on the ladder. None: the
     #: backend's slot count when its load signals report one, else no limit.
     max_in_flight: int | None = Field(default=None, ge=1)
     #: The backend's own load signals (none: not read).
     backend: BackendSettings | None = None
+    #: This tier's latency target in milliseconds (None: ``latency.sla_ms``).
+    sla_ms: float | None = Field(default=None, gt=0.0, le=3_600_000.0)
+    #: An overflow tier (a hosted API, say) takes a request only when the local tier it
+    #: wants has no room, and only within its ``budget``.
+    overflow: bool = False
+    budget: BudgetSettings | None = None
 
 
 class BackendPollingSettings(_Strict):
@@ -131,7 +165,8 @@ def _default_tiers() -> dict[str, TierSettings]:
 
 
 class ComplexitySettings(_Strict):
-    #: Requests scoring at or above this go to the smart tier (when capacity allows).
+    #: Requests scoring at or above this go to the second tier (when capacity allows),
+    #: unless that tier sets its own ``entry_score``.
     threshold: float = Field(default=0.65, ge=0.0, le=1.0)
     #: Per-dimension weight overrides for the scorer, e.g. ``{code: 1.2}``.
     weights: dict[str, float] = Field(default_factory=dict)
@@ -222,15 +257,13 @@ class RuleSettings(_Strict):
     #: Request headers (any case) that must equal these values ("*": present at all).
     headers: dict[str, str] = Field(default_factory=dict)
     #: The action: send to a tier, or add to the complexity score (only one of the two).
-    route: Tier | None = None
+    route: Tier | None = Field(default=None, min_length=1)
     score_delta: float | None = Field(default=None, ge=-1.0, le=1.0)
 
     @field_validator("pattern")
     @classmethod
     def _compiles_and_is_safe(cls, pattern: str | None) -> str | None:
         if pattern is not None:
-            import re
-
             from .routing.patterns import unsafe_reason
 
             try:
@@ -285,7 +318,8 @@ class StratumSettings(_Strict):
     tiers: dict[Tier, TierSettings] = Field(default_factory=_default_tiers)
     #: The tier a routed request gets when the router itself fails: the one it would
     #: get without the plugin (the alias's target in router_settings.model_group_alias).
-    fallback_tier: Tier = "fast"
+    #: None: the first tier.
+    fallback_tier: Tier | None = None
     complexity: ComplexitySettings = Field(default_factory=ComplexitySettings)
     gpu: GpuSettings = Field(default_factory=GpuSettings)
     backend_polling: BackendPollingSettings = Field(default_factory=BackendPollingSettings)
@@ -299,28 +333,120 @@ class StratumSettings(_Strict):
     response_headers: bool = True
 
     @model_validator(mode="after")
-    def _both_tiers(self) -> "StratumSettings":
-        missing = [t for t in TIERS if t not in self.tiers]
-        if missing:
-            raise ValueError(f"tiers must define both 'fast' and 'smart' (missing: {', '.join(missing)})")
-        groups = {self.tiers["fast"].model_group, self.tiers["smart"].model_group}
-        if len(groups) != 2:
-            raise ValueError("the fast and smart tiers must name different model groups")
-        if self.routed_model in groups:
-            raise ValueError(f"routed_model {self.routed_model!r} must differ from the tiers' model groups")
+    def _a_ladder(self) -> "StratumSettings":
+        _check_ladder(self)
         names = [r.name for r in self.rules]
         if len(names) != len(set(names)):
             raise ValueError("rule names must be unique")
+        for index, rule in enumerate(self.rules):
+            if rule.route is not None and rule.route not in self.tiers:
+                raise ValueError(f"rules.{index}.route: {rule.route!r} is not a tier (tiers: {', '.join(self.tiers)})")
+        if self.fallback_tier is not None and self.fallback_tier not in self.tiers:
+            raise ValueError(f"fallback_tier: {self.fallback_tier!r} is not a tier (tiers: {', '.join(self.tiers)})")
         return self
 
     def model_group(self, tier: Tier) -> str:
         return self.tiers[tier].model_group
 
     def tier_of_group(self, model_group: str) -> Tier | None:
-        for tier in TIERS:
-            if self.tiers[tier].model_group == model_group:
+        for tier, settings in self.tiers.items():
+            if settings.model_group == model_group:
                 return tier
         return None
+
+    def ladder(self) -> "Ladder":
+        """The tiers as a ladder (computed: callers on the request path keep one)."""
+        return Ladder.of(self)
+
+
+class Ladder:
+    """The tiers in order, cheapest first: the local rungs with their entry scores, and
+    the overflow tier above them if there is one."""
+
+    __slots__ = ("local", "entry", "overflow", "rank", "floor", "fallback")
+
+    def __init__(self, local: tuple[Tier, ...], entry: tuple[float, ...], overflow: Tier | None,
+                 fallback: Tier) -> None:
+        #: Local tiers, cheapest first; ``local[0]`` is the floor, never held off.
+        self.local = local
+        #: Entry score of each local tier (``entry[0]`` is 0).
+        self.entry = entry
+        self.overflow = overflow
+        self.floor = local[0]
+        self.fallback = fallback
+        #: Position of each tier on the ladder (the overflow tier is the highest).
+        self.rank: dict[Tier, int] = {tier: i for i, tier in enumerate(local)}
+        if overflow is not None:
+            self.rank[overflow] = len(local)
+
+    @classmethod
+    def of(cls, settings: "StratumSettings") -> "Ladder":
+        local = tuple(t for t, s in settings.tiers.items() if not s.overflow)
+        overflow = next((t for t, s in settings.tiers.items() if s.overflow), None)
+        return cls(local, _entry_scores(settings, local), overflow, settings.fallback_tier or local[0])
+
+    def wanted(self, score: float) -> Tier:
+        """The highest local tier whose entry score ``score`` reaches."""
+        entry, local = self.entry, self.local
+        index = len(entry) - 1
+        while index and score < entry[index]:
+            index -= 1
+        return local[index]
+
+
+def _entry_scores(settings: StratumSettings, local: tuple[Tier, ...]) -> tuple[float, ...]:
+    scores = [0.0]
+    for tier in local[1:]:
+        given = settings.tiers[tier].entry_score
+        scores.append(settings.complexity.threshold if given is None else given)
+    return tuple(scores)
+
+
+def _check_ladder(settings: StratumSettings) -> None:
+    """Refuse a ladder that cannot work, naming the key."""
+    tiers = settings.tiers
+    for name in tiers:
+        if not re.match(TIER_NAME, name):
+            raise ValueError(f"tiers: tier name {name!r} must be 1-40 letters, digits, '_', '.' or '-'")
+    local = [t for t, s in tiers.items() if not s.overflow]
+    overflow = [t for t, s in tiers.items() if s.overflow]
+    if len(local) < 2:
+        raise ValueError(f"tiers: the ladder needs at least two local (not overflow) tiers, got {len(local)}"
+                         + ("" if tiers else " (tiers is empty)"))
+    if len(overflow) > 1:
+        raise ValueError(f"tiers: at most one overflow tier, got {', '.join(overflow)}")
+    if overflow and list(tiers)[-1] != overflow[0]:
+        raise ValueError(f"tiers.{overflow[0]}.overflow: the overflow tier must come last (above every local tier)")
+    groups: dict[str, str] = {}
+    for name, tier in tiers.items():
+        if tier.model_group in groups:
+            raise ValueError(f"tiers.{name}.model_group: {tier.model_group!r} is already the model group of tier "
+                             f"{groups[tier.model_group]!r}; each tier needs its own")
+        groups[tier.model_group] = name
+        if tier.overflow:
+            if tier.entry_score is not None:
+                raise ValueError(f"tiers.{name}.entry_score: an overflow tier takes no traffic by score; remove it")
+            if tier.budget is None:
+                raise ValueError(f"tiers.{name}.budget: an overflow tier needs a budget "
+                                 "(requests_per_hour, requests_per_day, spend_per_hour_usd or spend_per_day_usd)")
+        elif tier.budget is not None:
+            raise ValueError(f"tiers.{name}.budget: only an overflow tier has a budget (set overflow: true)")
+    if settings.routed_model in groups:
+        raise ValueError(f"routed_model {settings.routed_model!r} must differ from the tiers' model groups")
+    first = tiers[local[0]]
+    if first.entry_score not in (None, 0.0):
+        raise ValueError(f"tiers.{local[0]}.entry_score: the first tier takes every score below the next "
+                         f"tier's; leave it out or set 0 (got {first.entry_score})")
+    if len(local) > 2:
+        missing = [t for t in local[1:] if tiers[t].entry_score is None]
+        if missing:
+            raise ValueError(f"tiers.{missing[0]}.entry_score: required when the ladder has more than two local tiers")
+    scores = _entry_scores(settings, tuple(local))
+    for below, above, low, high in zip(local, local[1:], scores, scores[1:]):
+        # complexity.threshold may be 0 (everything to the second tier), as it always could.
+        if tiers[above].entry_score is not None and high <= low:
+            raise ValueError(f"tiers.{above}.entry_score: entry scores must increase up the ladder "
+                             f"({above} {high} <= {below} {low})")
 
 
 class SettingsError(ValueError):
@@ -337,6 +463,11 @@ def _describe(error: Mapping[str, Any], prefix: str) -> str:
         return f"{loc}: unknown key (check its spelling; see the README's configuration reference)"
     if error["type"] == "missing":
         return f"{loc}: required key is missing"
+    if not error["loc"]:  # a check across keys: the message starts with the key it names
+        key, sep, rest = message.partition(": ")
+        if sep and key.split(".")[0] in StratumSettings.model_fields:
+            return f"{loc}.{key}: {rest}"
+        return f"{loc}: {message}"
     return f"{loc}: {message} (got {shown})"
 
 

@@ -13,7 +13,7 @@ import time
 from datetime import datetime
 from typing import Any, Mapping, MutableMapping
 
-from ..config import TIERS, StratumSettings, Tier
+from ..config import StratumSettings, Tier
 from ..routing.affinity import AffinityStore, conversation_key
 from ..routing.decision import Decision, Reason
 from ..routing.policy import Policy
@@ -39,7 +39,8 @@ class RouterEngine:
         self.signals = signals or Signals(settings)
         # The policy carries its settings: swapping this one reference is a reload.
         self.policy = policy or Policy(settings, source=source)
-        self.affinity = AffinityStore(settings.affinity.ttl_s, settings.affinity.max_conversations)
+        self.affinity = AffinityStore(settings.affinity.ttl_s, settings.affinity.max_conversations,
+                                      rank=self.policy.ladder.rank)
         self._logged_errors: set[str] = set()
         self.error_count = 0
         self._watcher: ConfigWatcher | None = None
@@ -53,7 +54,7 @@ class RouterEngine:
         nothing) when they cannot be built, e.g. a python rule that does not import."""
         policy = Policy(settings, source=self.source)  # may raise: nothing changed yet
         self.signals.reconfigure(settings)  # all or nothing
-        self.affinity.configure(settings.affinity.ttl_s, settings.affinity.max_conversations)
+        self.affinity.configure(settings.affinity.ttl_s, settings.affinity.max_conversations, policy.ladder.rank)
         self.policy = policy
         self._follow_reload_settings()
 
@@ -99,14 +100,17 @@ class RouterEngine:
         settings = self.settings
         snapshot = self.signals.snapshot()
         gpus = {}
-        for tier in TIERS:
-            gpus.setdefault(settings.tiers[tier].gpu_index, snapshot[tier].gpu)
-        backends = {tier: snapshot[tier].backend for tier in TIERS if snapshot[tier].backend is not None}
+        for tier, tier_settings in settings.tiers.items():
+            if not tier_settings.overflow:
+                gpus.setdefault(tier_settings.gpu_index, snapshot[tier].gpu)
+        backends = {tier: signals.backend for tier, signals in snapshot.tiers.items() if signals.backend is not None}
+        budgets = {tier: signals.budget for tier, signals in snapshot.tiers.items() if signals.budget is not None}
         return RouterStats(
             settings=settings,
-            latency={tier: snapshot[tier].latency for tier in TIERS},
+            latency={tier: signals.latency for tier, signals in snapshot.tiers.items()},
             gpus=gpus,
             backends=backends,  # type: ignore[arg-type]
+            budgets=budgets,  # type: ignore[arg-type]
         )
 
     # -- requests -----------------------------------------------------------------------
@@ -129,7 +133,9 @@ class RouterEngine:
             decision = policy.decide(view, requested, self.signals.snapshot(), meta,
                                      sticky_tier=self.affinity.tier(conversation))
             if decision is not None and decision.reason is not Reason.FORCED:
-                self.affinity.record(conversation, decision.tier)
+                # The overflow tier stands in for the tier the conversation reached.
+                reached = decision.wanted if decision.tier == policy.ladder.overflow else decision.tier
+                self.affinity.record(conversation, reached or decision.tier)
         except Exception as exc:  # fail open: the request still goes somewhere sane
             if requested != settings.routed_model:
                 return None  # a forced or foreign request passes untouched, as without us
@@ -140,8 +146,8 @@ class RouterEngine:
         if decision.reason is Reason.SMART_LOADING and settings.backend_polling.warm_up_cold_smart:
             try:
                 poller = self.signals.backend_poller
-                if poller is not None:
-                    poller.warm_up("smart")  # only sets a flag; the poller sends it, rate-limited
+                if poller is not None and decision.wanted is not None:
+                    poller.warm_up(decision.wanted)  # only sets a flag; the poller sends it, rate-limited
             except Exception as exc:
                 self.record_error("warm_up", exc)
         metrics.DECISION_SECONDS.observe(time.perf_counter() - started)
@@ -153,6 +159,9 @@ class RouterEngine:
             call_id = data.get("litellm_call_id")
             if isinstance(call_id, str) and call_id:
                 self.signals.latency.begin(call_id, decision.tier, decision.probe)
+            budget = self.signals.budget
+            if budget is not None and decision.tier == policy.ladder.overflow:
+                budget.charge_request()  # forced ones too: it is the same money
         except Exception as exc:
             if requested == settings.routed_model:
                 self.fail_open(data, exc, "apply")
@@ -184,6 +193,9 @@ class RouterEngine:
                 if kwargs.get("stream"):
                     ttft_ms = _elapsed_ms(start_time, kwargs.get("completion_start_time"))
                 latency.observe_success(call_id, tier, ttft_ms, total_ms)
+                budget = self.signals.budget
+                if budget is not None and tier is not None and tier == self.policy.ladder.overflow:
+                    budget.charge_spend(_cost(kwargs))
             else:
                 latency.observe_failure(call_id, tier, total_ms)
             return tier
@@ -228,6 +240,15 @@ def decision_record(decision: Decision) -> dict[str, Any]:
         "probe": decision.probe,
         "evidence": dict(decision.evidence),
     }
+
+
+def _cost(kwargs: Mapping[str, Any]) -> float:
+    """LiteLLM's cost of a call in US dollars (0 when it does not know one)."""
+    cost = kwargs.get("response_cost")
+    if not isinstance(cost, (int, float)):
+        slo = kwargs.get("standard_logging_object")
+        cost = slo.get("response_cost") if isinstance(slo, Mapping) else None
+    return float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else 0.0
 
 
 def _elapsed_ms(start: Any, end: Any) -> float | None:

@@ -17,7 +17,6 @@ from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from ..config import TIERS
 from ..signals.status import Status
 from .stats import RouterStats
 
@@ -66,13 +65,25 @@ def gauges(stats: RouterStats) -> Iterator[GaugeMetricFamily]:
     """The router's gauges from one read of its stats."""
     settings = stats.settings
     yield GaugeMetricFamily("stratum_threshold", "Complexity threshold in force", value=settings.complexity.threshold)
-    yield GaugeMetricFamily("stratum_sla_seconds", "Latency SLA of the smart tier", value=settings.latency.sla_ms / 1000)
+    yield GaugeMetricFamily("stratum_sla_seconds", "Latency SLA (latency.sla_ms)", value=settings.latency.sla_ms / 1000)
+    tier_sla = GaugeMetricFamily("stratum_tier_sla_seconds", "Latency SLA of each tier above the first",
+                                 labels=["tier"])
+    entry = GaugeMetricFamily("stratum_tier_entry_score", "Score at or above which a request wants the tier",
+                              labels=["tier"])
+    ladder = settings.ladder()
+    for tier, score in zip(ladder.local, ladder.entry):
+        entry.add_metric([tier], score)
+    for tier, tier_settings in settings.tiers.items():
+        if tier != ladder.floor:
+            sla_ms = tier_settings.sla_ms if tier_settings.sla_ms is not None else settings.latency.sla_ms
+            tier_sla.add_metric([tier], sla_ms / 1000)
+    yield from (tier_sla, entry)
     yield GaugeMetricFamily("stratum_min_free_bytes", "VRAM the smart tier's GPU must keep free",
                             value=settings.gpu.min_free_gib * 1024**3)
     ema = GaugeMetricFamily("stratum_tier_latency_ema_seconds", "Latency EMA per tier", labels=["tier", "measure"])
     in_flight = GaugeMetricFamily("stratum_tier_in_flight", "Requests in flight per tier", labels=["tier"])
     samples = GaugeMetricFamily("stratum_tier_latency_samples", "Latency samples seen per tier", labels=["tier"])
-    for tier in TIERS:
+    for tier in settings.tiers:
         lat = stats.latency[tier]
         for measure, value in (("ttft", lat.ttft_ema_ms), ("total", lat.total_ema_ms)):
             if value is not None:
@@ -105,6 +116,15 @@ def gauges(stats: RouterStats) -> Iterator[GaugeMetricFamily]:
             if value is not None:
                 family.add_metric([tier], value)
     yield from (up, running, waiting, slots)
+
+    budget = GaugeMetricFamily("stratum_budget_left", "What is left of the overflow tier's budget, per limit set",
+                               labels=["tier", "limit"])
+    for tier, left in stats.budgets.items():
+        for limit, value in (("requests_per_hour", left.requests_hour), ("requests_per_day", left.requests_day),
+                             ("spend_per_hour_usd", left.spend_hour_usd), ("spend_per_day_usd", left.spend_day_usd)):
+            if value is not None:
+                budget.add_metric([tier, limit], value)
+    yield budget
 
 
 _collector: EngineCollector | None = None

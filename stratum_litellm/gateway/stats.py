@@ -6,11 +6,12 @@ engine's signal sources, so those can change shape without touching the readers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping
 
 from ..config import StratumSettings, Tier
 from ..signals.backends import BackendLoad
+from ..signals.budget import BudgetLeft
 from ..signals.gpu import GpuReading
 from ..signals.latency import TierLatency
 
@@ -25,3 +26,5 @@ class RouterStats:
     gpus: Mapping[int, GpuReading | None]
     #: The backend load of each tier whose backend is read.
     backends: Mapping[Tier, BackendLoad]
+    #: What is left of the overflow tier's budget (no entry without an overflow tier).
+    budgets: Mapping[Tier, BudgetLeft] = field(default_factory=dict)

@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..config import Tier
+from ..config import TIERS, Tier
 
 _OPENING_MESSAGES = 3
 _OPENING_CHARS = 4096
@@ -69,17 +69,22 @@ class AffinityStore:
     """Bounded map from conversation id to the highest tier it reached, with expiry."""
 
     def __init__(self, ttl_s: float = 1800.0, max_conversations: int = 10_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, rank: Mapping[Tier, int] | None = None) -> None:
         self._ttl_s = ttl_s
         self._max = max_conversations
         self._clock = clock
         self._lock = threading.Lock()
         self._entries: OrderedDict[str, tuple[Tier, float]] = OrderedDict()
+        #: Each tier's place on the ladder: a conversation is never moved down it.
+        self._rank: Mapping[Tier, int] = rank if rank is not None else {t: i for i, t in enumerate(TIERS)}
 
-    def configure(self, ttl_s: float, max_conversations: int) -> None:
-        """New limits (a settings reload); remembered conversations stay."""
+    def configure(self, ttl_s: float, max_conversations: int, rank: Mapping[Tier, int] | None = None) -> None:
+        """New limits, and the tiers' order (a settings reload); remembered conversations
+        stay (one on a tier that is gone reads as no tier)."""
         with self._lock:
             self._ttl_s, self._max = ttl_s, max_conversations
+            if rank is not None:
+                self._rank = rank
 
     def tier(self, key: str | None) -> Tier | None:
         if key is None:
@@ -95,14 +100,15 @@ class AffinityStore:
             return entry[0]
 
     def record(self, key: str | None, tier: Tier) -> None:
-        """Remember the tier a conversation was served on; smart is never downgraded."""
+        """Remember the tier a conversation reached; it is never moved down."""
         if key is None:
             return
         now = self._clock()
         with self._lock:
             previous = self._entries.pop(key, None)
-            if previous is not None and previous[0] == "smart" and previous[1] > now:
-                tier = "smart"
+            rank = self._rank
+            if previous is not None and previous[1] > now and rank.get(previous[0], -1) > rank.get(tier, -1):
+                tier = previous[0]
             self._entries[key] = (tier, now + self._ttl_s)
             while len(self._entries) > self._max:
                 self._entries.popitem(last=False)  # least recently used

@@ -1,10 +1,15 @@
-"""The capacity checks: may a complex request have the smart tier right now?
+"""The capacity checks: may a request have the tier it wants right now?
 
-Each check reads one of the smart tier's signals and returns a :class:`~.verdict.Verdict`:
-pass, block (the request goes to the fast tier, with that reason), abstain (the signal is
-unknown: the check says so and never invents a value) or, for the latency SLA, probe.
-:data:`CHECKS` lists them in the order the policy walks them; the ``capacity`` custom rules
-follow, each as a check of its own (:func:`rule_check`). The first block decides.
+Each check reads one of the signals of the tier being checked (a rung of the ladder above
+the first) and returns a :class:`~.verdict.Verdict`: pass, block (the request goes to
+another rung, with that reason), abstain (the signal is unknown: the check says so and
+never invents a value) or, for the latency SLA, probe. :data:`CHECKS` lists them in the
+order the policy walks them; the ``capacity`` custom rules follow, each as a check of its
+own (:func:`rule_check`). The first block decides.
+
+A check's readings go into the decision's evidence under the tier's name
+(``smart_in_flight``, ``smart_latency_ms``...), so rungs checked one after the other keep
+their own.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..config import StratumSettings
+from ..config import StratumSettings, Tier
 from ..signals.snapshot import SignalSnapshot, TierSignals
 from ..signals.status import Status
 from .decision import Reason
@@ -22,21 +27,48 @@ from .verdict import PASS, Verdict, abstain, block, probe
 _GIB = 1024**3
 
 
+class Keys:
+    """The evidence keys of one tier's readings, made once per tier, not per decision."""
+
+    __slots__ = ("queue", "in_flight", "gpu_free", "gpu_utilisation", "latency", "sla", "checks")
+
+    def __init__(self, tier: Tier) -> None:
+        self.queue = f"{tier}_queue"
+        self.in_flight = f"{tier}_in_flight"
+        self.gpu_free = f"{tier}_gpu_free_gib"
+        self.gpu_utilisation = f"{tier}_gpu_utilisation_pct"
+        self.latency = f"{tier}_latency_ms"
+        self.sla = f"{tier}_sla_ms"
+        #: Where the verdicts go when this tier is not the one the request wanted.
+        self.checks = f"{tier}_checks"
+
+
 class Context:
     """What a check reads, and the evidence it adds its readings to. One is built per
-    decision, so it is a plain slotted class (a frozen dataclass builds slower)."""
+    decision and moved from rung to rung (:meth:`at`), so it is a plain slotted class (a
+    frozen dataclass builds slower)."""
 
-    __slots__ = ("settings", "signals", "smart", "now", "inp", "evidence")
+    __slots__ = ("settings", "signals", "now", "inp", "evidence", "tier", "rung", "tier_settings", "rank",
+                 "sla_ms", "keys")
 
     def __init__(self, settings: StratumSettings, signals: SignalSnapshot, now: float, inp: RuleInput,
                  evidence: dict[str, Any]) -> None:
         self.settings = settings
         self.signals = signals
-        #: The smart tier's signals, which every check reads.
-        self.smart: TierSignals = signals["smart"]
         self.now = now
         self.inp = inp
         self.evidence = evidence
+
+    def at(self, tier: Tier, rank: int, keys: Keys) -> "Context":
+        """Point the checks at ``tier`` (its place on the ladder is ``rank``)."""
+        self.tier = tier
+        #: The signals of the tier being checked, which every check reads.
+        self.rung: TierSignals = self.signals[tier]
+        self.tier_settings = settings = self.settings.tiers[tier]
+        self.rank = rank
+        self.sla_ms = settings.sla_ms if settings.sla_ms is not None else self.settings.latency.sla_ms
+        self.keys = keys
+        return self
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +84,7 @@ class Check:
 
 def health(ctx: Context) -> Verdict:
     """Failures in a row put the tier in cooldown."""
-    latency = ctx.smart.latency
+    latency = ctx.rung.latency
     if latency.unhealthy_until > ctx.now:
         return block(Reason.SMART_UNHEALTHY, f"{latency.consecutive_failures} failures in a row")
     return PASS
@@ -60,7 +92,7 @@ def health(ctx: Context) -> Verdict:
 
 def backend(ctx: Context) -> Verdict:
     """The backend's own view: down, model not loaded, or its queue or cache full."""
-    load = ctx.smart.backend
+    load = ctx.rung.backend
     if load is None:
         return abstain("no backend load signals configured")
     if load.status == Status.DOWN:
@@ -69,7 +101,7 @@ def backend(ctx: Context) -> Verdict:
         return block(Reason.SMART_LOADING, f"model not loaded ({load.error or load.status})")
     if load.status != Status.OK:
         return abstain(f"{load.status} ({load.error or 'no reading'})")
-    ctx.evidence["smart_queue"] = {"running": load.requests_running, "waiting": load.requests_waiting,
+    ctx.evidence[ctx.keys.queue] = {"running": load.requests_running, "waiting": load.requests_waiting,
                                    "slots": load.slots_total, "idle_slots": load.slots_idle,
                                    "kv_cache": load.kv_cache_usage}
     if load.saturated:
@@ -78,13 +110,13 @@ def backend(ctx: Context) -> Verdict:
 
 
 def in_flight(ctx: Context) -> Verdict:
-    """A burst spills to the fast tier instead of queueing on the smart one."""
-    limit = ctx.settings.tiers["smart"].max_in_flight
-    load = ctx.smart.backend
+    """A burst spills to another rung instead of queueing on this one."""
+    limit = ctx.tier_settings.max_in_flight
+    load = ctx.rung.backend
     if limit is None and load is not None and load.status == Status.OK and load.slots_total:
         limit = load.slots_total  # without a configured limit, the backend's slots are one
-    count = ctx.smart.latency.in_flight
-    ctx.evidence["smart_in_flight"] = count
+    count = ctx.rung.latency.in_flight
+    ctx.evidence[ctx.keys.in_flight] = count
     if limit is None:
         return abstain("no limit set and no slot count known")
     if count >= limit:
@@ -93,14 +125,14 @@ def in_flight(ctx: Context) -> Verdict:
 
 
 def vram(ctx: Context) -> Verdict:
-    """Free memory on the smart tier's GPU, above ``gpu.min_free_gib``."""
-    gpu = ctx.smart.gpu
+    """Free memory on the tier's GPU, above ``gpu.min_free_gib``."""
+    gpu = ctx.rung.gpu
     if gpu is None:
         return _gpu_unknown(ctx)
     free_gib = gpu.memory_free_bytes / _GIB
     # The whole reading goes in the evidence, even when this check already blocks.
-    ctx.evidence["smart_gpu_free_gib"] = round(free_gib, 3)
-    ctx.evidence["smart_gpu_utilisation_pct"] = gpu.utilization_pct
+    ctx.evidence[ctx.keys.gpu_free] = round(free_gib, 3)
+    ctx.evidence[ctx.keys.gpu_utilisation] = gpu.utilization_pct
     minimum = ctx.settings.gpu.min_free_gib
     if free_gib < minimum:
         return block(Reason.VRAM_HEADROOM, f"{free_gib:.2f} GiB free < {minimum} GiB")
@@ -109,30 +141,40 @@ def vram(ctx: Context) -> Verdict:
 
 def gpu_utilisation(ctx: Context) -> Verdict:
     """The GPU's utilisation circuit (it trips and resets at different levels)."""
-    gpu = ctx.smart.gpu
+    gpu = ctx.rung.gpu
     if gpu is None:
         return _gpu_unknown(ctx)
-    if ctx.smart.gpu_busy:
+    if ctx.rung.gpu_busy:
         return block(Reason.GPU_BUSY, f"circuit open at {gpu.utilization_pct:.0f}%")
     return PASS
 
 
 def latency_sla(ctx: Context) -> Verdict:
-    """The tier's latency average within ``latency.sla_ms``, half-open: a tier above it gets
-    one probe now and then, since a tier held off for good never makes the sample that
-    would show it is fast again."""
-    latency, sla = ctx.smart.latency, ctx.settings.latency
+    """The tier's latency average within its SLA (``sla_ms``, else ``latency.sla_ms``),
+    half-open: a tier above it gets one probe now and then, since a tier held off for good
+    never makes the sample that would show it is fast again."""
+    latency, sla, limit = ctx.rung.latency, ctx.settings.latency, ctx.sla_ms
     measured = latency.measure_ms(sla.measure)
     if measured is None:
         return abstain("no latency sample yet")
-    ctx.evidence["smart_latency_ms"] = round(measured, 1)
-    ctx.evidence["sla_ms"] = sla.sla_ms
-    if measured <= sla.sla_ms:
+    ctx.evidence[ctx.keys.latency] = round(measured, 1)
+    ctx.evidence[ctx.keys.sla] = limit
+    if measured <= limit:
         return PASS
     since = ctx.now - max(latency.last_sample_at or 0.0, latency.last_probe_at or 0.0)
     if not latency.probe_in_flight and since >= sla.probe_interval_s:
-        return probe(f"{measured:.0f} ms > {sla.sla_ms:.0f} ms, no sample for {since:.0f} s")
-    return block(Reason.LATENCY_SLA, f"{measured:.0f} ms > {sla.sla_ms:.0f} ms")
+        return probe(f"{measured:.0f} ms > {limit:.0f} ms, no sample for {since:.0f} s")
+    return block(Reason.LATENCY_SLA, f"{measured:.0f} ms > {limit:.0f} ms")
+
+
+def budget(ctx: Context) -> Verdict:
+    """An overflow tier's budget for the rolling hour and day (requests, spend)."""
+    left = ctx.rung.budget
+    if left is None:
+        return PASS
+    if left.spent is not None:
+        return block(Reason.BUDGET_SPENT, left.spent)
+    return PASS
 
 
 def _gpu_unknown(ctx: Context) -> Verdict:
@@ -140,6 +182,7 @@ def _gpu_unknown(ctx: Context) -> Verdict:
 
 
 #: The built-in checks, in the order they run (the README's decision table lists them so).
+#: An overflow tier runs :data:`OVERFLOW_CHECKS` instead: its budget, and no GPU checks.
 CHECKS: tuple[Check, ...] = (
     Check("health", health, (Reason.SMART_UNHEALTHY,)),
     Check("backend", backend, (Reason.SMART_DOWN, Reason.SMART_LOADING, Reason.SMART_QUEUE_FULL)),
@@ -148,14 +191,19 @@ CHECKS: tuple[Check, ...] = (
     Check("gpu_utilisation", gpu_utilisation, (Reason.GPU_BUSY,)),
     Check("latency_sla", latency_sla, (Reason.LATENCY_SLA, Reason.SLA_PROBE)),
 )
+_GPU_CHECKS = ("vram", "gpu_utilisation")
+OVERFLOW_CHECKS: tuple[Check, ...] = (
+    (Check("budget", budget, (Reason.BUDGET_SPENT,)),) + tuple(c for c in CHECKS if c.name not in _GPU_CHECKS)
+)
 
 
-def rule_check(rule: NamedRule) -> Check:
-    """A ``capacity`` custom rule as a check: returning the fast tier blocks."""
+def rule_check(rule: NamedRule, rank: dict[Tier, int]) -> Check:
+    """A ``capacity`` custom rule as a check: returning a tier holds off every tier above
+    it (the first tier, in a two-tier ladder, holds the second off)."""
 
     def run(ctx: Context) -> Verdict | None:
         outcome = run_rule(rule, ctx.inp, ctx.evidence)
-        if outcome is not None and outcome.tier == "fast":
+        if outcome is not None and outcome.tier is not None and rank.get(outcome.tier, ctx.rank) < ctx.rank:
             return block(Reason.RULE, rule=rule.name)
         return None
 

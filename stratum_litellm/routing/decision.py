@@ -21,11 +21,12 @@ class Reason(str, Enum):
     OVERRIDE = "override"
     #: Scored below the threshold.
     SIMPLE = "simple"
-    #: Scored at or above the threshold and the smart tier had room.
+    #: Scored at or above the threshold (a tier's entry score) and that tier had room.
     COMPLEX = "complex"
-    #: Its conversation already reached the smart tier.
+    #: Its conversation already reached a higher tier than this turn's score.
     AFFINITY = "affinity"
-    # Capacity checks that held the smart tier off, in the order they run.
+    # Capacity checks that held off the tier a request wanted (the smart tier of two, any
+    # rung above the first of a ladder), in the order they run.
     SMART_UNHEALTHY = "smart_unhealthy"
     SMART_DOWN = "smart_down"
     SMART_LOADING = "smart_loading"
@@ -34,6 +35,8 @@ class Reason(str, Enum):
     VRAM_HEADROOM = "vram_headroom"
     GPU_BUSY = "gpu_busy"
     LATENCY_SLA = "latency_sla"
+    #: An overflow tier's budget for the hour or the day is spent.
+    BUDGET_SPENT = "budget_spent"
     #: Sent to a tier held off by the SLA as its half-open probe.
     SLA_PROBE = "sla_probe"
     #: A configured or Python rule decided (its name is in :attr:`Decision.rule`).
@@ -60,6 +63,9 @@ class Decision:
     probe: bool = False
     #: The custom rule's name when ``reason`` is :attr:`Reason.RULE`.
     rule: str | None = None
+    #: The tier the request wanted, when it is served elsewhere because that one was
+    #: held off (the overflow tier stands in for it, or a rung below).
+    wanted: Tier | None = None
 
     def __post_init__(self) -> None:
         if (self.reason is Reason.RULE) != (self.rule is not None):

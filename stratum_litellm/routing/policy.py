@@ -1,15 +1,22 @@
 """The routing decision: an ordered chain of rules over a request and a signal snapshot.
 
-For a request that names the routed alias, the chain is:
+The tiers form a ladder, cheapest first (``tiers`` in the config, in order); each local
+tier above the first has an entry score, and an overflow tier may sit on top. For a
+request that names the routed alias, the chain is:
 
 1. the per-request override of an allowed client (``override``);
 2. ``first`` custom rules (may pick a tier, or shift the score);
-3. complexity: below the threshold, the fast tier (``simple``), unless the conversation
-   already reached the smart tier (``affinity``);
-4. the capacity checks of :mod:`.checks`, in order, then the ``capacity`` custom rules:
-   the first that blocks sends the request to the fast tier; one whose signal is unknown
-   abstains, visibly;
-5. otherwise the smart tier (``complex``, or ``sla_probe``);
+3. complexity: the request wants the highest local tier whose entry score its score
+   reaches (or the higher tier its conversation already reached, ``affinity``); the first
+   tier takes the rest (``simple``);
+4. the capacity checks of :mod:`.checks` on the wanted tier, in order, then the
+   ``capacity`` custom rules: the first that blocks holds that tier off; one whose signal
+   is unknown abstains, visibly;
+5. a wanted tier with room serves it (``complex``, ``affinity`` or ``sla_probe``); one
+   held off sends it to the overflow tier if there is one with budget and room, else one
+   rung down (checked the same way) until a rung has room; the first tier always has.
+   The decision carries the reason the wanted tier was held off, and its evidence lists
+   every rung passed over and why;
 6. ``last`` custom rules may override the tier.
 
 A request that names a tier's model group directly is ``forced`` and passes untouched.
@@ -20,12 +27,12 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from ..config import RulePosition, SettingsError, StratumSettings, Tier
+from ..config import Ladder, RulePosition, SettingsError, StratumSettings, Tier
 from ..scoring import Scorer
 from ..scoring.view import RequestView
 from ..signals.snapshot import SignalSnapshot
 from ..signals.status import Status
-from .checks import CHECKS, Check, Context, rule_check
+from .checks import CHECKS, OVERFLOW_CHECKS, Check, Context, Keys, rule_check
 from .decision import Decision, Reason, label
 from .override import override_tier
 from .rules import (
@@ -33,6 +40,7 @@ from .rules import (
     RequestMeta,
     RuleFn,
     RuleInput,
+    RuleOutcome,
     compile_config_rule,
     load_python_rule,
     run_rule,
@@ -49,9 +57,14 @@ class Policy:
             self.scorer = scorer or Scorer(settings.complexity.weights or None)
         except ValueError as exc:  # the settings cannot know the dimensions; the scorer does
             raise SettingsError(f"invalid stratum settings in {source}:\n  complexity.weights: {exc}") from None
+        self.ladder: Ladder = settings.ladder()
         self._rules: dict[RulePosition, list[NamedRule]] = {"first": [], "capacity": [], "last": []}
-        #: The capacity checks in order: the built-in ones, then the ``capacity`` rules.
-        self._checks: tuple[Check, ...] = CHECKS
+        #: The capacity checks of each tier above the first, in order: the built-in ones,
+        #: then the ``capacity`` rules.
+        self._checks: dict[Tier, tuple[Check, ...]] = {
+            tier: OVERFLOW_CHECKS if tier == self.ladder.overflow else CHECKS for tier in self.ladder.rank
+        }
+        self._keys = {tier: Keys(tier) for tier in self.ladder.rank}
         for rule in settings.rules:
             self._add(compile_config_rule(rule))
         for spec in settings.python_rules:
@@ -64,7 +77,8 @@ class Policy:
     def _add(self, rule: NamedRule) -> None:
         self._rules[rule.position].append(rule)
         if rule.position == "capacity":
-            self._checks += (rule_check(rule),)
+            check = rule_check(rule, self.ladder.rank)
+            self._checks = {tier: checks + (check,) for tier, checks in self._checks.items()}
 
     @property
     def rules(self) -> Mapping[RulePosition, tuple[NamedRule, ...]]:
@@ -83,8 +97,8 @@ class Policy:
     ) -> Decision | None:
         """The decision for one request, or None when the request is not the router's
         (neither the routed alias nor a tier's model group). ``sticky_tier`` is the tier
-        the request's conversation already reached: a conversation on the smart tier
-        stays there, capacity permitting, even when this turn alone is simple."""
+        the request's conversation already reached: a conversation stays at least there,
+        capacity permitting, even when this turn alone scores lower."""
         settings = self.settings
         forced = settings.tier_of_group(requested_model)
         if forced is not None:
@@ -92,11 +106,12 @@ class Policy:
         if requested_model != settings.routed_model:
             return None
 
+        ladder = self.ladder
         score = self.scorer.score(view)
         inp = RuleInput(view=view, meta=meta or RequestMeta(), score=score, signals=signals)
         evidence: dict[str, Any] = {"score": round(score.value, 4), "threshold": settings.complexity.threshold}
 
-        asked, ignored = override_tier(inp.meta, settings.override)
+        asked, ignored = override_tier(inp.meta, settings.override, ladder.rank)
         if ignored:
             evidence["override"] = ignored
         if asked is not None:
@@ -105,7 +120,7 @@ class Policy:
         delta = 0.0
         for rule in self._rules["first"]:
             outcome = run_rule(rule, inp, evidence)
-            if outcome is None:
+            if outcome is None or not self._known(outcome, rule, evidence):
                 continue
             if outcome.tier is not None:
                 return self._finish(outcome.tier, Reason.RULE, score.value, evidence, inp, rule=rule.name)
@@ -115,46 +130,76 @@ class Policy:
             evidence["score_delta"] = round(delta, 4)
             evidence["adjusted_score"] = round(value, 4)
 
+        wanted = ladder.wanted(value)
         reason = Reason.COMPLEX
-        if value < settings.complexity.threshold:
-            if sticky_tier != "smart":
-                return self._finish("fast", Reason.SIMPLE, value, evidence, inp)
-            reason = Reason.AFFINITY
-            evidence["affinity"] = "smart"
+        rank = ladder.rank
+        if sticky_tier is not None and sticky_tier != wanted and rank.get(sticky_tier, -1) > rank[wanted] \
+                and sticky_tier != ladder.overflow:
+            wanted, reason = sticky_tier, Reason.AFFINITY
+            evidence["affinity"] = sticky_tier
+        if wanted == ladder.floor:
+            return self._finish(wanted, Reason.SIMPLE, value, evidence, inp)
 
-        verdict = self._capacity(Context(settings, signals, signals.taken_at if now is None else now, inp, evidence))
-        if verdict.reason is None:  # every check passed or abstained
-            return self._finish("smart", reason, value, evidence, inp)
-        tier: Tier = "fast" if verdict.kind == "block" else "smart"  # or the SLA's probe
-        return self._finish(tier, verdict.reason, value, evidence, inp, verdict.kind == "probe", verdict.rule)
+        ctx = Context(settings, signals, signals.taken_at if now is None else now, inp, evidence)
+        verdict = self._capacity(ctx, wanted, "checks")
+        if verdict.kind != "block":  # every check passed or abstained, or the SLA's probe
+            if verdict.reason is None:
+                return self._finish(wanted, reason, value, evidence, inp)
+            return self._finish(wanted, verdict.reason, value, evidence, inp, probe=True)
+        passed_over = {wanted: label(verdict.reason, verdict.rule) if verdict.reason else "held off"}
+        if len(ladder.rank) > 2:  # with two tiers the reason alone says it
+            evidence["passed_over"] = passed_over
+        held = verdict
+        overflow = ladder.overflow
+        if overflow is not None:
+            verdict = self._capacity(ctx, overflow)
+            if verdict.kind != "block":
+                return self._finish(overflow, held.reason, value, evidence, inp, verdict.kind == "probe",
+                                    held.rule, wanted)
+            passed_over[overflow] = label(verdict.reason, verdict.rule) if verdict.reason else "held off"
+        local = ladder.local
+        for index in range(rank[wanted] - 1, 0, -1):
+            tier = local[index]
+            verdict = self._capacity(ctx, tier)
+            if verdict.kind != "block":
+                return self._finish(tier, held.reason, value, evidence, inp, verdict.kind == "probe",
+                                    held.rule, wanted)
+            passed_over[tier] = label(verdict.reason, verdict.rule) if verdict.reason else "held off"
+        return self._finish(ladder.floor, held.reason, value, evidence, inp, False, held.rule, wanted)
 
     def fallback(self, error: BaseException | str) -> Decision:
         """The decision when the router itself fails: the tier the request would get
         without the plugin."""
-        tier = self.settings.fallback_tier
+        tier = self.ladder.fallback
         return Decision(tier, self.settings.model_group(tier), Reason.ROUTER_ERROR, None, {"error": str(error)[:200]})
 
     # -- the steps ------------------------------------------------------------------------
 
     def _forced(self, tier: Tier, requested_model: str, signals: SignalSnapshot) -> Decision:
-        """A request naming a tier's model group; a forced smart request may be redirected
-        while its backend cannot serve it."""
+        """A request naming a tier's model group; one naming a tier above the first may be
+        redirected one rung down while its backend cannot serve it."""
         settings = self.settings
         evidence: dict[str, Any] = {"requested_model": requested_model}
         backend = signals[tier].backend
-        if (tier == "smart" and settings.backend_polling.redirect_forced_when_unavailable
+        rank = self.ladder.rank[tier]
+        if (rank > 0 and settings.backend_polling.redirect_forced_when_unavailable
                 and backend is not None and backend.status in (Status.DOWN, Status.LOADING)):
-            evidence["smart_backend"] = f"{backend.status}: {backend.error or 'model not loaded'}"
-            return Decision("fast", settings.model_group("fast"), Reason.FORCED_REDIRECTED, None, evidence)
+            below = self.ladder.local[min(rank, len(self.ladder.local)) - 1]
+            evidence[f"{tier}_backend"] = f"{backend.status}: {backend.error or 'model not loaded'}"
+            return Decision(below, settings.model_group(below), Reason.FORCED_REDIRECTED, None, evidence, wanted=tier)
         return Decision(tier, requested_model, Reason.FORCED, None, evidence)
 
-    def _capacity(self, ctx: Context) -> Verdict:
-        """Walk the capacity checks: the first block, else the SLA's probe if it asked for
-        one, else pass. Every verdict given is noted in ``evidence["checks"]``."""
+    def _capacity(self, ctx: Context, tier: Tier, key: str | None = None) -> Verdict:
+        """Walk ``tier``'s capacity checks: the first block, else the SLA's probe if it
+        asked for one, else pass. Every verdict given is noted in the evidence, under
+        ``key`` (``checks`` for the tier the request wanted, ``<tier>_checks`` for the
+        rungs tried after it)."""
+        keys = self._keys[tier]
+        ctx.at(tier, self.ladder.rank[tier], keys)
         noted: dict[str, str] = {}
-        ctx.evidence["checks"] = noted
+        ctx.evidence[key or keys.checks] = noted
         result = PASS
-        for check in self._checks:
+        for check in self._checks[tier]:
             verdict = check.run(ctx)
             if verdict is None:
                 continue
@@ -165,12 +210,23 @@ class Policy:
                 result = verdict
         return result
 
-    def _finish(self, tier: Tier, reason: Reason, score: float, evidence: dict[str, Any], inp: RuleInput,
-                probe: bool = False, rule: str | None = None) -> Decision:
+    def _known(self, outcome: RuleOutcome, rule: NamedRule, evidence: dict[str, Any]) -> bool:
+        """A rule's tier must be on the ladder (a Python rule may name anything); one that
+        is not is ignored, and the evidence says so."""
+        if outcome.tier is None or outcome.tier in self.ladder.rank:
+            return True
+        evidence.setdefault("rule_errors", {})[rule.name] = f"returned tier {str(outcome.tier)[:40]!r}, not one of the tiers"
+        return False
+
+    def _finish(self, tier: Tier, reason: Reason | None, score: float, evidence: dict[str, Any], inp: RuleInput,
+                probe: bool = False, rule: str | None = None, wanted: Tier | None = None) -> Decision:
         """The decision, after the ``last`` rules had their say."""
+        if reason is None:  # a block always carries its reason; this is a guard, not a path
+            reason = Reason.COMPLEX
         for last in self._rules["last"]:
             outcome = run_rule(last, inp, evidence)
-            if outcome is not None and outcome.tier is not None and outcome.tier != tier:
+            if outcome is not None and outcome.tier is not None and outcome.tier != tier \
+                    and self._known(outcome, last, evidence):
                 evidence["overridden"] = label(reason, rule)
-                tier, reason, rule, probe = outcome.tier, Reason.RULE, last.name, False
-        return Decision(tier, self.settings.model_group(tier), reason, score, evidence, probe, rule)
+                tier, reason, rule, probe, wanted = outcome.tier, Reason.RULE, last.name, False, None
+        return Decision(tier, self.settings.model_group(tier), reason, score, evidence, probe, rule, wanted)

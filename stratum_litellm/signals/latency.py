@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterable
 
 from ..config import TIERS, Tier
 
@@ -81,6 +81,7 @@ class LatencyTracker:
         cooldown_s: float = 30.0,
         in_flight_timeout_s: float = 600.0,
         clock: Callable[[], float] = time.monotonic,
+        tiers: Iterable[Tier] = TIERS,
     ) -> None:
         self._alpha = alpha
         self._failure_threshold = failure_threshold
@@ -88,9 +89,10 @@ class LatencyTracker:
         self._in_flight_timeout_s = in_flight_timeout_s
         self._clock = clock
         self._lock = threading.Lock()
-        self._tiers: dict[Tier, _TierState] = {t: _TierState(seed_ms, seed_ms) for t in TIERS}
+        self._seed_ms = seed_ms
+        self._tiers: dict[Tier, _TierState] = {t: _TierState(seed_ms, seed_ms) for t in tiers}
         self._in_flight: dict[str, _InFlight] = {}
-        self._counts: dict[Tier, int] = {t: 0 for t in TIERS}
+        self._counts: dict[Tier, int] = {t: 0 for t in tiers}
         self._last_sweep = clock()
 
     def configure(self, alpha: float, failure_threshold: int, cooldown_s: float, in_flight_timeout_s: float) -> None:
@@ -101,12 +103,22 @@ class LatencyTracker:
             self._cooldown_s = cooldown_s
             self._in_flight_timeout_s = in_flight_timeout_s
 
+    def add_tiers(self, tiers: Iterable[Tier]) -> None:
+        """Track these tiers too (a reload that adds a rung); known tiers keep their state,
+        and a tier no longer configured keeps its until its requests have ended."""
+        with self._lock:
+            for tier in tiers:
+                if tier not in self._tiers:
+                    self._tiers[tier] = _TierState(self._seed_ms, self._seed_ms)
+                    self._counts[tier] = 0
+
     def seed(self, seed_ms: float | None) -> None:
         """A new starting value (a settings reload): every average that no request has
         measured yet (a tier with no sample, or a time to first token before any stream)
         takes ``seed_ms``; measured averages are kept, so a reload never forgets what
         was learnt."""
         with self._lock:
+            self._seed_ms = seed_ms
             for state in self._tiers.values():
                 if not state.ttft_measured:
                     state.ttft_ema_ms = seed_ms
@@ -124,10 +136,10 @@ class LatencyTracker:
             previous = self._in_flight.pop(call_id, None)
             if previous is not None:
                 self._release(call_id, previous)
+            state = self._state(tier)
             self._in_flight[call_id] = _InFlight(tier, now, probe)
             self._counts[tier] += 1
             if probe:
-                state = self._tiers[tier]
                 state.probe_call_id = call_id
                 state.last_probe_at = now
 
@@ -140,7 +152,7 @@ class LatencyTracker:
             served = tier or (entry.tier if entry else None)
             if served is None or total_ms is None:
                 return
-            state = self._tiers[served]
+            state = self._state(served)
             if entry is not None and entry.probe and entry.tier == served:
                 # A probe measures the tier as it is now: let it replace the stale average
                 # so a recovered tier comes back at once instead of after many samples.
@@ -167,7 +179,7 @@ class LatencyTracker:
             served = tier or (entry.tier if entry else None)
             if served is None:
                 return
-            state = self._tiers[served]
+            state = self._state(served)
             if total_ms is not None and (state.total_ema_ms is None or total_ms > state.total_ema_ms):
                 state.total_ema_ms = _ema(state.total_ema_ms, total_ms, self._alpha)
                 state.total_measured = True
@@ -180,7 +192,7 @@ class LatencyTracker:
 
     def tier(self, tier: Tier) -> TierLatency:
         with self._lock:
-            s = self._tiers[tier]
+            s = self._state(tier)
             return TierLatency(
                 ttft_ema_ms=s.ttft_ema_ms,
                 total_ema_ms=s.total_ema_ms,
@@ -194,9 +206,16 @@ class LatencyTracker:
             )
 
     def in_flight(self, tier: Tier) -> int:
-        return self._counts[tier]
+        return self._counts.get(tier, 0)
 
     # -- internals (lock held) ------------------------------------------------------------
+
+    def _state(self, tier: Tier) -> _TierState:
+        state = self._tiers.get(tier)
+        if state is None:  # a tier a reload added, seen before add_tiers ran
+            state = self._tiers[tier] = _TierState(self._seed_ms, self._seed_ms)
+            self._counts[tier] = 0
+        return state
 
     def _end(self, call_id: str | None) -> _InFlight | None:
         if call_id is None:

@@ -12,8 +12,9 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Mapping, Union
 
-from ..config import TIERS, StratumSettings, Tier
+from ..config import StratumSettings, Tier
 from .backends import BackendLoad, BackendPoller, BackendTarget
+from .budget import BudgetLeft, BudgetTracker
 from .circuit import UtilisationCircuit
 from .gpu import GpuMonitor, GpuReading
 from .latency import LatencyTracker, TierLatency
@@ -31,6 +32,8 @@ class TierSignals:
     latency: TierLatency
     #: The backend's own load (queue, slots, cache, model loaded), or None when not read.
     backend: BackendLoad | None = None
+    #: What is left of an overflow tier's budget (None for every other tier).
+    budget: BudgetLeft | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +70,9 @@ class Signals:
             cooldown_s=lat.cooldown_s,
             in_flight_timeout_s=lat.in_flight_timeout_s,
             clock=clock,
+            tiers=settings.tiers,
         )
+        self.budget: BudgetTracker | None = _budget(settings, None, clock)
         self.gpu_monitor = gpu_monitor
         self.backend_poller = backend_poller
         self._owns_monitor = False
@@ -136,7 +141,9 @@ class Signals:
 
         # Swap in: plain stores from here on, nothing raises.
         lat = settings.latency
+        self.latency.add_tiers(settings.tiers)
         self.latency.configure(lat.ema_alpha, lat.failure_threshold, lat.cooldown_s, lat.in_flight_timeout_s)
+        self.budget = _budget(settings, self.budget, self._clock)
         if lat.seed_ms != old.latency.seed_ms:
             self.latency.seed(lat.seed_ms)
         with self._gpu_lock:
@@ -169,8 +176,13 @@ class Signals:
         backend_poller = self.backend_poller
         loads = backend_poller.snapshot() if backend_poller is not None else {}
         tiers = {}
-        for tier in TIERS:
-            index = settings.tiers[tier].gpu_index
+        budget = self.budget
+        for tier, tier_settings in settings.tiers.items():
+            if tier_settings.overflow:  # no GPU of ours
+                tiers[tier] = TierSignals(gpu=None, gpu_busy=None, latency=self.latency.tier(tier),
+                                          backend=loads.get(tier), budget=budget.left() if budget else None)
+                continue
+            index = tier_settings.gpu_index
             tiers[tier] = TierSignals(gpu=readings[index], gpu_busy=busy[index], latency=self.latency.tier(tier),
                                       backend=loads.get(tier))
         return SignalSnapshot(tiers=tiers, gpu_status=gpu_status, gpu_error=gpu_error, taken_at=self._clock())
@@ -197,15 +209,28 @@ def _gpu_polling(settings: StratumSettings) -> tuple[object, ...]:
 
 def _backend_polling(settings: StratumSettings) -> tuple[object, ...]:
     """The settings the backend poller is built from: a change means a new poller."""
-    return tuple(settings.tiers[t].backend for t in TIERS) + (settings.backend_polling,)
+    return tuple((t, s.backend) for t, s in settings.tiers.items()) + (settings.backend_polling,)
 
 
 def _circuits(settings: StratumSettings) -> dict[int, UtilisationCircuit]:
     gpu = settings.gpu
     return {
         index: UtilisationCircuit(gpu.utilisation_trip_pct, gpu.utilisation_reset_pct)
-        for index in {settings.tiers[t].gpu_index for t in TIERS}
+        for index in {s.gpu_index for s in settings.tiers.values() if not s.overflow}
     }
+
+
+def _budget(settings: StratumSettings, current: BudgetTracker | None,
+            clock: Callable[[], float]) -> BudgetTracker | None:
+    """The overflow tier's budget tracker: the current one with new limits, so a reload
+    never forgets what was spent."""
+    limits = next((s.budget for s in settings.tiers.values() if s.overflow and s.budget is not None), None)
+    if limits is None:
+        return None
+    if current is None:
+        return BudgetTracker(limits, clock)
+    current.configure(limits)
+    return current
 
 
 def _monitor(settings: StratumSettings) -> GpuMonitor | None:
@@ -219,8 +244,8 @@ def _monitor(settings: StratumSettings) -> GpuMonitor | None:
 
 def _backend_poller(settings: StratumSettings) -> BackendPoller | None:
     targets = {}
-    for tier in TIERS:
-        backend = settings.tiers[tier].backend
+    for tier, tier_settings in settings.tiers.items():
+        backend = tier_settings.backend
         if backend is not None:
             targets[tier] = BackendTarget(backend.kind, backend.url, backend.model, backend.api_key,
                                           backend.kv_cache_saturation)

@@ -39,7 +39,7 @@ def test_defaults_are_the_documented_ones() -> None:
     assert s.latency.sla_ms == 2000
     assert s.latency.measure == "ttft"
     assert s.latency.ema_alpha == 0.2
-    assert s.fallback_tier == "fast"
+    assert s.fallback_tier is None and s.ladder().fallback == "fast"  # the first tier
 
 
 def test_the_repository_config_is_valid_and_matches_its_model_list() -> None:
@@ -47,7 +47,7 @@ def test_the_repository_config_is_valid_and_matches_its_model_list() -> None:
     document = yaml.safe_load((REPO / "litellm_config.yaml").read_text())
     groups = {m["model_name"] for m in document["model_list"]}
     assert {s.model_group("fast"), s.model_group("smart")} == groups
-    assert document["router_settings"]["model_group_alias"][s.routed_model] == s.model_group(s.fallback_tier)
+    assert document["router_settings"]["model_group_alias"][s.routed_model] == s.model_group(s.ladder().fallback)
     assert "stratum_litellm.proxy_handler" in document["litellm_settings"]["callbacks"]
 
 
@@ -81,11 +81,11 @@ def test_the_repository_config_is_valid_and_matches_its_model_list() -> None:
         ({"backend_polling": {"interval_s": 0}}, "callback_settings.stratum.backend_polling.interval_s", "greater than or equal to 0.05"),
         ({"gpu": {"poll_interval_ms": 0}}, "callback_settings.stratum.gpu.poll_interval_ms", "greater than or equal to 1"),
         ({"gpu": {"utilisation_trip_pct": float("nan")}}, "callback_settings.stratum.gpu.utilisation_trip_pct", "less than or equal to 100"),
-        ({"tiers": {"fast": {"model_group": "a"}}}, "callback_settings.stratum", "missing: smart"),
+        ({"tiers": {"fast": {"model_group": "a"}}}, "callback_settings.stratum", "at least two local (not overflow) tiers, got 1"),
         ({"rules": [{"name": "r", "pattern": "(unclosed", "route": "smart"}]}, "callback_settings.stratum.rules.0.pattern", "invalid regular expression"),
         ({"rules": [{"name": "r", "keywords": ["x"]}]}, "callback_settings.stratum.rules.0", "exactly one of"),
         ({"rules": [{"name": "r", "route": "smart"}]}, "callback_settings.stratum.rules.0", "matches nothing"),
-        ({"fallback_tier": "medium"}, "callback_settings.stratum.fallback_tier", "'fast' or 'smart'"),
+        ({"fallback_tier": "medium"}, "callback_settings.stratum.fallback_tier", "'medium' is not a tier (tiers: fast, smart)"),
         ({"python_rules": [{"callable": "no colon"}]}, "callback_settings.stratum.python_rules.0.callable", "pattern"),
     ],
 )

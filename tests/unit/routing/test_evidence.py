@@ -103,7 +103,7 @@ CASES = [
          'smart_gpu_free_gib': 8.0,
          'smart_gpu_utilisation_pct': 10.0,
          'smart_latency_ms': 300.0,
-         'sla_ms': 2000.0},
+         'smart_sla_ms': 2000.0},
         id='every_check_passes',
     ),
     pytest.param(
@@ -130,7 +130,7 @@ CASES = [
          'smart_queue': {'running': 1, 'waiting': 0, 'slots': 4, 'idle_slots': 3, 'kv_cache': 0.2},
          'smart_in_flight': 0,
          'smart_latency_ms': 300.0,
-         'sla_ms': 2000.0},
+         'smart_sla_ms': 2000.0},
         id='gpu_index_absent_from_an_ok_snapshot',
     ),
     pytest.param(
@@ -144,7 +144,7 @@ CASES = [
          'smart_queue': {'running': 1, 'waiting': 0, 'slots': 4, 'idle_slots': 3, 'kv_cache': 0.2},
          'smart_in_flight': 0,
          'smart_latency_ms': 300.0,
-         'sla_ms': 2000.0},
+         'smart_sla_ms': 2000.0},
         id='gpu_unknown_without_an_error',
     ),
     pytest.param(
@@ -167,7 +167,7 @@ CASES = [
          'smart_gpu_free_gib': 8.0,
          'smart_gpu_utilisation_pct': 10.0,
          'smart_latency_ms': 300.0,
-         'sla_ms': 2000.0},
+         'smart_sla_ms': 2000.0},
         id='cooldown_over_is_healthy',
     ),
     pytest.param(
@@ -222,7 +222,7 @@ CASES = [
          'smart_gpu_free_gib': 8.0,
          'smart_gpu_utilisation_pct': 10.0,
          'smart_latency_ms': 300.0,
-         'sla_ms': 2000.0},
+         'smart_sla_ms': 2000.0},
         id='backend_unknown',
     ),
     pytest.param(
@@ -237,7 +237,7 @@ CASES = [
          'smart_gpu_free_gib': 8.0,
          'smart_gpu_utilisation_pct': 10.0,
          'smart_latency_ms': 300.0,
-         'sla_ms': 2000.0},
+         'smart_sla_ms': 2000.0},
         id='backend_stale_with_error',
     ),
     pytest.param(
@@ -271,7 +271,7 @@ CASES = [
          'smart_gpu_free_gib': 8.0,
          'smart_gpu_utilisation_pct': 10.0,
          'smart_latency_ms': 300.0,
-         'sla_ms': 2000.0},
+         'smart_sla_ms': 2000.0},
         id='backend_nothing_read_about_saturation',
     ),
     pytest.param(
@@ -296,7 +296,7 @@ CASES = [
          'smart_gpu_free_gib': 8.0,
          'smart_gpu_utilisation_pct': 10.0,
          'smart_latency_ms': 300.0,
-         'sla_ms': 2000.0},
+         'smart_sla_ms': 2000.0},
         id='in_flight_below_the_configured_limit',
     ),
     pytest.param(
@@ -321,7 +321,7 @@ CASES = [
          'smart_gpu_free_gib': 8.0,
          'smart_gpu_utilisation_pct': 10.0,
          'smart_latency_ms': 300.0,
-         'sla_ms': 2000.0},
+         'smart_sla_ms': 2000.0},
         id='in_flight_without_limit_or_slots',
     ),
     pytest.param(
@@ -336,7 +336,7 @@ CASES = [
          'smart_gpu_free_gib': 8.0,
          'smart_gpu_utilisation_pct': 10.0,
          'smart_latency_ms': 300.0,
-         'sla_ms': 2000.0},
+         'smart_sla_ms': 2000.0},
         id='in_flight_slots_of_a_backend_not_ok_are_no_limit',
     ),
     pytest.param(
@@ -364,7 +364,7 @@ CASES = [
          'smart_gpu_free_gib': 0.0,
          'smart_gpu_utilisation_pct': 10.0,
          'smart_latency_ms': 300.0,
-         'sla_ms': 2000.0},
+         'smart_sla_ms': 2000.0},
         id='vram_zero_headroom_configured',
     ),
     pytest.param(
@@ -392,7 +392,7 @@ CASES = [
          'smart_gpu_free_gib': 8.0,
          'smart_gpu_utilisation_pct': 85.0,
          'smart_latency_ms': 300.0,
-         'sla_ms': 2000.0},
+         'smart_sla_ms': 2000.0},
         id='gpu_circuit_closed_while_busy_reading',
     ),
     pytest.param(
@@ -407,7 +407,7 @@ CASES = [
          'smart_gpu_free_gib': 8.0,
          'smart_gpu_utilisation_pct': 10.0,
          'smart_latency_ms': 3000.0,
-         'sla_ms': 1000.0},
+         'smart_sla_ms': 1000.0},
         id='latency_above_sla_recent_sample',
     ),
     pytest.param(
@@ -423,7 +423,7 @@ CASES = [
          'smart_gpu_free_gib': 8.0,
          'smart_gpu_utilisation_pct': 10.0,
          'smart_latency_ms': 3000.0,
-         'sla_ms': 1000.0},
+         'smart_sla_ms': 1000.0},
         id='latency_above_sla_probe_due',
     ),
     pytest.param(
@@ -438,7 +438,7 @@ CASES = [
          'smart_gpu_free_gib': 8.0,
          'smart_gpu_utilisation_pct': 10.0,
          'smart_latency_ms': 3000.0,
-         'sla_ms': 1000.0},
+         'smart_sla_ms': 1000.0},
         id='latency_above_sla_probe_already_in_flight',
     ),
     pytest.param(
@@ -453,7 +453,7 @@ CASES = [
          'smart_gpu_free_gib': 8.0,
          'smart_gpu_utilisation_pct': 10.0,
          'smart_latency_ms': 3000.0,
-         'sla_ms': 1000.0},
+         'smart_sla_ms': 1000.0},
         id='latency_above_sla_recent_probe',
     ),
     pytest.param(
@@ -469,7 +469,7 @@ CASES = [
          'smart_gpu_free_gib': 8.0,
          'smart_gpu_utilisation_pct': 10.0,
          'smart_latency_ms': 3000.0,
-         'sla_ms': 1000.0},
+         'smart_sla_ms': 1000.0},
         id='latency_probe_at_a_later_now',
     ),
     pytest.param(
@@ -485,7 +485,7 @@ CASES = [
          'smart_gpu_free_gib': 8.0,
          'smart_gpu_utilisation_pct': 10.0,
          'smart_latency_ms': 3000.0,
-         'sla_ms': 1000.0},
+         'smart_sla_ms': 1000.0},
         id='latency_never_sampled_time_probe',
     ),
     pytest.param(
@@ -500,7 +500,7 @@ CASES = [
          'smart_gpu_free_gib': 8.0,
          'smart_gpu_utilisation_pct': 10.0,
          'smart_latency_ms': 5000.0,
-         'sla_ms': 1000.0},
+         'smart_sla_ms': 1000.0},
         id='latency_measured_on_total',
     ),
     pytest.param(
@@ -515,7 +515,7 @@ CASES = [
          'smart_gpu_free_gib': 8.0,
          'smart_gpu_utilisation_pct': 10.0,
          'smart_latency_ms': 5000.0,
-         'sla_ms': 1000.0},
+         'smart_sla_ms': 1000.0},
         id='latency_ttft_falls_back_to_total',
     ),
     pytest.param(
@@ -530,7 +530,7 @@ CASES = [
          'smart_gpu_free_gib': 8.0,
          'smart_gpu_utilisation_pct': 10.0,
          'smart_latency_ms': 1234.6,
-         'sla_ms': 2000.0},
+         'smart_sla_ms': 2000.0},
         id='latency_rounding',
     ),
     pytest.param(
@@ -546,7 +546,7 @@ CASES = [
          'smart_gpu_free_gib': 8.0,
          'smart_gpu_utilisation_pct': 10.0,
          'smart_latency_ms': 3000.0,
-         'sla_ms': 1000.0,
+         'smart_sla_ms': 1000.0,
          'rules_matched': ['night']},
         id='probe_then_a_capacity_rule_blocks',
     ),
@@ -562,7 +562,7 @@ CASES = [
          'smart_gpu_free_gib': 8.0,
          'smart_gpu_utilisation_pct': 10.0,
          'smart_latency_ms': 300.0,
-         'sla_ms': 2000.0,
+         'smart_sla_ms': 2000.0,
          'rules_matched': ['night']},
         id='capacity_rule_blocks',
     ),
@@ -578,7 +578,7 @@ CASES = [
          'smart_gpu_free_gib': 8.0,
          'smart_gpu_utilisation_pct': 10.0,
          'smart_latency_ms': 300.0,
-         'sla_ms': 2000.0,
+         'smart_sla_ms': 2000.0,
          'rules_matched': ['eager']},
         id='capacity_rule_asking_smart_is_ignored',
     ),
@@ -594,7 +594,7 @@ CASES = [
          'smart_gpu_free_gib': 8.0,
          'smart_gpu_utilisation_pct': 10.0,
          'smart_latency_ms': 300.0,
-         'sla_ms': 2000.0,
+         'smart_sla_ms': 2000.0,
          'rule_errors': {'broken': 'RuntimeError: boom', 'odd': 'returned str, not RuleOutcome'}},
         id='capacity_rules_that_raise_or_return_junk_abstain',
     ),
@@ -643,7 +643,7 @@ CASES = [
          'smart_gpu_free_gib': 8.0,
          'smart_gpu_utilisation_pct': 10.0,
          'smart_latency_ms': 300.0,
-         'sla_ms': 2000.0},
+         'smart_sla_ms': 2000.0},
         id='first_rule_shifts_the_score',
     ),
     pytest.param(
@@ -661,7 +661,7 @@ CASES = [
          'smart_gpu_free_gib': 8.0,
          'smart_gpu_utilisation_pct': 10.0,
          'smart_latency_ms': 300.0,
-         'sla_ms': 2000.0},
+         'smart_sla_ms': 2000.0},
         id='score_delta_clamped',
     ),
     pytest.param(
@@ -683,7 +683,7 @@ CASES = [
          'smart_gpu_free_gib': 8.0,
          'smart_gpu_utilisation_pct': 10.0,
          'smart_latency_ms': 300.0,
-         'sla_ms': 2000.0},
+         'smart_sla_ms': 2000.0},
         id='at_the_threshold_is_complex',
     ),
     pytest.param(
@@ -699,7 +699,7 @@ CASES = [
          'smart_gpu_free_gib': 8.0,
          'smart_gpu_utilisation_pct': 10.0,
          'smart_latency_ms': 300.0,
-         'sla_ms': 2000.0},
+         'smart_sla_ms': 2000.0},
         id='simple_turn_of_a_smart_conversation',
     ),
     pytest.param(
@@ -735,7 +735,7 @@ CASES = [
          'smart_gpu_free_gib': 8.0,
          'smart_gpu_utilisation_pct': 10.0,
          'smart_latency_ms': 300.0,
-         'sla_ms': 2000.0,
+         'smart_sla_ms': 2000.0,
          'rules_matched': ['interns'],
          'overridden': 'complex'},
         id='last_rule_overrides_complex',
@@ -752,7 +752,7 @@ CASES = [
          'smart_gpu_free_gib': 8.0,
          'smart_gpu_utilisation_pct': 10.0,
          'smart_latency_ms': 300.0,
-         'sla_ms': 2000.0,
+         'smart_sla_ms': 2000.0,
          'rules_matched': ['same']},
         id='last_rule_same_tier_changes_nothing',
     ),
@@ -778,7 +778,7 @@ CASES = [
          'smart_gpu_free_gib': 8.0,
          'smart_gpu_utilisation_pct': 10.0,
          'smart_latency_ms': 3000.0,
-         'sla_ms': 1000.0,
+         'smart_sla_ms': 1000.0,
          'rules_matched': ['interns'],
          'overridden': 'sla_probe'},
         id='last_rule_overrides_a_probe',
@@ -859,7 +859,7 @@ CASES = [
         ('fast', 'simple', False),
         {'score': 0.1,
          'threshold': 0.65,
-         'override': "override 'huge' ignored: expected fast or smart"},
+         'override': "override 'Huge' ignored: expected one of fast, smart"},
         id='override_of_an_unknown_tier',
     ),
 ]
