@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from ..config import SettingsError, load_settings
+from ..config import SettingsError, StratumSettings, load_settings
 from ..routing.decision import Reason
 from ..routing.policy import Policy
 from ..scoring.view import RequestView
@@ -80,6 +80,54 @@ def calibrate(views: Iterable[RequestView], policy: Policy, target_share: float)
                        ruled_smart / total, ruled_fast / total, table)
 
 
+@dataclass(frozen=True, slots=True)
+class Rung:
+    tier: str
+    entry_score: float
+    #: The share of these requests the entry scores give this tier.
+    share: float
+    target_share: float
+
+
+def calibrate_ladder(views: Iterable[RequestView], policy: Policy, shares: Sequence[float]) -> list[Rung]:
+    """Entry scores for the local tiers that give each the target share of requests
+    (``shares`` in ladder order, cheapest first, summing to 1). Requests a rule sends to a
+    tier outright are left out: they go where the rule says whatever the entry scores."""
+    local = policy.ladder.local
+    if len(shares) != len(local):
+        raise ValueError(f"give one share per local tier ({', '.join(local)}): got {len(shares)}")
+    if any(s < 0 for s in shares) or abs(sum(shares) - 1.0) > 0.011:
+        raise ValueError(f"shares must be >= 0 and add up to 1 (100%), got {', '.join(map(str, shares))}")
+    scores, _, _ = scores_of(views, policy)
+    if not scores:
+        raise ValueError("no requests to calibrate on")
+    ranked = sorted(scores, reverse=True)
+    entries = [0.0]
+    for index in range(1, len(local)):
+        above = round(sum(shares[index:]) * len(ranked))  # requests that should reach this tier or higher
+        if above <= 0:
+            entry = min(1.0, ranked[0] + 1e-4)
+        elif above >= len(ranked):
+            entry = ranked[-1]
+        else:  # midway between the last score in and the first one out
+            entry = (ranked[above - 1] + ranked[above]) / 2
+        entries.append(round(min(1.0, max(entries[-1] + 1e-4, entry)), 4))
+    rungs = []
+    for index, tier in enumerate(local):
+        upper = entries[index + 1] if index + 1 < len(entries) else float("inf")
+        got = sum(1 for score in scores if entries[index] <= score < upper) if index else \
+            sum(1 for score in scores if score < upper)
+        rungs.append(Rung(tier, entries[index], got / len(scores), shares[index]))
+    return rungs
+
+
+def parse_shares(text: str) -> list[float]:
+    """``80/15/5`` (percent) or ``0.8,0.15,0.05``."""
+    parts = [p for p in re.split(r"[/,\s]+", text.strip()) if p]
+    values = [float(p) for p in parts]
+    return [v / 100 for v in values] if sum(values) > 1.5 else values
+
+
 _THRESHOLD_LINE = re.compile(r"^(\s*threshold:\s*)([0-9.eE+-]+)(\s*(#.*)?)$", re.MULTILINE)
 
 
@@ -116,6 +164,12 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"stratum calibrate: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_BAD_CONFIG
+    if args.shares is not None:
+        return _run_ladder(views, settings, source, args.shares)
+    if args.target_share is None:
+        print("stratum calibrate: give --target-share (two tiers) or --shares (a ladder, e.g. 80/15/5)",
+              file=sys.stderr)
+        return EXIT_FAILED
     try:
         result = calibrate(views, Policy(settings), args.target_share)
     except ValueError as exc:
@@ -136,4 +190,19 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_BAD_CONFIG
         write_threshold(target, result.threshold)
         print(f"\nwrote complexity.threshold: {result.threshold} to {target}")
+    return EXIT_OK
+
+
+def _run_ladder(views: list[RequestView], settings: StratumSettings, source: str, shares_text: str) -> int:
+    try:
+        rungs = calibrate_ladder(views, Policy(settings), parse_shares(shares_text))
+    except ValueError as exc:
+        print(f"stratum calibrate: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"{len(views)} requests (settings: {source}); entry scores for the target shares:\n")
+    print("tier                 entry_score  share   target")
+    for rung in rungs:
+        print(f"{rung.tier:<20} {rung.entry_score:<11}  {rung.share:6.1%}  {rung.target_share:6.1%}")
+    print("\nset them under callback_settings.stratum.tiers.<tier>.entry_score "
+          "(the first tier needs none)")
     return EXIT_OK

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
-from ..config import SettingsError, load_settings
+import yaml
+
+from ..config import SECTION_PATH, SettingsError, StratumSettings, load_settings
 from ..routing.policy import Policy
 from .inputs import EXIT_BAD_CONFIG, EXIT_OK
 
@@ -13,11 +16,32 @@ from .inputs import EXIT_BAD_CONFIG, EXIT_OK
 def run(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(args.file)
-        Policy(settings, source=args.file)  # loads python_rules too
+        policy = Policy(settings, source=args.file)  # loads python_rules too
+        _groups_are_served(settings, args.file)
     except SettingsError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_BAD_CONFIG
-    print(f"ok: {args.file}: routed model {settings.routed_model!r} -> "
-          f"{settings.model_group('fast')} / {settings.model_group('smart')}, "
-          f"threshold {settings.complexity.threshold}, {len(settings.rules)} config rules")
+    ladder = policy.ladder
+    rungs = [f"{tier} ({settings.model_group(tier)}, from {score})" for tier, score in zip(ladder.local, ladder.entry)]
+    if ladder.overflow is not None:
+        rungs.append(f"{ladder.overflow} ({settings.model_group(ladder.overflow)}, overflow)")
+    print(f"ok: {args.file}: routed model {settings.routed_model!r} -> {' < '.join(rungs)}, "
+          f"{len(settings.rules)} config rules")
     return EXIT_OK
+
+
+def _groups_are_served(settings: StratumSettings, file: str) -> None:
+    """In a gateway config, every tier's model group must be a ``model_name`` of its
+    ``model_list`` (a standalone settings file has none to check against)."""
+    with open(file, encoding="utf-8") as stream:
+        document: Any = yaml.safe_load(stream)
+    models = document.get("model_list") if isinstance(document, dict) else None
+    if not isinstance(models, list):
+        return
+    served = {m.get("model_name") for m in models if isinstance(m, dict)}
+    where = ".".join(SECTION_PATH)
+    for tier, tier_settings in settings.tiers.items():
+        if tier_settings.model_group not in served:
+            raise SettingsError(f"invalid stratum settings in {file}:\n  {where}.tiers.{tier}.model_group: "
+                                f"{tier_settings.model_group!r} is not a model_name in model_list "
+                                f"(model_list has: {', '.join(sorted(str(n) for n in served))})")

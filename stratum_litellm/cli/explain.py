@@ -37,10 +37,14 @@ def run(args: argparse.Namespace) -> int:
     for name, part in sorted(score.parts.items(), key=lambda kv: -abs(kv[1])):
         print(f"  {name:<14} {part:+.4f}")
     print(f"decision: {decision.tier} ({decision.model_group}) because {decision.label}")
+    rungs = policy.ladder
+    print("ladder: " + " < ".join(f"{t} (from {e})" for t, e in zip(rungs.local, rungs.entry))
+          + (f" < {rungs.overflow} (overflow)" if rungs.overflow else ""))
     for key, value in decision.evidence.items():
-        if key == "checks":
+        if key == "checks" or key.endswith("_checks"):
+            tier = decision.wanted or decision.tier if key == "checks" else key.removesuffix("_checks")
             for check, verdict in value.items():
-                print(f"  check {check:<16} {verdict}")
+                print(f"  {tier}: check {check:<16} {verdict}")
         elif key not in ("score", "threshold"):
             print(f"  {key}: {value}")
     print(f"gpu: {snapshot.gpu_status}" + (f" ({snapshot.gpu_error})" if snapshot.gpu_error else ""))
@@ -55,6 +59,10 @@ def explanation(settings: StratumSettings, source: str, parts: Any, decision: De
         "threshold": settings.complexity.threshold,
         "parts": dict(parts),
         "decision": {"tier": decision.tier, "model_group": decision.model_group, "reason": decision.label,
-                     "evidence": dict(decision.evidence)},
+                     "wanted": decision.wanted, "evidence": dict(decision.evidence)},
+        "ladder": [{"tier": t, "model_group": settings.model_group(t), "entry_score": e}
+                   for t, e in zip(settings.ladder().local, settings.ladder().entry)]
+        + ([{"tier": o, "model_group": settings.model_group(o), "overflow": True}]
+           if (o := settings.ladder().overflow) else []),
         "signals": {"gpu_status": snapshot.gpu_status, "gpu_error": snapshot.gpu_error},
     }

@@ -29,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     cal = sub.add_parser("calibrate", help="the threshold that sends a target share of requests to the smart tier")
     cal.add_argument("file", help="JSON lines {id, prompt} or {id, messages} (LiteLLM logging payloads work); - for stdin")
-    cal.add_argument("--target-share", type=float, required=True, help="e.g. 0.10 for 10%% of requests on the smart tier")
+    cal.add_argument("--target-share", type=float, help="two tiers: e.g. 0.10 for 10%% of requests on the smart tier")
+    cal.add_argument("--shares", help="a ladder: the share of each local tier, cheapest first, e.g. 80/15/5")
     cal.add_argument("--config")
     cal.add_argument("--write", action="store_true", help="write the threshold into the settings file")
     cal.set_defaults(run=calibrate.run)
