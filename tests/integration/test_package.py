@@ -202,7 +202,8 @@ def test_the_readme_steps_add_the_router_to_a_gateway_that_only_has_litellm(
         assert check == "stratum check config.yaml"
         run(["sh", "-c", check], env=env, cwd=tmp_path)
         assert launch.endswith("--port 4000")
-        gateway = ManagedProcess(["sh", "-c", f"exec {launch.removesuffix('4000')}{port}"],
+        # The line runs as written (sh keeps it in its process group, which stop() ends).
+        gateway = ManagedProcess(["sh", "-c", f"{launch.removesuffix('4000')}{port}"],
                                  f"http://127.0.0.1:{port}/health/liveliness", env, name="readme-gateway",
                                  ready_timeout_s=180, cwd=tmp_path)
         with gateway:
