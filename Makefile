@@ -14,7 +14,7 @@ export LITELLM_LOCAL_MODEL_COST_MAP ?= True
 BUILD_INPUTS := pyproject.toml setup.py $(sort $(wildcard stratum_litellm/scoring/*.c stratum_litellm/scoring/*.h))
 STAMP := $(VENV)/.installed-$(shell cat $(BUILD_INPUTS) | cksum | cut -d' ' -f1)
 
-.PHONY: setup llama-server chromium test test-fast run check clean
+.PHONY: setup llama-server chromium prometheus test test-fast run check clean
 
 setup: $(STAMP)
 
@@ -35,8 +35,13 @@ llama-server: setup
 chromium:
 	@bash scripts/stack/ensure_chromium.sh
 
+# Prometheus and promtool for the dashboard and alert-rule tests (apt-get install prometheus
+# when missing).
+prometheus:
+	@bash scripts/stack/ensure_prometheus.sh
+
 # The second run checks that the scorer's pure-Python path alone gives the same results.
-test: setup llama-server chromium
+test: setup llama-server chromium prometheus
 	$(PY) -m pytest -ra
 	STRATUM_PURE_PYTHON=1 $(PY) -m pytest -ra tests/unit/scoring
 

@@ -607,3 +607,138 @@ def test_deploy_settings_repeat_the_gateway_config(stack: dict[str, Any], monkey
 
     deployed = load_deploy_settings(settings_file(stack), stack, monkeypatch)
     assert comparable(deployed) == comparable(load_settings(LITELLM_CONFIG))
+
+
+# -- the GPU stack as a GPU owner gets it (pins, flags, memory, restarts) -----------------
+
+GB = 1e9
+GIB = 1024**3
+# The memory plan of docs/deploy.md ("Sizing the GPU memory"), in GB.
+E4B_BF16_VLLM_GB = 19.0  # 16 GB of bf16 weights + ~3 GB of KV cache and activations
+SMART_Q4_GB, SMART_PER_MOE_LAYER_GB, SMART_KV_GB = 17.0, 0.5, 1.5
+
+
+def smart_vram_gb(n_cpu_moe: int) -> float:
+    return SMART_Q4_GB - SMART_PER_MOE_LAYER_GB * n_cpu_moe + SMART_KV_GB
+
+
+def test_vllm_image_is_the_cuda13_build_that_starts_and_docs_name_its_driver(stack: dict[str, Any]) -> None:
+    image = service(stack, "vllm")["image"]
+    # The -cu129 build of 0.31.0 exits at start: torchcodec needs libnvrtc.so.13 (vLLM #48592).
+    assert image == "vllm/vllm-openai:v0.31.0", image
+    docs = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    assert "driver must be 580 or newer" in docs and "#48592" in docs
+
+
+def test_vllm_does_not_quantise_gemma4_to_fp8(stack: dict[str, Any]) -> None:
+    args = command(service(stack, "vllm"))
+    assert "--quantization" not in args and not any(a.startswith("--quantization=") for a in args), \
+        "online FP8 on Gemma 4 is reported to give gibberish (vLLM #39049)"
+    assert "fp8" not in " ".join(args).lower()
+
+
+def test_env_example_defaults_fit_one_32_gb_card_with_the_routers_headroom(stack: dict[str, Any]) -> None:
+    if stack["variant"] != "single-gpu":
+        pytest.skip("the two-GPU variant gives each model a card of its own")
+    card = 32 * GB
+    vllm = float(flag(service(stack, "vllm"), "--gpu-memory-utilization")) * card
+    llama = smart_vram_gb(int(flag(service(stack, "llamacpp"), "--n-cpu-moe"))) * GB
+    assert vllm >= E4B_BF16_VLLM_GB * GB, f"vLLM gets {vllm / GB:.1f} GB, E4B in bf16 needs {E4B_BF16_VLLM_GB}"
+    free = card - vllm - llama
+    assert free > 1.5 * GIB, f"only {free / GB:.1f} GB stay free: every complex request would be held off"
+
+
+def test_memory_table_covers_each_card_size_and_its_rows_add_up() -> None:
+    docs = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    section = docs.split("## Sizing the GPU memory", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| one ") or line.startswith("| two ")]
+    sizes = {int(m) for row in rows for m in re.findall(r"\| (?:one|two) (\d+) GB", row)}
+    assert sizes == {16, 24, 32, 48}
+    checked = 0
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        card = float(re.search(r"(\d+) GB", cells[0]).group(1))
+        numbers = [re.findall(r"([\d.]+) GB", c) for c in (cells[2], cells[4], cells[5])]
+        if not all(numbers):
+            continue  # a row that names a smaller model instead of figures
+        vllm_gb, llama_gb, free_gb = (float(n[-1]) for n in numbers)
+        share = re.search(r"\b0\.\d+", cells[1])
+        if cells[0].startswith("one"):
+            assert abs(card - vllm_gb - llama_gb - free_gb) < 0.05, row
+        else:
+            assert abs(card - llama_gb - free_gb) < 0.05, row
+        assert share is not None and abs(float(share.group()) * card - vllm_gb) < 0.05, row
+        assert free_gb * GB > 1.5 * GIB, row
+        checked += 1
+    assert checked >= 4
+
+
+def llamacpp_entrypoint(stack: dict[str, Any]) -> list[str]:
+    entry = service(stack, "llamacpp").get("entrypoint")
+    assert entry and entry[:2] == ["/bin/sh", "-c"], "llama.cpp must wait for vLLM itself (docker/compose #10859)"
+    # `compose config` prints $ escaped as $$.
+    return [part.replace("$$", "$") for part in entry]
+
+
+def run_entrypoint(stack: dict[str, Any], tmp_path: Path, *, vllm_healthy: bool, wait_s: int) -> tuple[float, str]:
+    """Run the llama.cpp entrypoint with stand-ins for curl and /app/llama-server."""
+    import time
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "curl").write_text(f"#!/bin/sh\nexit {0 if vllm_healthy else 7}\n")
+    server = tmp_path / "llama-server"
+    server.write_text(f'#!/bin/sh\necho "started: $*" > {tmp_path / "started"}\n')
+    for script in (bin_dir / "curl", server):
+        script.chmod(0o755)
+    entry = llamacpp_entrypoint(stack)
+    script = entry[2].replace("/app/llama-server", str(server))
+    assert script != entry[2], "the entrypoint must exec the image's /app/llama-server"
+    args = command(service(stack, "llamacpp"))
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "WAIT_FOR_VLLM_SECONDS": str(wait_s)}
+    began = time.monotonic()
+    result = subprocess.run(["/bin/sh", "-c", script, *entry[3:], *args], env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return time.monotonic() - began, (tmp_path / "started").read_text()
+
+
+def test_llamacpp_waits_for_vllm_health_bounded_and_passes_its_arguments(stack: dict[str, Any], tmp_path: Path) -> None:
+    wait = environment(service(stack, "llamacpp"))["WAIT_FOR_VLLM_SECONDS"]
+    if stack["variant"] == "single-gpu":
+        assert int(wait) >= 600, "a first vLLM start downloads and compiles for many minutes"
+    else:
+        assert wait == "0", "on separate cards there is nothing to wait for"
+    took, started = run_entrypoint(stack, tmp_path, vllm_healthy=True, wait_s=1800)
+    assert took < 3
+    assert started.startswith("started: --host 0.0.0.0 --port 8080 ")
+    assert "--alias gemma4-smart" in started
+    # vLLM never healthy: llama.cpp still starts once the bound has passed.
+    took, started = run_entrypoint(stack, tmp_path, vllm_healthy=False, wait_s=5)
+    assert 4.5 <= took < 15 and "--alias gemma4-smart" in started
+
+
+def test_prometheus_can_read_the_bearer_file_as_nobody(stack: dict[str, Any]) -> None:
+    mounts = service(stack, "prometheus")["configs"]
+    bearer = [c for c in mounts if c["target"] == "/etc/prometheus/gateway_bearer"]
+    assert len(bearer) == 1
+    # Without a mode the file can land 0440 root:root, unreadable by nobody (docker/compose #12656).
+    mode = bearer[0].get("mode")
+    assert mode is not None and int(str(mode), 8) & 0o004, f"mode {mode!r} is not world-readable"
+
+
+def test_gateway_sets_no_variable_litellm_ignores(stack: dict[str, Any]) -> None:
+    # LiteLLM 1.105.3 never reads LITELLM_OFFLINE_MODE; LITELLM_LOCAL_MODEL_COST_MAP is what stops the fetch.
+    assert "LITELLM_OFFLINE_MODE" not in environment(service(stack, "gateway"))
+
+
+def test_docs_name_require_auth_for_metrics_endpoint_where_litellm_reads_it() -> None:
+    import litellm.proxy.middleware.prometheus_auth_middleware as middleware
+
+    source = Path(middleware.__file__).read_text(encoding="utf-8")
+    assert "litellm.require_auth_for_metrics_endpoint" in source, "LiteLLM moved the setting: update the docs"
+    for path in (ROOT / "README.md", ROOT / "docs" / "deploy.md", PROMETHEUS_FILE):
+        text = path.read_text(encoding="utf-8")
+        assert not re.search(r"general_settings[`:.\s]*require_auth_for_metrics_endpoint", text), path.name
+        if "require_auth_for_metrics_endpoint" in text:
+            assert "litellm_settings" in text, path.name

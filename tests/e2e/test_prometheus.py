@@ -1,0 +1,216 @@
+"""A real Prometheus (Debian's ``prometheus`` package, installed by ``make prometheus``)
+scraping a real gateway (the repository's litellm_config.yaml and the plugin, in front of
+two real llama-servers) with a scrape config generated from deploy/prometheus.yml, master
+key included; then every query of every panel of the Grafana dashboard is run through
+Prometheus' HTTP API and must return data.
+
+Not run here: vLLM (the official build is CUDA-only; the CPU build takes about 45 s and
+1.5 GB to start, and tests/e2e/test_stack.py runs it). The two vLLM panels are listed in
+NEEDS_VLLM and checked to return nothing, so the list cannot go stale silently. The GPU is
+the fake NVML library of tests/support/nvml_fake (no GPU on this machine), read by the
+real pynvml in the gateway process.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import pytest
+import yaml
+
+from conftest import COMPLEX_PROMPT, SIMPLE_PROMPT
+from gateway import Gateway
+from process import ROOT, ManagedProcess, free_port
+from rules_for_tests import BREAK_WORD
+from servers import LlamaServer
+
+PROMETHEUS_FILE = ROOT / "deploy" / "prometheus.yml"
+RULES = ROOT / "deploy" / "prometheus" / "alerts.yml"
+DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "stratum.json"
+# Grafana fills $__rate_interval in; with a 1 s scrape a minute holds plenty of samples.
+RATE_INTERVAL = "1m"
+
+# Queries that cannot return data in this test, and why (checked both ways below).
+NEEDS_VLLM = {
+    "sum by (model_name) (vllm:num_requests_waiting)": "no vLLM server runs in this test",
+    "sum by (model_name) (vllm:num_requests_running)": "no vLLM server runs in this test",
+    "max by (model_name) (vllm:kv_cache_usage_perc)": "no vLLM server runs in this test",
+}
+# Queries that return data only after an event this test causes at its end (the router's
+# state broken on purpose, which fails every later decision open).
+AFTER_INTERNAL_ERROR = {"sum by (where) (increase(stratum_internal_errors_total[$__rate_interval]))"}
+
+ROUTER_SETTINGS: dict[str, Any] = {
+    # SmolLM2 on a busy 2-core CPU is slow: keep the SLA out of the way of routing.
+    "latency": {"sla_ms": 120_000},
+    "reload": {"interval_s": 0.5},
+    "python_rules": [{"callable": "rules_for_tests:sabotage"}],
+}
+
+
+def dashboard_exprs() -> list[str]:
+    board = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    panels = [p for top in board["panels"] for p in (top, *top.get("panels", []))]
+    return [t["expr"] for p in panels for t in p.get("targets", [])]
+
+
+def scrape_config(gateway_target: str, llamacpp_target: str, vllm_target: str, bearer_file: Path) -> dict[str, Any]:
+    """deploy/prometheus.yml with this test's targets, bearer file, rules and a 1 s interval."""
+    config = yaml.safe_load(PROMETHEUS_FILE.read_text(encoding="utf-8"))
+    config["global"].update(scrape_interval="1s", evaluation_interval="1s")
+    config["rule_files"] = [str(RULES)]
+    targets = {"gateway": gateway_target, "llamacpp": llamacpp_target, "vllm": vllm_target}
+    for job in config["scrape_configs"]:
+        name = job["job_name"]
+        if name in targets:
+            job["static_configs"] = [{"targets": [targets[name]]}]
+        if "authorization" in job:
+            job["authorization"]["credentials_file"] = str(bearer_file)
+    config["scrape_configs"] = [j for j in config["scrape_configs"] if j["job_name"] != "prometheus"]
+    return config
+
+
+class Prometheus(ManagedProcess):
+    """``prometheus`` on a free loopback port with its own data directory."""
+
+    def __init__(self, config_file: Path, data_dir: Path) -> None:
+        self.port = free_port()
+        binary = shutil.which("prometheus")
+        if binary is None:
+            pytest.fail("prometheus is missing: run `make prometheus` (apt-get install prometheus)", pytrace=False)
+        super().__init__([binary, f"--config.file={config_file}", f"--storage.tsdb.path={data_dir}",
+                          f"--web.listen-address=127.0.0.1:{self.port}"],
+                         f"http://127.0.0.1:{self.port}/-/ready", name="prometheus", ready_timeout_s=60)
+
+    def api(self, path: str, **params: str) -> Any:
+        reply = httpx.get(f"http://127.0.0.1:{self.port}/api/v1/{path}", params=params, timeout=10)
+        reply.raise_for_status()
+        body = reply.json()
+        assert body["status"] == "success", body
+        return body["data"]
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        data = self.api("query", query=expr.replace("$__rate_interval", RATE_INTERVAL))
+        return data["result"]
+
+
+def wait_for_data(prom: Prometheus, exprs: set[str], timeout_s: float = 90.0) -> dict[str, list[Any]]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        results = {expr: prom.query(expr) for expr in exprs}
+        if all(results.values()) or time.monotonic() > deadline:
+            return results
+        time.sleep(1)
+
+
+def ask(gw: Gateway, content: str, stream: bool = False) -> None:
+    client = gw.client()
+    if stream:
+        for _ in client.chat.completions.create(model="gemma4-auto", messages=[{"role": "user", "content": content}],
+                                                 max_tokens=8, stream=True):
+            pass
+    else:
+        client.chat.completions.create(model="gemma4-auto", messages=[{"role": "user", "content": content}],
+                                       max_tokens=8)
+
+
+@pytest.fixture(scope="module")
+def fake_gpu(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    import nvml_fake
+
+    gib = 1024**3
+    library = nvml_fake.build()
+    fake = nvml_fake.FakeNvml(None, tmp_path_factory.mktemp("nvml") / "nvml.state")  # type: ignore[arg-type]
+    fake.set_gpus([nvml_fake.FakeGpu("Test GPU 16GB", total=16 * gib, free=8 * gib, used=8 * gib, util=20)])
+    return {"LD_LIBRARY_PATH": str(library.parent), nvml_fake.STATE_ENV: str(fake.state_path)}
+
+
+@pytest.fixture(scope="module")
+def gateway(llama_fast: LlamaServer, llama_smart: LlamaServer, fake_gpu: dict[str, str]) -> Iterator[Gateway]:
+    settings = dict(ROUTER_SETTINGS, tiers={
+        "fast": {"backend": {"kind": "llamacpp", "url": llama_fast.api_base}},
+        "smart": {"backend": {"kind": "llamacpp", "url": llama_smart.api_base}},
+    })
+    with Gateway(llama_fast.api_base, llama_smart.api_base, stratum=settings, env=fake_gpu) as gw:
+        yield gw
+
+
+@pytest.fixture(scope="module")
+def prometheus_config(gateway: Gateway, llama_smart: LlamaServer, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("prometheus")
+    bearer = folder / "gateway_bearer"
+    bearer.write_text(gateway.master_key)
+    bearer.chmod(0o600)
+    # Nothing listens on the vLLM target: its job is part of the file, and shows down.
+    config = scrape_config(f"127.0.0.1:{gateway.port}", llama_smart.base_url.split("//", 1)[1],
+                           f"127.0.0.1:{free_port()}", bearer)
+    path = folder / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def prometheus(prometheus_config: Path) -> Iterator[Prometheus]:
+    with Prometheus(prometheus_config, prometheus_config.parent / "data") as prom:  # starts and waits
+        yield prom
+
+
+def test_promtool_accepts_the_generated_scrape_config(prometheus_config: Path) -> None:
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: run `make prometheus`"
+    result = subprocess.run([promtool, "check", "config", str(prometheus_config)], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout + result.stderr
+
+
+def test_prometheus_scrapes_the_gateway_with_the_master_key(prometheus: Prometheus) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        health = {t["labels"]["job"]: (t["health"], t["lastError"]) for t in prometheus.api("targets")["activeTargets"]}
+        if health.get("gateway", ("",))[0] == "up" and health.get("llamacpp", ("",))[0] == "up":
+            break
+        assert time.monotonic() < deadline, health
+        time.sleep(1)
+    assert health["vllm"][0] == "down"
+    rules = [r["name"] for g in prometheus.api("rules")["groups"] for r in g["rules"]]
+    assert "StratumSmartTierHeldOff" in rules and len(rules) == 6
+
+
+def test_every_dashboard_query_returns_data_on_a_real_prometheus(gateway: Gateway, prometheus: Prometheus) -> None:
+    exprs = set(dashboard_exprs())
+    assert set(NEEDS_VLLM) <= exprs and AFTER_INTERNAL_ERROR <= exprs, "the lists name queries the dashboard lost"
+    for content, stream in ((SIMPLE_PROMPT, False), (COMPLEX_PROMPT, False), (SIMPLE_PROMPT, True),
+                            (COMPLEX_PROMPT, True), ("hello again", False)):
+        ask(gateway, content, stream)
+    # A settings edit the gateway picks up (reload panel).
+    gateway.write_stratum(dict(ROUTER_SETTINGS, complexity={"threshold": 0.66}, tiers={
+        "fast": {"backend": {"kind": "llamacpp", "url": gateway.fast_api_base}},
+        "smart": {"backend": {"kind": "llamacpp", "url": gateway.smart_api_base}},
+    }))
+    deadline = time.monotonic() + 20
+    while (gateway.metric("stratum_config_reloads_total", result="ok") or 0) < 1:
+        assert time.monotonic() < deadline, "the settings edit was never reloaded"
+        time.sleep(0.3)
+    ask(gateway, SIMPLE_PROMPT)
+
+    expected_now = exprs - set(NEEDS_VLLM) - AFTER_INTERNAL_ERROR
+    results = wait_for_data(prometheus, expected_now)
+    empty = sorted(expr for expr, result in results.items() if not result)
+    assert not empty, f"{len(empty)} of {len(expected_now)} dashboard queries return no data: {empty}"
+    for expr in AFTER_INTERNAL_ERROR:
+        assert not prometheus.query(expr), f"{expr} has data before any internal error: move it out of the list"
+
+    # Break the router on purpose: requests still succeed (fail open), the error panel fills.
+    ask(gateway, f"{COMPLEX_PROMPT} {BREAK_WORD}")
+    ask(gateway, SIMPLE_PROMPT)
+    results = wait_for_data(prometheus, AFTER_INTERNAL_ERROR)
+    assert all(results.values()), results
+    for expr, reason in NEEDS_VLLM.items():
+        assert not prometheus.query(expr), f"{expr} returns data though {reason}: drop it from NEEDS_VLLM"
