@@ -16,6 +16,9 @@
 #   STRATUM_WEBUI=0            no Open WebUI (and no 3 GB install for it)
 #   STRATUM_FAST_API_BASE + STRATUM_SMART_API_BASE   front these backends instead of
 #                              starting vLLM and llama-server
+#   STRATUM_LADDER=1           the ladder example (examples/ladder.yaml): a third local
+#                              llama-server (SmolLM2, :8083, STRATUM_OVERFLOW_PORT) stands in
+#                              for the hosted overflow tier, or STRATUM_OVERFLOW_API_BASE
 #   STRATUM_WEBUI_DATA_DIR     Open WebUI's data dir (default: under the cache)
 #   STRATUM_LOG_DIR            service logs (default: <cache>/run)
 #   STRATUM_CACHE_DIR          the cache (default: ~/.cache/stratum-litellm)
@@ -42,6 +45,10 @@ export LITELLM_MASTER_KEY="${LITELLM_MASTER_KEY:-sk-stratum-local-demo}"
 export LITELLM_LOCAL_MODEL_COST_MAP="${LITELLM_LOCAL_MODEL_COST_MAP:-true}"
 export STRATUM_FAST_API_KEY="${STRATUM_FAST_API_KEY:-none}"
 export STRATUM_SMART_API_KEY="${STRATUM_SMART_API_KEY:-none}"
+LADDER="${STRATUM_LADDER:-0}"
+GATEWAY_CONFIG=litellm_config.yaml
+((LADDER)) && GATEWAY_CONFIG=examples/ladder.yaml
+OVERFLOW_PORT="${STRATUM_OVERFLOW_PORT:-8083}"
 
 die() {
     echo "error: $1" >&2
@@ -144,8 +151,9 @@ bash scripts/stack/setup.sh "${setup_args[@]}"
 
 mkdir -p "$LOG_DIR"
 : >"$LOG_DIR/pgids"
-echo "==> checking litellm_config.yaml"
-"$VENV_BIN/stratum" check litellm_config.yaml
+echo "==> checking $GATEWAY_CONFIG"
+STRATUM_OVERFLOW_API_BASE="${STRATUM_OVERFLOW_API_BASE:-http://127.0.0.1:$OVERFLOW_PORT/v1}" \
+    "$VENV_BIN/stratum" check "$GATEWAY_CONFIG"
 
 # Ports again: the set-up may have taken minutes.
 require_free "$PORT" "gateway" STRATUM_PORT
@@ -181,9 +189,20 @@ if ((!external)); then
     export STRATUM_SMART_API_BASE="http://127.0.0.1:$SMART_PORT/v1"
 fi
 
+if ((LADDER)) && [[ -z "${STRATUM_OVERFLOW_API_BASE:-}" ]]; then
+    require_free "$OVERFLOW_PORT" "overflow stand-in, llama-server" STRATUM_OVERFLOW_PORT
+    { read -r OVERFLOW_SERVER && read -r OVERFLOW_MODEL; } < <("$py" scripts/stack/paths.py llama-server smollm2-gguf) ||
+        die "scripts/stack/paths.py found the set-up incomplete (see above)"
+    echo "==> starting the overflow tier's stand-in: llama-server, $(basename "$OVERFLOW_MODEL"), on 127.0.0.1:$OVERFLOW_PORT"
+    start_service "llama-server (overflow)" "$LOG_DIR/overflow-llama-server.log" \
+        "$OVERFLOW_SERVER" -m "$OVERFLOW_MODEL" --host 127.0.0.1 --port "$OVERFLOW_PORT" --alias cloud-overflow \
+        --metrics -np 2 -c 2048 -t 1 -tb 1
+    health+=("http://127.0.0.1:$OVERFLOW_PORT/health") limit+=(180)
+    export STRATUM_OVERFLOW_API_BASE="http://127.0.0.1:$OVERFLOW_PORT/v1"
+fi
 echo "==> starting the LiteLLM gateway with the stratum router on 127.0.0.1:$PORT"
 start_service "gateway" "$LOG_DIR/gateway.log" \
-    "$VENV_BIN/litellm" --config litellm_config.yaml --host 127.0.0.1 --port "$PORT"
+    "$VENV_BIN/litellm" --config "$GATEWAY_CONFIG" --host 127.0.0.1 --port "$PORT"
 health+=("http://127.0.0.1:$PORT/health/liveliness") limit+=(240)
 
 if ((WEBUI)); then
@@ -258,6 +277,7 @@ Ready. (services up in $((SECONDS - starts))s)
   smart tier    $STRATUM_SMART_API_BASE   (gemma4-smart$( ((external)) || echo ", llama-server: /slots /metrics"))
   metrics       http://127.0.0.1:$PORT/metrics/   (Bearer key)
 EOF
+((LADDER)) && echo "  overflow      $STRATUM_OVERFLOW_API_BASE   (cloud-overflow, examples/ladder.yaml)"
 ((WEBUI)) && echo "  Open WebUI    http://127.0.0.1:$WEBUI_PORT/   (no login; pick gemma4-auto)"
 cat <<EOF
   memory        $memory (resident, total ${total_mb} MB)
