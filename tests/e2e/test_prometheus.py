@@ -96,7 +96,7 @@ class Prometheus(ManagedProcess):
         return body["data"]
 
     def query(self, expr: str) -> list[dict[str, Any]]:
-        data = self.api("query", query=expr.replace("$__rate_interval", RATE_INTERVAL))
+        data = self.api("query", query=expr.replace("$__rate_interval", RATE_INTERVAL).replace("$tier", ".*"))
         return data["result"]
 
 
