@@ -1,5 +1,7 @@
 # make run        set-up, then the gateway with the router in front of real local backends
 # make test       set-up, then every test (and the scorer's tests once more in pure Python)
+# make test-compat  the gateway end-to-end and SDK tests against the oldest LiteLLM of the
+#                 range in pyproject.toml, in its own environment cached outside the repository
 # make test-fast  the unit tests and the integration tests that need no built llama-server
 #                 (on a fresh clone: the Python environment only, nothing heavy is built)
 SHELL := /bin/bash
@@ -11,17 +13,20 @@ PY := $(VENV)/bin/python
 export LITELLM_LOCAL_MODEL_COST_MAP ?= True
 # The environment is rebuilt when the package's build inputs change (pyproject.toml, and
 # setup.py with the C sources of the scorer, compiled at install).
-BUILD_INPUTS := pyproject.toml setup.py $(sort $(wildcard stratum_litellm/scoring/*.c stratum_litellm/scoring/*.h))
+# The newest LiteLLM of the range in pyproject.toml: the one the main environment (make test,
+# make run) holds, so every clone tests the same release (docs/compat.md).
+LITELLM_NEWEST := 1.108.7
+BUILD_INPUTS := Makefile pyproject.toml setup.py $(sort $(wildcard stratum_litellm/scoring/*.c stratum_litellm/scoring/*.h))
 STAMP := $(VENV)/.installed-$(shell cat $(BUILD_INPUTS) | cksum | cut -d' ' -f1)
 
-.PHONY: setup llama-server chromium prometheus test test-fast run check clean
+.PHONY: setup llama-server chromium prometheus test test-compat test-fast run check clean
 
 setup: $(STAMP)
 
 $(STAMP): $(BUILD_INPUTS)
 	@echo "==> Python environment in $(VENV) (about a minute the first time)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
+	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]' 'litellm[proxy]==$(LITELLM_NEWEST)' 2>&1 | grep -v '^WARNING: Location' || true
 	@$(PY) -c 'import stratum_litellm, litellm' || { echo "error: installing the Python environment failed; see the pip output above" >&2; exit 1; }
 	@$(PY) -c 'from stratum_litellm.scoring.scan import ENGINE; from stratum_litellm.scoring.measure import MEASURE_ENGINE; print("    scorer scan engine:", ENGINE, "/ measurements:", MEASURE_ENGINE)'
 	@rm -f $(VENV)/.installed-*
@@ -44,6 +49,11 @@ prometheus:
 test: setup llama-server chromium prometheus
 	$(PY) -m pytest -ra
 	STRATUM_PURE_PYTHON=1 $(PY) -m pytest -ra tests/unit/scoring
+
+# The SDK tests and the gateway end-to-end tests (not the whole stack) on the oldest LiteLLM.
+COMPAT_TESTS := tests/e2e/test_gateway_e2e.py tests/e2e/test_shadow_e2e.py tests/integration/test_plugin.py
+test-compat: llama-server
+	@compat_py="$$(bash scripts/stack/compat_env.sh)" && "$$compat_py" -m pytest -ra -p no:cacheprovider $(COMPAT_TESTS)
 
 test-fast: setup
 	$(PY) -m pytest -ra -m "not llama_server" tests/unit tests/integration

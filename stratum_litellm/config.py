@@ -331,6 +331,9 @@ class StratumSettings(_Strict):
     python_rules: list[PythonRuleSettings] = Field(default_factory=list)
     #: Add x-stratum-tier / -reason / -score headers to routed responses.
     response_headers: bool = True
+    #: "shadow": decide and report every request, but leave its model as the client asked
+    #: (the alias's own target serves it), to watch the router before letting it route.
+    mode: Literal["route", "shadow"] = "route"
 
     @model_validator(mode="after")
     def _a_ladder(self) -> "StratumSettings":

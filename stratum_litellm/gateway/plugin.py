@@ -117,6 +117,8 @@ class StratumProxyHandler(CustomLogger):
             headers = {"x-stratum-tier": str(record["tier"]), "x-stratum-reason": str(record["reason"])}
             if record.get("score") is not None:
                 headers["x-stratum-score"] = f"{record['score']:.4f}"
+            if record.get("mode") == "shadow":  # reported only: another deployment served it
+                headers["x-stratum-mode"] = "shadow"
             return headers
         except Exception as exc:
             self.engine.record_error("response_headers", exc)
@@ -174,7 +176,7 @@ class StratumRouter(Router):
         if decision is None:
             return None
         request_kwargs["metadata"] = data["metadata"]
-        return PreRoutingHookResponse(model=decision.model_group, messages=messages)
+        return PreRoutingHookResponse(model=data["model"], messages=messages)  # kept as asked in shadow
 
     def close(self) -> None:
         if self.stratum_callback in litellm.callbacks:

@@ -240,7 +240,12 @@ def test_malformed_bodies_are_routed_and_never_a_500(shared_stub_gateway: Gatewa
                    json={"model": "gemma4-auto", **body}, timeout=30)
     # The router routed it (the gateway itself may still refuse a body it cannot serve).
     assert r.headers["x-stratum-tier"] == "fast" and r.headers["x-stratum-reason"] == "simple"
-    assert r.status_code in (200, 400), r.text
+    if r.status_code == 500 and "messages" not in body:
+        # Older LiteLLM releases of the range (1.94.0, make test-compat) answer a body with no
+        # messages at all with a 500 of their own, after the router routed it; newer ones a 400.
+        assert "missing 1 required positional argument: 'messages'" in r.text, r.text
+    else:
+        assert r.status_code in (200, 400), r.text
     assert gw.metric("stratum_internal_errors_total", where="decide") is None
 
 
