@@ -162,7 +162,7 @@ class RouterEngine:
             if isinstance(call_id, str) and call_id and not shadow:  # in flight where it really runs
                 self.signals.latency.begin(call_id, decision.tier, decision.probe)
             budget = self.signals.budget
-            if budget is not None and decision.tier == policy.ladder.overflow:
+            if budget is not None and decision.tier == policy.ladder.overflow and not shadow:
                 budget.charge_request()  # forced ones too: it is the same money
         except Exception as exc:
             if requested == settings.routed_model:
