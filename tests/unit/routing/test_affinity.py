@@ -8,14 +8,8 @@ from conftest import SIMPLE_PROMPT
 from stratum_litellm.routing.affinity import AffinityStore, conversation_key
 from stratum_litellm.gateway.engine import RouterEngine
 from stratum_litellm.config import parse_settings
+from waiting import FakeClock
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def turns(*contents: str, system: str | None = "be helpful") -> list[dict]:
@@ -38,7 +32,7 @@ def test_every_turn_of_a_conversation_has_the_same_key_and_others_differ() -> No
 
 
 def test_store_never_downgrades_expires_and_is_bounded() -> None:
-    clock = Clock()
+    clock = FakeClock(0.0)
     store = AffinityStore(ttl_s=10, max_conversations=3, clock=clock)
     store.record("a", "smart")
     store.record("a", "fast")
@@ -72,7 +66,7 @@ def test_a_conversation_that_reached_smart_stays_there_for_simple_turns() -> Non
 
 @given(st.lists(st.sampled_from(["fast", "smart"]), min_size=1, max_size=20))
 def test_once_smart_always_smart_within_the_ttl(tiers: list[str]) -> None:
-    store = AffinityStore(ttl_s=100, clock=Clock())
+    store = AffinityStore(ttl_s=100, clock=FakeClock(0.0))
     for tier in tiers:
         store.record("k", tier)  # type: ignore[arg-type]
     assert store.tier("k") == ("smart" if "smart" in tiers else "fast")

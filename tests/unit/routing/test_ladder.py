@@ -18,6 +18,7 @@ from stratum_litellm.scoring.view import RequestView
 from stratum_litellm.signals.budget import BudgetLeft, BudgetTracker
 from stratum_litellm.signals.latency import TierLatency
 from stratum_litellm.signals.snapshot import SignalSnapshot, Signals, TierSignals
+from waiting import FakeClock
 
 NOW = 1000.0
 BUDGET = {"requests_per_hour": 10}
@@ -215,16 +216,9 @@ def test_a_rule_or_fallback_naming_no_tier_is_refused() -> None:
 # -- the budget ------------------------------------------------------------------------------------
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
 
 def test_the_request_budget_counts_a_rolling_hour_and_day() -> None:
-    clock = Clock()
+    clock = FakeClock(0.0)
     tracker = BudgetTracker(BudgetSettings(requests_per_hour=1), clock)
     tracker.configure(BudgetSettings(requests_per_hour=3, requests_per_day=5))  # a reload
     for _ in range(3):
@@ -242,7 +236,7 @@ def test_the_request_budget_counts_a_rolling_hour_and_day() -> None:
 
 
 def test_spend_comes_from_the_calls_cost_and_junk_costs_nothing() -> None:
-    clock = Clock()
+    clock = FakeClock(0.0)
     tracker = BudgetTracker(BudgetSettings(spend_per_day_usd=0.01), clock)
     for junk in (-1.0, float("nan"), float("inf"), 0.0):
         tracker.charge_spend(junk)

@@ -23,6 +23,7 @@ from stratum_litellm.config import parse_settings
 from stratum_litellm.signals.backends import BackendLoad
 from stratum_litellm.signals.gpu import GpuReading, GpuSnapshot
 from stratum_litellm.signals.snapshot import Signals
+from waiting import FakeClock
 
 GIB = 1024**3
 
@@ -55,17 +56,10 @@ class StaticGpu:
         pass
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
 
-    def __call__(self) -> float:
-        return self.now
-
-
-def make(score: float, raw: dict[str, Any] | None = None, gpu: StaticGpu | None = None, clock: Clock | None = None):
+def make(score: float, raw: dict[str, Any] | None = None, gpu: StaticGpu | None = None, clock: FakeClock | None = None):
     settings = parse_settings(raw or {})
-    clock = clock or Clock()
+    clock = clock or FakeClock(100.0)
     signals = Signals(settings, gpu_monitor=gpu, clock=clock)
     policy = Policy(settings, scorer=FixedScorer(score))  # type: ignore[arg-type]
     return policy, signals, clock
@@ -287,7 +281,7 @@ def load(status: str = "ok", waiting: int | None = 0, slots: int | None = 2, idl
 
 def with_backend(score: float, smart: BackendLoad, raw: dict[str, Any] | None = None):
     settings = parse_settings(raw or {})
-    signals = Signals(settings, clock=Clock(), backend_poller=StaticBackends(smart=smart))  # type: ignore[arg-type]
+    signals = Signals(settings, clock=FakeClock(100.0), backend_poller=StaticBackends(smart=smart))  # type: ignore[arg-type]
     return Policy(settings, scorer=FixedScorer(score)), signals  # type: ignore[arg-type]
 
 

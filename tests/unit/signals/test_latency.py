@@ -5,14 +5,8 @@ from __future__ import annotations
 from hypothesis import given, strategies as st
 
 from stratum_litellm.signals.latency import LatencyTracker
+from waiting import FakeClock
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_ema_moves_by_alpha_and_ttft_only_from_streams() -> None:
@@ -68,7 +62,7 @@ def test_in_flight_counts_until_the_callback_and_release_is_by_call_id() -> None
 
 
 def test_lost_callbacks_expire() -> None:
-    clock = Clock()
+    clock = FakeClock()
     t = LatencyTracker(in_flight_timeout_s=60.0, clock=clock)
     t.begin("lost", "smart")
     clock.now += 61.0
@@ -77,7 +71,7 @@ def test_lost_callbacks_expire() -> None:
 
 
 def test_a_fast_failure_never_makes_a_tier_look_faster_and_streaks_mark_unhealthy() -> None:
-    clock = Clock()
+    clock = FakeClock()
     t = LatencyTracker(alpha=0.5, failure_threshold=2, cooldown_s=30.0, clock=clock)
     t.observe_success(None, "smart", ttft_ms=None, total_ms=1000.0)
     t.observe_failure(None, "smart", total_ms=5.0)  # connection refused
