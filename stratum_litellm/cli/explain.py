@@ -51,6 +51,16 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def rungs(settings: StratumSettings) -> list[dict[str, Any]]:
+    """The ladder as plain data: each local tier with its entry score, then the overflow tier."""
+    ladder = settings.ladder()
+    shown: list[dict[str, Any]] = [{"tier": t, "model_group": settings.model_group(t), "entry_score": e}
+                                   for t, e in zip(ladder.local, ladder.entry)]
+    if ladder.overflow is not None:
+        shown.append({"tier": ladder.overflow, "model_group": settings.model_group(ladder.overflow), "overflow": True})
+    return shown
+
+
 def explanation(settings: StratumSettings, source: str, parts: Any, decision: Decision,
                  snapshot: SignalSnapshot) -> dict[str, Any]:
     return {
@@ -60,9 +70,6 @@ def explanation(settings: StratumSettings, source: str, parts: Any, decision: De
         "parts": dict(parts),
         "decision": {"tier": decision.tier, "model_group": decision.model_group, "reason": decision.label,
                      "wanted": decision.wanted, "evidence": dict(decision.evidence)},
-        "ladder": [{"tier": t, "model_group": settings.model_group(t), "entry_score": e}
-                   for t, e in zip(settings.ladder().local, settings.ladder().entry)]
-        + ([{"tier": o, "model_group": settings.model_group(o), "overflow": True}]
-           if (o := settings.ladder().overflow) else []),
+        "ladder": rungs(settings),
         "signals": {"gpu_status": snapshot.gpu_status, "gpu_error": snapshot.gpu_error},
     }

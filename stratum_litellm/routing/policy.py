@@ -65,6 +65,13 @@ class Policy:
             tier: OVERFLOW_CHECKS if tier == self.ladder.overflow else CHECKS for tier in self.ladder.rank
         }
         self._keys = {tier: Keys(tier) for tier in self.ladder.rank}
+        #: Where a request goes, in order, when the tier it wants is held off: the overflow
+        #: tier, then each rung below down to (not including) the first, which always has room.
+        local, overflow = self.ladder.local, self.ladder.overflow
+        self._stand_ins: dict[Tier, tuple[Tier, ...]] = {
+            tier: ((overflow,) if overflow is not None else ()) + local[index - 1:0:-1]
+            for index, tier in enumerate(local) if index  # the first tier is never held off
+        }
         for rule in settings.rules:
             self._add(compile_config_rule(rule))
         for spec in settings.python_rules:
@@ -146,26 +153,17 @@ class Policy:
             if verdict.reason is None:
                 return self._finish(wanted, reason, value, evidence, inp)
             return self._finish(wanted, verdict.reason, value, evidence, inp, probe=True)
-        passed_over = {wanted: label(verdict.reason, verdict.rule) if verdict.reason else "held off"}
+        held, held_reason = verdict, _reason(verdict)
+        passed_over = {wanted: label(held_reason, held.rule)}
         if len(ladder.rank) > 2:  # with two tiers the reason alone says it
             evidence["passed_over"] = passed_over
-        held = verdict
-        overflow = ladder.overflow
-        if overflow is not None:
-            verdict = self._capacity(ctx, overflow)
-            if verdict.kind != "block":
-                return self._finish(overflow, held.reason, value, evidence, inp, verdict.kind == "probe",
-                                    held.rule, wanted)
-            passed_over[overflow] = label(verdict.reason, verdict.rule) if verdict.reason else "held off"
-        local = ladder.local
-        for index in range(rank[wanted] - 1, 0, -1):
-            tier = local[index]
+        for tier in self._stand_ins[wanted]:
             verdict = self._capacity(ctx, tier)
             if verdict.kind != "block":
-                return self._finish(tier, held.reason, value, evidence, inp, verdict.kind == "probe",
+                return self._finish(tier, held_reason, value, evidence, inp, verdict.kind == "probe",
                                     held.rule, wanted)
-            passed_over[tier] = label(verdict.reason, verdict.rule) if verdict.reason else "held off"
-        return self._finish(ladder.floor, held.reason, value, evidence, inp, False, held.rule, wanted)
+            passed_over[tier] = label(_reason(verdict), verdict.rule)
+        return self._finish(ladder.floor, held_reason, value, evidence, inp, False, held.rule, wanted)
 
     def fallback(self, error: BaseException | str) -> Decision:
         """The decision when the router itself fails: the tier the request would get
@@ -218,11 +216,9 @@ class Policy:
         evidence.setdefault("rule_errors", {})[rule.name] = f"returned tier {str(outcome.tier)[:40]!r}, not one of the tiers"
         return False
 
-    def _finish(self, tier: Tier, reason: Reason | None, score: float, evidence: dict[str, Any], inp: RuleInput,
+    def _finish(self, tier: Tier, reason: Reason, score: float, evidence: dict[str, Any], inp: RuleInput,
                 probe: bool = False, rule: str | None = None, wanted: Tier | None = None) -> Decision:
         """The decision, after the ``last`` rules had their say."""
-        if reason is None:  # a block always carries its reason; this is a guard, not a path
-            reason = Reason.COMPLEX
         for last in self._rules["last"]:
             outcome = run_rule(last, inp, evidence)
             if outcome is not None and outcome.tier is not None and outcome.tier != tier \
@@ -230,3 +226,9 @@ class Policy:
                 evidence["overridden"] = label(reason, rule)
                 tier, reason, rule, probe, wanted = outcome.tier, Reason.RULE, last.name, False, None
         return Decision(tier, self.settings.model_group(tier), reason, score, evidence, probe, rule, wanted)
+
+
+def _reason(verdict: Verdict) -> Reason:
+    """The reason of a block (every block carries one)."""
+    assert verdict.reason is not None
+    return verdict.reason
