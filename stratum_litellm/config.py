@@ -127,14 +127,31 @@ class TierSettings(_Strict):
     #: Routed requests beyond this many in flight go elsewhere on the ladder. None: the
     #: backend's slot count when its load signals report one, else no limit.
     max_in_flight: int | None = Field(default=None, ge=1)
-    #: The backend's own load signals (none: not read).
-    backend: BackendSettings | None = None
+    #: Where the backend's own load signals are read. None: from the model group's
+    #: ``api_base`` in the gateway's ``model_list`` (kind detected), see
+    #: :mod:`stratum_litellm.model_list`; ``off`` (YAML ``off``/``false`` too): not read.
+    backend: BackendSettings | Literal["off"] | None = None
     #: This tier's latency target in milliseconds (None: ``latency.sla_ms``).
     sla_ms: float | None = Field(default=None, gt=0.0, le=3_600_000.0)
     #: An overflow tier (a hosted API, say) takes a request only when the local tier it
     #: wants has no room, and only within its ``budget``.
     overflow: bool = False
     budget: BudgetSettings | None = None
+
+    @field_validator("backend", mode="before")
+    @classmethod
+    def _off(cls, value: Any) -> Any:
+        # YAML 1.1 reads a bare `off` as false.
+        if value is False or value == "off":
+            return "off"
+        if value is None or isinstance(value, (Mapping, BackendSettings)):
+            return value
+        raise ValueError("expected a mapping (kind, url, ...) or off")
+
+    @property
+    def polled(self) -> BackendSettings | None:
+        """The backend whose load signals are read, if any."""
+        return self.backend if isinstance(self.backend, BackendSettings) else None
 
 
 class BackendPollingSettings(_Strict):
@@ -456,8 +473,14 @@ class SettingsError(ValueError):
     """A settings file the router refuses, with every problem spelled out."""
 
 
+def _is_key(part: Any) -> bool:
+    # Where pydantic names the member of a union it tried (``function-after[...,
+    # BackendSettings]``), that is not a key of the file.
+    return part != "" and not str(part).endswith("BackendSettings]")
+
+
 def _describe(error: Mapping[str, Any], prefix: str) -> str:
-    loc = ".".join(str(p) for p in (prefix, *error["loc"]) if p != "")
+    loc = ".".join(str(p) for p in (prefix, *error["loc"]) if _is_key(p))
     message = str(error["msg"]).removeprefix("Value error, ")
     shown = repr(error.get("input"))
     if len(shown) > 80:
@@ -483,7 +506,9 @@ def parse_settings(raw: Any, source: str = "<settings>", prefix: str = "stratum"
     try:
         return StratumSettings.model_validate(dict(raw))
     except ValidationError as exc:
-        problems = "\n  ".join(_describe(e, prefix) for e in exc.errors())
+        # A mapping given for `backend: BackendSettings | "off"` also fails the "off" member.
+        errors = [e for e in exc.errors() if not (e["loc"] and str(e["loc"][-1]).startswith("literal["))]
+        problems = "\n  ".join(_describe(e, prefix) for e in errors or exc.errors())
         raise SettingsError(f"invalid stratum settings in {source}:\n  {problems}") from None
 
 

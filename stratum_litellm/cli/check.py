@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from ..config import SECTION_PATH, SettingsError, StratumSettings, load_settings
+from ..model_list import fill_backends, model_list_of
 from ..routing.policy import Policy
 from .inputs import EXIT_BAD_CONFIG, EXIT_OK
 
@@ -27,16 +28,22 @@ def run(args: argparse.Namespace) -> int:
         rungs.append(f"{ladder.overflow} ({settings.model_group(ladder.overflow)}, overflow)")
     print(f"ok: {args.file}: routed model {settings.routed_model!r} -> {' < '.join(rungs)}, "
           f"{len(settings.rules)} config rules")
+    _, notes = fill_backends(settings, model_list_of(_document(args.file)))
+    for tier, note in notes.items():
+        print(f"  {tier} backend signals: {note}")
     return EXIT_OK
+
+
+def _document(file: str) -> Any:
+    with open(file, encoding="utf-8") as stream:
+        return yaml.safe_load(stream)
 
 
 def _groups_are_served(settings: StratumSettings, file: str) -> None:
     """In a gateway config, every tier's model group must be a ``model_name`` of its
     ``model_list`` (a standalone settings file has none to check against)."""
-    with open(file, encoding="utf-8") as stream:
-        document: Any = yaml.safe_load(stream)
-    models = document.get("model_list") if isinstance(document, dict) else None
-    if not isinstance(models, list):
+    models = model_list_of(_document(file))
+    if models is None:
         return
     served = {m.get("model_name") for m in models if isinstance(m, dict)}
     where = ".".join(SECTION_PATH)

@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime
-from typing import Any, Mapping, MutableMapping
+from typing import Any, Mapping, MutableMapping, Sequence
 
 from ..config import StratumSettings, Tier
+from ..model_list import fill_backends
 from ..routing.affinity import AffinityStore, conversation_key
 from ..routing.decision import Decision, Reason
 from ..routing.policy import Policy
@@ -34,8 +35,11 @@ class RouterEngine:
     """One router: settings, signals and policy, and the request/callback entry points."""
 
     def __init__(self, settings: StratumSettings, signals: Signals | None = None, policy: Policy | None = None,
-                 source: str = "settings") -> None:
+                 source: str = "settings", model_list: Sequence[Any] | None = None) -> None:
         self.source = source
+        #: The gateway's deployments: a tier without ``backend:`` is read at its group's
+        #: api_base, in every reload as in :meth:`polling`.
+        self.model_list = model_list
         self.signals = signals or Signals(settings)
         # The policy carries its settings: swapping this one reference is a reload.
         self.policy = policy or Policy(settings, source=source)
@@ -45,6 +49,16 @@ class RouterEngine:
         self.error_count = 0
         self._watcher: ConfigWatcher | None = None
 
+    @classmethod
+    def polling(cls, settings: StratumSettings, source: str,
+                model_list: Sequence[Any] | None = None) -> "RouterEngine":
+        """An engine whose signals poll the GPU and each tier's backend, read from
+        ``backend:`` or else from the group's api_base in ``model_list``."""
+        settings, notes = fill_backends(settings, model_list)
+        for tier, note in notes.items():
+            logger.info("stratum router: tier %s backend signals: %s", tier, note)
+        return cls(settings, Signals.polling(settings), source=source, model_list=model_list)
+
     @property
     def settings(self) -> StratumSettings:
         return self.policy.settings
@@ -52,10 +66,12 @@ class RouterEngine:
     def apply_settings(self, settings: StratumSettings) -> None:
         """Put new settings in force without dropping a request; raises (and changes
         nothing) when they cannot be built, e.g. a python rule that does not import."""
+        settings, _ = fill_backends(settings, self.model_list)
         policy = Policy(settings, source=self.source)  # may raise: nothing changed yet
         self.signals.reconfigure(settings)  # all or nothing
         self.affinity.configure(settings.affinity.ttl_s, settings.affinity.max_conversations, policy.ladder.rank)
         self.policy = policy
+        metrics.start_at_zero(settings)
         self._follow_reload_settings()
 
     def _follow_reload_settings(self) -> None:

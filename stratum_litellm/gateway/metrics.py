@@ -17,6 +17,8 @@ from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from ..config import StratumSettings
+from ..routing.decision import Reason
 from ..signals.status import Status
 from .stats import RouterStats
 
@@ -38,6 +40,25 @@ DECISION_SECONDS = Histogram(
 )
 CONFIG_RELOADS = Counter("stratum_config_reloads", "Settings file reloads, by result (ok, error)", ["result"])
 ERRORS = Counter("stratum_internal_errors", "Router errors that failed open, by where they happened", ["where"])
+#: Where the router records an internal error (the ``where`` label of ``ERRORS``).
+ERROR_PLACES = ("pre_call_hook", "response_headers", "decide", "apply", "observe", "warm_up",
+                "metrics")
+
+# Known label values start at zero, so a panel or an alert on them reads 0 from the first
+# scrape instead of "No data" until the first event.
+for _result in ("ok", "error"):
+    CONFIG_RELOADS.labels(_result)
+for _where in ERROR_PLACES:
+    ERRORS.labels(_where)
+
+
+def start_at_zero(settings: StratumSettings) -> None:
+    """Create the decision counters of every tier and built-in reason (at zero)."""
+    counters = (DECISIONS, SHADOW_DECISIONS) if settings.mode == "shadow" else (DECISIONS,)
+    for tier in settings.tiers:
+        for reason in Reason:
+            for counter in counters:
+                counter.labels(tier, str(reason))
 
 
 class EngineCollector(Collector):
@@ -148,6 +169,7 @@ def publish(engine: "RouterEngine") -> None:
             _collector = EngineCollector()
             REGISTRY.register(_collector)
         _collector.show(engine)
+    start_at_zero(engine.settings)
 
 
 def withdraw(engine: "RouterEngine") -> None:

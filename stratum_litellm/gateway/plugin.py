@@ -21,13 +21,14 @@ import uuid
 from typing import Any, Mapping
 
 import litellm
+import yaml
 from litellm.integrations.custom_logger import CustomLogger
 from litellm.router import Router
 from litellm.types.router import PreRoutingHookResponse
 
 from ..config import StratumSettings, load_settings, resolve_settings
+from ..model_list import model_list_of
 from ..routing.rules import RequestMeta
-from ..signals.snapshot import Signals
 from . import metrics
 from .engine import METADATA_KEY, RouterEngine
 
@@ -47,12 +48,29 @@ def _gateway_config_path() -> str | None:
     return path if isinstance(path, str) else None
 
 
+def _gateway_model_list(path: str | None) -> list[Any] | None:
+    """The deployments the gateway serves: its config file's ``model_list`` (read as the
+    settings are), else the proxy's own list when it was loaded from elsewhere."""
+    if path is not None and os.path.isfile(path):
+        try:
+            with open(path, encoding="utf-8") as stream:
+                models = model_list_of(yaml.safe_load(stream))
+        except (OSError, yaml.YAMLError):
+            models = None  # LiteLLM read it; an unreadable copy only costs the defaults
+        if models is not None:
+            return models
+    proxy = sys.modules.get("litellm.proxy.proxy_server")
+    models = getattr(proxy, "llm_model_list", None) if proxy is not None else None
+    return models if isinstance(models, list) else None
+
+
 def engine_from_gateway() -> RouterEngine:
     """A started router engine with the settings the gateway's config names."""
     mapping = (getattr(litellm, "callback_settings", None) or {}).get("stratum")
-    settings, source = resolve_settings(_gateway_config_path(), mapping)
+    path = _gateway_config_path()
+    settings, source = resolve_settings(path, mapping)
     logger.info("stratum router: settings from %s; routed model %s", source, settings.routed_model)
-    engine = RouterEngine(settings, Signals.polling(settings), source=source)
+    engine = RouterEngine.polling(settings, source, _gateway_model_list(path))
     metrics.publish(engine)  # its gauges on the gateway's /metrics
     if os.path.isfile(source):
         engine.watch(source)
@@ -143,7 +161,8 @@ class StratumRouter(Router):
             settings, source = resolve_settings()
         else:
             settings, source = stratum_settings, "StratumRouter(stratum_settings=...)"
-        self.stratum = RouterEngine(settings, Signals.polling(settings), source=source)
+        model_list = kwargs.get("model_list", args[0] if args else None)
+        self.stratum = RouterEngine.polling(settings, source, model_list if isinstance(model_list, list) else None)
         self.stratum.signals.start()
         metrics.publish(self.stratum)  # gauges on prometheus-client's default registry, as in the gateway
         if os.path.isfile(source):

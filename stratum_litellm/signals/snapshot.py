@@ -245,7 +245,7 @@ def _monitor(settings: StratumSettings) -> GpuMonitor | None:
 def _backend_poller(settings: StratumSettings) -> BackendPoller | None:
     targets = {}
     for tier, tier_settings in settings.tiers.items():
-        backend = tier_settings.backend
+        backend = tier_settings.polled
         if backend is not None:
             targets[tier] = BackendTarget(backend.kind, backend.url, backend.model, backend.api_key,
                                           backend.kv_cache_saturation)

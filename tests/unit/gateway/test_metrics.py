@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+
+import pytest
 
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -12,6 +15,7 @@ from conftest import COMPLEX_PROMPT
 from stratum_litellm.config import parse_settings
 from stratum_litellm.gateway import metrics
 from stratum_litellm.gateway.engine import RouterEngine
+from stratum_litellm.routing.decision import Reason
 
 
 def samples() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -73,3 +77,41 @@ def test_a_broken_stats_read_costs_the_gauges_not_the_scrape() -> None:
         engine.close()
         if previous is not None:
             metrics.publish(previous)
+
+
+def test_counters_start_at_zero_for_every_known_label_so_panels_read_0_not_no_data() -> None:
+    # A fresh process: the counters of this one have seen other tests' traffic.
+    code = """
+import json
+from prometheus_client import REGISTRY, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+from stratum_litellm.config import parse_settings
+from stratum_litellm.gateway import metrics
+from stratum_litellm.gateway.engine import RouterEngine
+engine = RouterEngine(parse_settings({"gpu": {"enabled": False}, "tiers": {
+    "fast": {"model_group": "a"}, "mid": {"model_group": "b", "entry_score": 0.5},
+    "top": {"model_group": "c", "entry_score": 0.8}}}))
+metrics.publish(engine)
+rows = [(s.name, s.labels, s.value) for f in text_string_to_metric_families(generate_latest(REGISTRY).decode())
+        for s in f.samples if s.name.endswith("_total") and s.name.startswith("stratum_")]
+print(json.dumps(rows))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    rows = json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else pytest.fail(out.stderr)
+    assert all(value == 0 for _, _, value in rows)
+    decided = {(labels["tier"], labels["reason"]) for name, labels, _ in rows if name == "stratum_decisions_total"}
+    assert decided == {(tier, str(reason)) for tier in ("fast", "mid", "top") for reason in Reason}
+    reloads = {labels["result"] for name, labels, _ in rows if name == "stratum_config_reloads_total"}
+    errors = {labels["where"] for name, labels, _ in rows if name == "stratum_internal_errors_total"}
+    assert reloads == {"ok", "error"} and errors == set(metrics.ERROR_PLACES)
+    assert not any(name == "stratum_shadow_decisions_total" for name, _, _ in rows)  # not in shadow mode
+
+
+def test_every_place_that_records_an_error_is_a_known_label() -> None:
+    import re
+    from pathlib import Path
+
+    package = Path(metrics.__file__).resolve().parents[1]
+    places = {m.group(1) for f in package.rglob("*.py")
+              for m in re.finditer(r'(?:record_error|fail_open)\((?:[^()]*, )?"(\w+)"', f.read_text())}
+    assert places and places <= set(metrics.ERROR_PLACES), places - set(metrics.ERROR_PLACES)
