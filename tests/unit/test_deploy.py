@@ -590,12 +590,16 @@ def test_each_tier_reads_its_own_gpu_and_backend(stack: dict[str, Any], monkeypa
     gateway_gpus = device_requests(service(stack, "gateway"))[0]["device_ids"]
     expected = {"fast": 0, "smart": 0} if stack["variant"] == "single-gpu" else {"fast": 0, "smart": 1}
     gateway_env = environment(service(stack, "gateway"))
-    for tier, kind, variable in (("fast", "vllm", "STRATUM_FAST_API_BASE"), ("smart", "llamacpp", "STRATUM_SMART_API_BASE")):
+    from stratum_litellm.model_list import fill_backends, model_list_of
+
+    filled, _ = fill_backends(settings, model_list_of(yaml.safe_load(LITELLM_CONFIG.read_text())))
+    for tier, variable in (("fast", "STRATUM_FAST_API_BASE"), ("smart", "STRATUM_SMART_API_BASE")):
         tier_settings = settings.tiers[tier]
         assert tier_settings.gpu_index == expected[tier]
         assert tier_settings.gpu_index < len(gateway_gpus), "NVML index beyond the GPUs the gateway is given"
-        assert tier_settings.backend is not None and tier_settings.backend.kind == kind
-        assert tier_settings.backend.url == gateway_env[variable]
+        assert tier_settings.backend is None, "the address is model_list's api_base: not written twice"
+        assert filled.tiers[tier].polled is not None and filled.tiers[tier].polled.url == gateway_env[variable]
+        assert filled.tiers[tier].polled.kind == "auto"  # detected: the image on that port says what it is
 
 
 def test_deploy_settings_repeat_the_gateway_config(stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
