@@ -22,6 +22,7 @@ from ..routing.rules import RequestMeta
 from ..scoring.view import RequestView
 from ..signals.snapshot import Signals
 from . import metrics
+from .outcome import Outcome, outcome
 from .reload import ConfigWatcher
 from .stats import RouterStats
 
@@ -208,16 +209,24 @@ class RouterEngine:
             call_id = call_id if isinstance(call_id, str) else None
             total_ms = _elapsed_ms(start_time, end_time)
             latency = self.signals.latency
-            if ok:
+            result = outcome(kwargs, ok)
+            if result is Outcome.NOT_THE_TIER:
+                latency.release(call_id)
+            elif result is Outcome.TIER_FAILED:
+                latency.observe_failure(call_id, tier, total_ms)
+            else:
                 ttft_ms = None
                 if kwargs.get("stream"):
                     ttft_ms = _elapsed_ms(start_time, kwargs.get("completion_start_time"))
+                if result is Outcome.CUT_SHORT:
+                    total_ms = None
+                elif tier is not None and tier != _routed_tier(kwargs, tier):
+                    # A fallback served it: its times include the failed attempt before it.
+                    ttft_ms = total_ms = None
                 latency.observe_success(call_id, tier, ttft_ms, total_ms)
                 budget = self.signals.budget
                 if budget is not None and tier is not None and tier == self.policy.ladder.overflow:
                     budget.charge_spend(_cost(kwargs))
-            else:
-                latency.observe_failure(call_id, tier, total_ms)
             return tier
         except Exception as exc:
             self.record_error("observe", exc)
@@ -263,6 +272,16 @@ def decision_record(decision: Decision) -> dict[str, Any]:
         "probe": decision.probe,
         "evidence": dict(decision.evidence),
     }
+
+
+def _routed_tier(kwargs: Mapping[str, Any], default: Tier) -> Tier:
+    """The tier the router sent the call to (its decision travels in the metadata)."""
+    params = kwargs.get("litellm_params")
+    meta = params.get("metadata") if isinstance(params, Mapping) else None
+    record = meta.get(METADATA_KEY) if isinstance(meta, Mapping) else None
+    if isinstance(record, Mapping) and record.get("mode") == "route" and isinstance(record.get("tier"), str):
+        return record["tier"]
+    return default
 
 
 def _cost(kwargs: Mapping[str, Any]) -> float:

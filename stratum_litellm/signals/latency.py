@@ -150,20 +150,18 @@ class LatencyTracker:
         with self._lock:
             entry = self._end(call_id)
             served = tier or (entry.tier if entry else None)
-            if served is None or total_ms is None:
+            if served is None or (total_ms is None and ttft_ms is None):
                 return
             state = self._state(served)
-            if entry is not None and entry.probe and entry.tier == served:
-                # A probe measures the tier as it is now: let it replace the stale average
-                # so a recovered tier comes back at once instead of after many samples.
-                state.total_ema_ms = total_ms
-                state.ttft_ema_ms = ttft_ms if ttft_ms is not None else state.ttft_ema_ms
-            else:
-                state.total_ema_ms = _ema(state.total_ema_ms, total_ms, self._alpha)
-                if ttft_ms is not None:
-                    state.ttft_ema_ms = _ema(state.ttft_ema_ms, ttft_ms, self._alpha)
-            state.total_measured = True
-            state.ttft_measured = state.ttft_measured or ttft_ms is not None
+            # A probe measures the tier as it is now: let it replace the stale average so a
+            # recovered tier comes back at once instead of after many samples.
+            probe = entry is not None and entry.probe and entry.tier == served
+            if total_ms is not None:
+                state.total_ema_ms = total_ms if probe else _ema(state.total_ema_ms, total_ms, self._alpha)
+                state.total_measured = True
+            if ttft_ms is not None:
+                state.ttft_ema_ms = ttft_ms if probe else _ema(state.ttft_ema_ms, ttft_ms, self._alpha)
+                state.ttft_measured = True
             state.samples += 1
             state.last_sample_at = self._clock()
             state.consecutive_failures = 0
@@ -176,7 +174,9 @@ class LatencyTracker:
         now = self._clock()
         with self._lock:
             entry = self._end(call_id)
-            served = tier or (entry.tier if entry else None)
+            # The tier the call was sent to: LiteLLM may name its fallback's group in the
+            # failure of the first attempt (seen for a stream that timed out).
+            served = (entry.tier if entry else None) or tier
             if served is None:
                 return
             state = self._state(served)
@@ -187,6 +187,12 @@ class LatencyTracker:
             state.consecutive_failures += 1
             if state.consecutive_failures >= self._failure_threshold:
                 state.unhealthy_until = now + self._cooldown_s
+
+    def release(self, call_id: str | None) -> None:
+        """A request ended for a reason that says nothing about its tier (the client's
+        error, the gateway's own refusal): it only leaves the in-flight count."""
+        with self._lock:
+            self._end(call_id)
 
     # -- reading ------------------------------------------------------------------------
 

@@ -254,7 +254,8 @@ def test_the_engine_charges_the_overflow_tier_and_goes_down_the_ladder_once_spen
     engine = RouterEngine(settings, Signals(settings),
                           policy=Policy(settings, scorer=FixedScorer(0.9)))  # type: ignore[arg-type]
     # The wanted tier t1 fails once and is unhealthy for 10 minutes.
-    engine.observe({"standard_logging_object": {"model_group": "g1"}}, 0.0, 1.0, ok=False)
+    engine.observe({"standard_logging_object": {"model_group": "g1"}, "exception": ConnectionRefusedError(111, "refused")},
+                   0.0, 1.0, ok=False)
     served = []
     for i in range(3):
         body = {"model": "gemma4-auto", "messages": [{"role": "user", "content": "hard"}], "litellm_call_id": f"c{i}"}

@@ -114,3 +114,23 @@ def test_in_flight_never_negative_and_equals_open_ids(ops: list[tuple[str, int, 
             open_ids.pop(call_id, None)
         for name in ("fast", "smart"):
             assert t.in_flight(name) == sum(1 for v in open_ids.values() if v == name)  # type: ignore[arg-type]
+
+
+def test_a_cut_short_stream_counts_its_first_token_only_and_a_release_counts_nothing() -> None:
+    t = LatencyTracker(alpha=0.5, failure_threshold=1)
+    t.begin("a", "smart")
+    t.observe_success("a", "smart", ttft_ms=300.0, total_ms=None)  # the client closed it early
+    s = t.tier("smart")
+    assert (s.ttft_ema_ms, s.total_ema_ms, s.samples, s.in_flight) == (300.0, None, 1, 0)
+    t.begin("b", "smart")
+    t.release("b")  # failed for the client's reasons
+    s = t.tier("smart")
+    assert (s.in_flight, s.consecutive_failures, s.samples, s.unhealthy_until) == (0, 0, 1, 0.0)
+
+
+def test_a_failure_is_the_tier_the_call_was_sent_to() -> None:
+    # LiteLLM names the fallback's group in the failure of a stream that timed out.
+    t = LatencyTracker(alpha=0.5, failure_threshold=1)
+    t.begin("a", "smart")
+    t.observe_failure("a", "fast", total_ms=60_000.0)
+    assert t.tier("smart").consecutive_failures == 1 and t.tier("fast").consecutive_failures == 0
