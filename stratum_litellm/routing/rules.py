@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from ..config import PythonRuleSettings, RulePosition, RuleSettings, SettingsError, Tier
+from .patterns import compile_pattern
 from ..scoring.scorer import Score
 from ..scoring.view import RequestView
 from ..signals.snapshot import SignalSnapshot
@@ -88,7 +89,7 @@ def _keywords_regex(keywords: list[str]) -> re.Pattern[str] | None:
 def compile_config_rule(rule: RuleSettings) -> NamedRule:
     """Turn a validated config rule into a callable rule."""
     keywords = _keywords_regex(rule.keywords)
-    pattern = re.compile(rule.pattern) if rule.pattern is not None else None
+    pattern = compile_pattern(rule.pattern) if rule.pattern is not None else None
     users, teams, aliases = frozenset(rule.users), frozenset(rule.teams), frozenset(rule.key_aliases)
     wanted_metadata = tuple(rule.metadata.items())
     wanted_headers = tuple((name.lower(), value) for name, value in rule.headers.items())

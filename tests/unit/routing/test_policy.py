@@ -192,6 +192,21 @@ def test_config_rules_join_the_chain_at_their_position() -> None:
     assert (d.tier, d.label, d.evidence["overridden"]) == ("fast", "rule:interns-fast", "rule:contracts")
 
 
+@pytest.mark.parametrize("pattern, hostile, matching", [
+    (r"(a|aa)+$", "a" * 33 + "!", "say aaaa"),
+    (r"(\w+\s?){1,100}$", "word " * 1000 + "!", "just words"),
+    (r".*.*.*=x", "=" * 3000 + "y", "a=x"),
+    (r"(a+)+$", "a" * 5000 + "b", "baaa"),
+])
+def test_patterns_that_backtrack_in_python_are_matched_in_linear_time(pattern: str, hostile: str, matching: str) -> None:
+    # Python's re takes seconds or more on each hostile prompt (exponential or polynomial
+    # backtracking); RE2 has none, so the rule answers at once, and still matches right.
+    policy, signals, _ = make(0.1, {"rules": [{"name": "hostile", "pattern": pattern, "route": "smart"}]})
+    assert policy.decide(RequestView.from_prompt(hostile), "gemma4-auto", signals.snapshot()).tier == "fast"
+    d = policy.decide(RequestView.from_prompt(matching), "gemma4-auto", signals.snapshot())
+    assert (d.tier, d.label) == ("smart", "rule:hostile")
+
+
 def test_python_rules_at_capacity_and_a_raising_rule_abstains() -> None:
     policy, signals, _ = make(0.9)
 
