@@ -12,6 +12,7 @@ request, so the length of a huge prompt is not lost by the capping.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from itertools import islice
 from typing import Any, NamedTuple
 
 __all__ = [
@@ -34,11 +35,15 @@ TOOLS_CAP = 2_000
 _ELISION = "\n…\n"  # joins the head and tail windows of a capped last user turn
 MAX_SCANNED_CHARS = LAST_USER_HEAD + LAST_USER_TAIL + len(_ELISION) + SYSTEM_CAP + HISTORY_CAP + TOOLS_CAP
 
-# Work bounds for walking the request body.
-_MAX_DETAILED_MESSAGES = 64  # newest messages read in full (plus leading system messages)
+# Work bounds for walking the request body: together they cap a view's cost at well under
+# a millisecond whatever the shape (10,000 messages, parts, tools or tool calls:
+# benchmarks/reliability.py and RESULTS-reliability.md).
+_MAX_DETAILED_MESSAGES = 32  # newest messages read in full (plus leading system messages)
 _MAX_LEADING_SYSTEM = 4  # system/developer messages read from the start of the list
-_MAX_SIZED_MESSAGES = 4_096  # messages whose size is summed exactly; the rest is extrapolated
-_MAX_NODES = 2_000  # nested values visited per flattened structure
+_MAX_SIZED_MESSAGES = 128  # messages whose size is summed; the rest is extrapolated
+_MAX_SIZED_PARTS = 32  # parts of one message whose size is summed; the rest is extrapolated
+_MAX_PARTS = 128  # parts of one content list looked at (text, media, tool blocks)
+_MAX_NODES = 400  # nested values visited per request, over every structure walked
 _MAX_DEPTH = 12
 
 _SYSTEM_ROLES = frozenset({"system", "developer"})
@@ -54,6 +59,8 @@ _SCHEMA_KEYS = frozenset(
      "items", "enum", "default", "strict", "additionalProperties", "input", "output", "input_schema", "format"}
 )
 _TOOL_PART_TYPES = frozenset({"tool_use", "tool_result", "function_call", "function_call_output", "tool_call"})
+# Structural keys ("type", "role") carry no meaning for a router.
+_STRUCTURAL_KEYS = frozenset({"type", "role", "id", "tool_call_id", "cache_control", "index"})
 
 
 class RequestView(NamedTuple):
@@ -224,8 +231,8 @@ def _from_request_general(data: Any) -> RequestView:
 class _Builder:
     """Accumulates the pieces of a view under the caps; every method tolerates any input."""
 
-    __slots__ = ("_history", "_history_len", "_last_user", "_system", "_system_len", "_tools", "_tools_len",
-                 "images", "total_chars", "turns")
+    __slots__ = ("_history", "_history_len", "_last_user", "_nodes", "_system", "_system_len", "_tools",
+                 "_tools_len", "images", "total_chars", "turns")
 
     def __init__(self) -> None:
         self._last_user: str | None = None
@@ -238,6 +245,7 @@ class _Builder:
         self.images = 0
         self.turns = 0
         self.total_chars = 0
+        self._nodes = [_MAX_NODES]  # shared by every walk of this request
 
     # -- public adders
 
@@ -246,7 +254,7 @@ class _Builder:
             text = prompt
         elif isinstance(prompt, (list, tuple)):  # text completion accepts a list of prompts
             parts: list[str] = []
-            _collect_text(prompt, parts, [_MAX_NODES], LAST_USER_HEAD + LAST_USER_TAIL, 0)
+            _collect_text(prompt, parts, self._nodes, LAST_USER_HEAD + LAST_USER_TAIL, 0)
             text = "\n".join(parts)
         elif prompt is None:
             return
@@ -309,7 +317,7 @@ class _Builder:
 
     def _text_of(self, content: Any, budget: int) -> str:
         parts: list[str] = []
-        self.images += _collect_text(content, parts, [_MAX_NODES], budget, 0)
+        self.images += _collect_text(content, parts, self._nodes, budget, 0)
         return "\n".join(parts)
 
     def _add_message(self, message: Any, *, is_last_user: bool) -> None:
@@ -358,7 +366,7 @@ class _Builder:
         if room <= 0:
             return 0
         parts: list[str] = []
-        self.images += _collect_text(obj, parts, [_MAX_NODES], room, 0, keys=True)
+        self.images += _collect_text(obj, parts, self._nodes, room, 0, keys=True)
         text = " ".join(parts)
         if text:
             self._tools.append(text[:room])
@@ -425,14 +433,16 @@ def _rough_size(message: Any) -> int:
     if isinstance(content, str):
         return len(content)
     size = 0
-    if isinstance(content, (list, tuple)):
-        for part in content[:64]:
+    if isinstance(content, (list, tuple)) and content:
+        sampled = content[:_MAX_SIZED_PARTS]
+        for part in sampled:
             if isinstance(part, str):
                 size += len(part)
             else:
                 text = _get(part, "text")
                 if isinstance(text, str):
                     size += len(text)
+        size = size * len(content) // len(sampled)
     return size
 
 
@@ -441,7 +451,7 @@ def _split_tool_parts(content: Any, sink: Any) -> Any:
     if not isinstance(content, (list, tuple)):
         return content
     rest = []
-    for part in content[:_MAX_NODES]:
+    for part in content[:_MAX_PARTS]:
         if _is_tool_part(part):
             sink(part)
         else:
@@ -457,7 +467,7 @@ def _is_tool_part(part: Any) -> bool:
 def _count_media(content: Any) -> int:
     if not isinstance(content, (list, tuple)):
         return 0
-    return sum(1 for part in content[:_MAX_NODES] if _is_media(part))
+    return sum(1 for part in content[:_MAX_PARTS] if _is_media(part))
 
 
 def _is_media(part: Any) -> bool:
@@ -474,44 +484,47 @@ def _collect_text(obj: Any, out: list[str], nodes: list[int], budget: int, depth
 
     Returns the number of media parts (images, audio, files) met, which are counted and
     never read. ``keys`` also collects mapping keys (tool schemas name their parameters
-    in keys). ``nodes`` is a one-item list shared by the whole walk.
+    in keys). ``nodes`` is a one-item list shared by every walk of the request.
     """
-    if nodes[0] <= 0 or depth > _MAX_DEPTH or budget <= 0:
+    return _walk(obj, out, nodes, [budget], depth, keys)
+
+
+def _walk(obj: Any, out: list[str], nodes: list[int], chars: list[int], depth: int, keys: bool) -> int:
+    # ``chars`` is the characters still wanted, shared by the whole walk like ``nodes``.
+    if nodes[0] <= 0 or depth > _MAX_DEPTH or chars[0] <= 0:
         return 0
     nodes[0] -= 1
     if isinstance(obj, str):
-        out.append(obj if len(obj) <= budget else obj[:budget])
+        text = obj if len(obj) <= chars[0] else obj[:chars[0]]
+        out.append(text)
+        chars[0] -= len(text) + 1
         return 0
     media = 0
     if _is_map(obj):
         if _is_media(obj):
             return 1
         try:
-            items = list(obj.items())[:_MAX_NODES]
+            items = list(islice(obj.items(), nodes[0]))
         except Exception:  # noqa: BLE001
             return 0
         for key, value in items:
-            if nodes[0] <= 0 or budget <= 0:
+            if nodes[0] <= 0 or chars[0] <= 0:
                 break
-            # Structural keys ("type", "role") carry no meaning for a router.
-            if key in ("type", "role", "id", "tool_call_id", "cache_control", "index"):
+            if key in _STRUCTURAL_KEYS:
                 continue
             if keys and isinstance(key, str) and key not in _SCHEMA_KEYS:
                 out.append(key)
-                budget -= len(key) + 1
-            before = len(out)
-            media += _collect_text(value, out, nodes, budget, depth + 1, keys=keys)
-            budget -= sum(len(s) + 1 for s in out[before:])
+                chars[0] -= len(key) + 1
+            media += _walk(value, out, nodes, chars, depth + 1, keys)
         return media
     if isinstance(obj, (list, tuple)):
-        for item in obj[:_MAX_NODES]:
-            if nodes[0] <= 0 or budget <= 0:
+        for item in islice(obj, nodes[0]):
+            if nodes[0] <= 0 or chars[0] <= 0:
                 break
-            before = len(out)
-            media += _collect_text(item, out, nodes, budget, depth + 1, keys=keys)
-            budget -= sum(len(s) + 1 for s in out[before:])
+            media += _walk(item, out, nodes, chars, depth + 1, keys)
         return media
     text = _scalar_text(obj)
     if text:
         out.append(text)
+        chars[0] -= len(text) + 1
     return 0

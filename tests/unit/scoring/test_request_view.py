@@ -256,3 +256,37 @@ def test_a_single_user_turn_reads_as_the_general_reader_reads_it(size: int, extr
     view = RequestView.from_request(body)
     assert view == request_view._from_request_general(body)
     assert (view.turns, view.total_chars, view.last_user_length) == (1, size, size)
+
+
+# What a request can add beyond the bounds is never read: a body made 10x longer in any
+# dimension (parts, messages, tools, tool calls) gives the same text to score, so its
+# routing work cannot grow with it (benchmarks/reliability.py measures the time).
+_GROWABLE = st.sampled_from(["parts", "image_parts", "messages", "tools", "tool_calls"])
+
+
+def _body(shape: str, n: int, word: str) -> dict[str, Any]:
+    if shape == "parts":
+        return {"messages": [{"role": "user", "content": [{"type": "text", "text": word}] * n}]}
+    if shape == "image_parts":
+        return {"messages": [{"role": "user", "content": [{"type": "text", "text": word}]
+                              + [{"type": "image_url", "image_url": {"url": "data:,"}}] * n}]}
+    if shape == "messages":
+        return {"messages": [{"role": "assistant" if i % 2 else "user", "content": f"{word} {i % 10}"} for i in range(n)]
+                + [{"role": "user", "content": word}]}
+    if shape == "tools":
+        return {"messages": [{"role": "user", "content": word}],
+                "tools": [{"type": "function", "function": {"name": f"{word}_{i % 10}", "parameters": {
+                    "type": "object", "properties": {"q": {"type": "string"}}}}} for i in range(n)]}
+    calls = [{"id": str(i), "type": "function", "function": {"name": word, "arguments": "{}"}} for i in range(n)]
+    return {"messages": [{"role": "assistant", "content": None, "tool_calls": calls}, {"role": "user", "content": word}]}
+
+
+@settings(max_examples=40, deadline=None)
+@given(shape=_GROWABLE, word=st.text(alphabet="abcxyz", min_size=1, max_size=12))
+def test_growing_a_body_past_its_bounds_adds_nothing_to_read(shape: str, word: str) -> None:
+    big, bigger = (RequestView.from_request(_body(shape, n, word)) for n in (1_000, 10_000))
+    text = lambda v: (v.last_user, v.system, v.history, v.tools)  # noqa: E731
+    assert text(big) == text(bigger)
+    assert bigger.scanned_chars <= MAX_SCANNED_CHARS
+    if shape == "image_parts":
+        assert big.images == bigger.images > 0  # counted up to a bound, never read
