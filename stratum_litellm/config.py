@@ -131,6 +131,9 @@ class TierSettings(_Strict):
     #: ``api_base`` in the gateway's ``model_list`` (kind detected), see
     #: :mod:`stratum_litellm.model_list`; ``off`` (YAML ``off``/``false`` too): not read.
     backend: BackendSettings | Literal["off"] | None = None
+    #: Routed requests one user (``fairness.by``) may have in flight here; beyond it their
+    #: next request goes elsewhere on the ladder, so one script cannot take every slot.
+    max_in_flight_per_user: int | None = Field(default=None, ge=1)
     #: This tier's latency target in milliseconds (None: ``latency.sla_ms``).
     sla_ms: float | None = Field(default=None, gt=0.0, le=3_600_000.0)
     #: An overflow tier (a hosted API, say) takes a request only when the local tier it
@@ -172,6 +175,15 @@ class BackendPollingSettings(_Strict):
         if self.backoff_max_s < self.interval_s:
             raise ValueError(f"backoff_max_s ({self.backoff_max_s}) must be >= interval_s ({self.interval_s})")
         return self
+
+
+class FairnessSettings(_Strict):
+    """Who counts as one user for ``tiers.<tier>.max_in_flight_per_user``."""
+
+    #: ``user``: the request's ``user`` field (Open WebUI can send it), else the gateway
+    #: user of the key; ``key``: the API key; ``header:<name>``: a request header, such as
+    #: ``header:x-openwebui-user-id``. A request with no such identity is not limited.
+    by: str = Field(default="user", pattern=r"^(user|key|header:[A-Za-z0-9_-]{1,64})$")
 
 
 def _default_tiers() -> dict[str, TierSettings]:
@@ -338,6 +350,7 @@ class StratumSettings(_Strict):
     reload: ReloadSettings = Field(default_factory=ReloadSettings)
     rules: list[RuleSettings] = Field(default_factory=list)
     override: OverrideSettings = Field(default_factory=OverrideSettings)
+    fairness: FairnessSettings = Field(default_factory=FairnessSettings)
     python_rules: list[PythonRuleSettings] = Field(default_factory=list)
     #: Add x-stratum-tier / -reason / -score headers to routed responses.
     response_headers: bool = True

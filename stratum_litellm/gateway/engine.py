@@ -18,7 +18,7 @@ from ..model_list import fill_backends
 from ..routing.affinity import AffinityStore, conversation_key
 from ..routing.decision import Decision, Reason
 from ..routing.policy import Policy
-from ..routing.rules import RequestMeta
+from ..routing.rules import RequestMeta, owner
 from ..scoring.view import RequestView
 from ..signals.snapshot import Signals
 from . import metrics
@@ -177,7 +177,9 @@ class RouterEngine:
             _write(data, decision, requested if shadow else None)
             call_id = data.get("litellm_call_id")
             if isinstance(call_id, str) and call_id and not shadow:  # in flight where it really runs
-                self.signals.latency.begin(call_id, decision.tier, decision.probe)
+                limited = settings.tiers[decision.tier].max_in_flight_per_user is not None
+                holder = owner(meta, settings.fairness.by) if limited and meta is not None else None
+                self.signals.latency.begin(call_id, decision.tier, decision.probe, holder)
             budget = self.signals.budget
             if budget is not None and decision.tier == policy.ladder.overflow and not shadow:
                 budget.charge_request()  # forced ones too: it is the same money

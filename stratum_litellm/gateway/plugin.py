@@ -14,6 +14,7 @@ SDK users, whose ``litellm.Router`` never calls proxy hooks, use :class:`Stratum
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import sys
@@ -85,9 +86,21 @@ def _request_meta(user_api_key_dict: Any, data: Mapping[str, Any]) -> RequestMet
         user_id=getattr(user_api_key_dict, "user_id", None),
         team_id=getattr(user_api_key_dict, "team_id", None),
         key_alias=getattr(user_api_key_dict, "key_alias", None),
+        end_user=data.get("user") if isinstance(data.get("user"), str) else None,
+        key=_key_id(user_api_key_dict),
         metadata=metadata if isinstance(metadata, Mapping) else {},
         headers={str(k).lower(): str(v) for k, v in headers.items()} if isinstance(headers, Mapping) else {},
     )
+
+
+def _key_id(user_api_key_dict: Any) -> str | None:
+    # LiteLLM's hashed token when it has one; a master key has none, so hash it here: the
+    # key itself is never kept.
+    token = getattr(user_api_key_dict, "token", None)
+    if isinstance(token, str) and token:
+        return token
+    key = getattr(user_api_key_dict, "api_key", None)
+    return hashlib.blake2b(key.encode(), digest_size=16).hexdigest() if isinstance(key, str) and key else None
 
 
 class StratumProxyHandler(CustomLogger):
@@ -191,7 +204,8 @@ class StratumRouter(Router):
             data["input"] = input
         metadata = request_kwargs.get("metadata")
         data["metadata"] = metadata if isinstance(metadata, dict) else {}
-        decision = self.stratum.route(data)
+        user = request_kwargs.get("user")
+        decision = self.stratum.route(data, RequestMeta(end_user=user if isinstance(user, str) else None))
         if decision is None:
             return None
         request_kwargs["metadata"] = data["metadata"]

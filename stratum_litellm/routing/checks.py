@@ -21,7 +21,7 @@ from ..config import StratumSettings, Tier
 from ..signals.snapshot import SignalSnapshot, TierSignals
 from ..signals.status import Status
 from .decision import Reason
-from .rules import NamedRule, RuleInput, run_rule
+from .rules import NamedRule, RuleInput, owner, run_rule
 from .verdict import PASS, Verdict, abstain, block, probe
 
 _GIB = 1024**3
@@ -124,6 +124,20 @@ def in_flight(ctx: Context) -> Verdict:
     return PASS
 
 
+def user_share(ctx: Context) -> Verdict | None:
+    """One user's share of the tier: at most ``max_in_flight_per_user`` in flight."""
+    limit = ctx.tier_settings.max_in_flight_per_user
+    if limit is None:
+        return None  # not configured: no trace in the evidence
+    who = owner(ctx.inp.meta, ctx.settings.fairness.by)
+    if who is None:
+        return abstain(f"no {ctx.settings.fairness.by} to count the request against")
+    held = ctx.signals.held(ctx.tier, who)
+    if held >= limit:
+        return block(Reason.SMART_USER_LIMIT, f"this user has {held} >= {limit} in flight")
+    return PASS
+
+
 def vram(ctx: Context) -> Verdict:
     """Free memory on the tier's GPU, above ``gpu.min_free_gib``."""
     gpu = ctx.rung.gpu
@@ -187,6 +201,7 @@ CHECKS: tuple[Check, ...] = (
     Check("health", health, (Reason.SMART_UNHEALTHY,)),
     Check("backend", backend, (Reason.SMART_DOWN, Reason.SMART_LOADING, Reason.SMART_QUEUE_FULL)),
     Check("in_flight", in_flight, (Reason.SMART_SATURATED,)),
+    Check("user_share", user_share, (Reason.SMART_USER_LIMIT,)),
     Check("vram", vram, (Reason.VRAM_HEADROOM,)),
     Check("gpu_utilisation", gpu_utilisation, (Reason.GPU_BUSY,)),
     Check("latency_sla", latency_sla, (Reason.LATENCY_SLA, Reason.SLA_PROBE)),

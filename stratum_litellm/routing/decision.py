@@ -32,6 +32,8 @@ class Reason(str, Enum):
     SMART_LOADING = "smart_loading"
     SMART_QUEUE_FULL = "smart_queue_full"
     SMART_SATURATED = "smart_saturated"
+    #: The user already has ``max_in_flight_per_user`` routed requests in flight there.
+    SMART_USER_LIMIT = "smart_user_limit"
     VRAM_HEADROOM = "vram_headroom"
     GPU_BUSY = "gpu_busy"
     LATENCY_SLA = "latency_sla"

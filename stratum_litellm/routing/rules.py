@@ -33,8 +33,23 @@ class RequestMeta:
     user_id: str | None = None
     team_id: str | None = None
     key_alias: str | None = None
+    #: The request body's ``user`` field (the end user an app such as Open WebUI names).
+    end_user: str | None = None
+    #: The API key, as the gateway identifies it (its hash), never the key itself.
+    key: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def owner(meta: RequestMeta, by: str) -> str | None:
+    """Who holds a request, for the per-user in-flight limit (``fairness.by``)."""
+    if by == "user":
+        who = meta.end_user or meta.user_id
+    elif by == "key":
+        who = meta.key or meta.key_alias
+    else:
+        who = meta.headers.get(by.removeprefix("header:").lower())
+    return who[:200] if isinstance(who, str) and who else None
 
 
 @dataclass(frozen=True, slots=True)

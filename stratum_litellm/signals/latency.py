@@ -61,6 +61,7 @@ class _InFlight:
     tier: Tier
     started_at: float
     probe: bool
+    owner: str | None = None
 
 
 def _ema(previous: float | None, sample: float, alpha: float) -> float:
@@ -93,6 +94,8 @@ class LatencyTracker:
         self._tiers: dict[Tier, _TierState] = {t: _TierState(seed_ms, seed_ms) for t in tiers}
         self._in_flight: dict[str, _InFlight] = {}
         self._counts: dict[Tier, int] = {t: 0 for t in tiers}
+        # In flight per (tier, user), for the per-user limit; only users with one listed.
+        self._held: dict[tuple[Tier, str], int] = {}
         self._last_sweep = clock()
 
     def configure(self, alpha: float, failure_threshold: int, cooldown_s: float, in_flight_timeout_s: float) -> None:
@@ -127,8 +130,9 @@ class LatencyTracker:
 
     # -- requests starting and ending -------------------------------------------------
 
-    def begin(self, call_id: str, tier: Tier, probe: bool = False) -> None:
-        """Count a request as in flight on ``tier`` until its callback arrives."""
+    def begin(self, call_id: str, tier: Tier, probe: bool = False, owner: str | None = None) -> None:
+        """Count a request as in flight on ``tier`` (held by ``owner``) until its callback
+        arrives."""
         now = self._clock()
         with self._lock:
             if now - self._last_sweep >= self._SWEEP_EVERY_S:
@@ -137,8 +141,10 @@ class LatencyTracker:
             if previous is not None:
                 self._release(call_id, previous)
             state = self._state(tier)
-            self._in_flight[call_id] = _InFlight(tier, now, probe)
+            self._in_flight[call_id] = _InFlight(tier, now, probe, owner)
             self._counts[tier] += 1
+            if owner is not None:
+                self._held[(tier, owner)] = self._held.get((tier, owner), 0) + 1
             if probe:
                 state.probe_call_id = call_id
                 state.last_probe_at = now
@@ -188,6 +194,10 @@ class LatencyTracker:
             if state.consecutive_failures >= self._failure_threshold:
                 state.unhealthy_until = now + self._cooldown_s
 
+    def held(self, tier: Tier, owner: str) -> int:
+        """Requests ``owner`` has in flight on ``tier``."""
+        return self._held.get((tier, owner), 0)  # one dict read: atomic, no lock needed
+
     def release(self, call_id: str | None) -> None:
         """A request ended for a reason that says nothing about its tier (the client's
         error, the gateway's own refusal): it only leaves the in-flight count."""
@@ -233,6 +243,13 @@ class LatencyTracker:
 
     def _release(self, call_id: str, entry: _InFlight) -> None:
         self._counts[entry.tier] -= 1
+        if entry.owner is not None:
+            key = (entry.tier, entry.owner)
+            left = self._held.get(key, 0) - 1
+            if left > 0:
+                self._held[key] = left
+            else:
+                self._held.pop(key, None)  # bounded by the requests in flight, not by users seen
         state = self._tiers[entry.tier]
         if state.probe_call_id == call_id:
             state.probe_call_id = None

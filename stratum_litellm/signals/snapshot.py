@@ -36,12 +36,18 @@ class TierSignals:
     budget: BudgetLeft | None = None
 
 
+def _nobody(tier: Tier, owner: str) -> int:
+    return 0
+
+
 @dataclass(frozen=True, slots=True)
 class SignalSnapshot:
     tiers: Mapping[Tier, TierSignals]
     gpu_status: Status
     gpu_error: str | None
     taken_at: float
+    #: Requests one user has in flight on a tier (read live: a user is only known per request).
+    held: Callable[[Tier, str], int] = _nobody
 
     def __getitem__(self, tier: Tier) -> TierSignals:
         return self.tiers[tier]
@@ -185,7 +191,8 @@ class Signals:
             index = tier_settings.gpu_index
             tiers[tier] = TierSignals(gpu=readings[index], gpu_busy=busy[index], latency=self.latency.tier(tier),
                                       backend=loads.get(tier))
-        return SignalSnapshot(tiers=tiers, gpu_status=gpu_status, gpu_error=gpu_error, taken_at=self._clock())
+        return SignalSnapshot(tiers=tiers, gpu_status=gpu_status, gpu_error=gpu_error, taken_at=self._clock(),
+                              held=self.latency.held)
 
 
 def _start_all(pollers: list[_Poller]) -> None:
