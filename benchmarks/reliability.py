@@ -279,12 +279,16 @@ def probe_kill_restart(dead_s: float, recover_cap_s: float) -> list[Row]:
         killed_at = time.perf_counter()
         statuses: collections.Counter[int] = collections.Counter()
         tiers: collections.Counter[str] = collections.Counter()
+        served: collections.Counter[str] = collections.Counter()
 
         def one() -> str:
             r = post(gw, complex_body(), timeout=120)
             statuses[r.status_code] += 1
             tier = r.headers.get("x-stratum-tier", "?")
-            tiers[tier] += 1
+            # The header is the router's decision; the answering group shows a fallback.
+            tiers[f"{tier}/{r.headers.get('x-stratum-reason', '?')}"] += 1
+            if r.status_code == 200:
+                served[str(r.headers.get("x-litellm-model-group", "?"))] += 1
             return tier
 
         while time.perf_counter() - killed_at < dead_s:
@@ -310,7 +314,8 @@ def probe_kill_restart(dead_s: float, recover_cap_s: float) -> list[Row]:
     non200 = sum(v for k, v in statuses.items() if k != 200)
     return [
         (f"kill smart llama-server: {sum(statuses.values())} complex requests while dead/restarting",
-         f"client-visible errors {non200} (statuses {dict(statuses)}; tiers {dict(tiers)}; "
+         f"client-visible errors {non200} (statuses {dict(statuses)}; tier/reason {dict(tiers)}; "
+         f"answered by model group {dict(served)}; "
          f"before the kill: tier {before.headers.get('x-stratum-tier')})"),
         ("kill smart llama-server: smart again after restart",
          (f"{back_s:.1f} s after the restart began (server ready after {ready_s:.1f} s)" if back_s is not None
@@ -399,8 +404,15 @@ def probe_nvml() -> list[Row]:
         ]
         with StubBackend(name="fast-stub") as fast, StubBackend(name="smart-stub") as smart, \
                 Gateway(fast.api_base, smart.api_base, stratum={"latency": {"sla_ms": 120_000}}, env=env) as gw:
+            # The GPU poller starts with the first routed request, so read before and after one.
+            idle = gw.metric("stratum_gpu_known")
+            post(gw, complex_body(), timeout=30)
+            started = time.perf_counter()
             start_known = wait_until(lambda: gw.metric("stratum_gpu_known") == 1, timeout=15, interval=0.1)
-            rows.append(("NVML: healthy fake GPU at start", f"stratum_gpu_known {'1' if start_known else gw.metric('stratum_gpu_known')}"))
+            rows.append(("NVML: healthy fake GPU at start",
+                         f"stratum_gpu_known {idle if idle is not None else 'absent'} before any request; "
+                         + (f"1 within {time.perf_counter() - started:.1f} s of the first" if start_known
+                            else f"{gw.metric('stratum_gpu_known')} 15 s after the first")))
             for name, apply in faults:
                 apply()
                 time.sleep(1.0)  # the poller runs every 15 ms; give it many rounds

