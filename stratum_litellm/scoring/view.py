@@ -35,15 +35,15 @@ TOOLS_CAP = 2_000
 _ELISION = "\n…\n"  # joins the head and tail windows of a capped last user turn
 MAX_SCANNED_CHARS = LAST_USER_HEAD + LAST_USER_TAIL + len(_ELISION) + SYSTEM_CAP + HISTORY_CAP + TOOLS_CAP
 
-# Work bounds for walking the request body: together they cap a view's cost at well under
-# a millisecond whatever the shape (10,000 messages, parts, tools or tool calls:
-# benchmarks/reliability.py and RESULTS-reliability.md).
+# Work bounds for walking the request body: together they keep a decision under a
+# millisecond whatever the shape (10,000 messages, parts, tools or tool calls:
+# benchmarks/request_shapes.py, RESULTS-routing.md).
 _MAX_DETAILED_MESSAGES = 32  # newest messages read in full (plus leading system messages)
 _MAX_LEADING_SYSTEM = 4  # system/developer messages read from the start of the list
 _MAX_SIZED_MESSAGES = 128  # messages whose size is summed; the rest is extrapolated
 _MAX_SIZED_PARTS = 32  # parts of one message whose size is summed; the rest is extrapolated
 _MAX_PARTS = 128  # parts of one content list looked at (text, media, tool blocks)
-_MAX_NODES = 400  # nested values visited per request, over every structure walked
+_MAX_NODES = 300  # nested values visited per request, over every structure walked
 _MAX_DEPTH = 12
 
 _SYSTEM_ROLES = frozenset({"system", "developer"})
