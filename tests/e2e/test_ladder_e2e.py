@@ -58,6 +58,8 @@ def test_the_example_routes_up_the_ladder_and_overflows_only_while_smart_is_held
     # during the test, and a budget small enough to spend here.
     section["latency"].update(ema_alpha=1.0, probe_interval_s=600)
     section["tiers"]["cloud-overflow"]["budget"] = {"requests_per_hour": 2, "spend_per_day_usd": 2.0}
+    # The overflow stand-in is SmolLM2 on a shared CPU: its own SLA must not be what this tests.
+    section["tiers"]["cloud-overflow"]["sla_ms"] = 120_000
     with StubBackend(name="smart-stub") as smart, Gateway(
         llama_fast.api_base, smart.api_base, config=EXAMPLE, stratum_file=settings_file(tmp_path, section),
         env={"STRATUM_OVERFLOW_API_BASE": llama_overflow.api_base},
