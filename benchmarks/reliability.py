@@ -184,7 +184,7 @@ async def send_all(gw: Gateway, bodies: list[Any], concurrency: int = 8,
                         message = str(r.json()["error"]["message"])
                     except (ValueError, KeyError, TypeError):
                         message = r.text
-                    causes[message[:70]] += 1
+                    causes[" ".join(message.split())[:110]] += 1
             except httpx.HTTPError as exc:
                 statuses[type(exc).__name__] += 1
 
@@ -277,22 +277,22 @@ def probe_kill_restart(dead_s: float, recover_cap_s: float) -> list[Row]:
         assert smart_srv.process is not None and smart_srv.process.popen is not None
         os.kill(smart_srv.process.popen.pid, signal.SIGKILL)
         killed_at = time.perf_counter()
-        statuses: collections.Counter[int] = collections.Counter()
-        tiers: collections.Counter[str] = collections.Counter()
-        served: collections.Counter[str] = collections.Counter()
+        seen: dict[str, dict[str, collections.Counter[str]]] = {
+            phase: {"status": collections.Counter(), "decision": collections.Counter(), "group": collections.Counter()}
+            for phase in ("dead", "restart")}
 
-        def one() -> str:
+        def one(phase: str) -> str:
             r = post(gw, complex_body(), timeout=120)
-            statuses[r.status_code] += 1
             tier = r.headers.get("x-stratum-tier", "?")
-            # The header is the router's decision; the answering group shows a fallback.
-            tiers[f"{tier}/{r.headers.get('x-stratum-reason', '?')}"] += 1
-            if r.status_code == 200:
-                served[str(r.headers.get("x-litellm-model-group", "?"))] += 1
+            counts = seen[phase]
+            counts["status"][str(r.status_code)] += 1
+            # The header is the router's decision; the answering model group shows a fallback.
+            counts["decision"][f"{tier}/{r.headers.get('x-stratum-reason', '?')}"] += 1
+            counts["group"][str(r.headers.get("x-litellm-model-group", "?"))] += 1
             return tier
 
         while time.perf_counter() - killed_at < dead_s:
-            one()
+            one("dead")
         # A new llama-server on the port the gateway was given (servers.py picks a free port
         # itself, so the process is spawned here with the same command on the old port).
         again = LlamaServer(alias="gemma4-smart", slots=2)
@@ -305,21 +305,27 @@ def probe_kill_restart(dead_s: float, recover_cap_s: float) -> list[Row]:
         back_s: float | None = None
         try:
             while time.perf_counter() - restarted_at < recover_cap_s:
-                if one() == "smart":
+                if one("restart") == "smart":
                     back_s = time.perf_counter() - restarted_at
                     break
                 time.sleep(0.2)
         finally:
             again.stop()
-    non200 = sum(v for k, v in statuses.items() if k != 200)
+
+    def show(phase: str) -> str:
+        c = seen[phase]
+        n = sum(c["status"].values())
+        errors = n - c["status"]["200"]
+        return (f"{n} complex requests, client-visible errors {errors}; decision {dict(c['decision'])}; "
+                f"x-litellm-model-group {dict(c['group'])}")
+
     return [
-        (f"kill smart llama-server: {sum(statuses.values())} complex requests while dead/restarting",
-         f"client-visible errors {non200} (statuses {dict(statuses)}; tier/reason {dict(tiers)}; "
-         f"answered by model group {dict(served)}; "
-         f"before the kill: tier {before.headers.get('x-stratum-tier')})"),
-        ("kill smart llama-server: smart again after restart",
-         (f"{back_s:.1f} s after the restart began (server ready after {ready_s:.1f} s)" if back_s is not None
-          else f"NOT within {recover_cap_s:.0f} s (server ready after {ready_s:.1f} s)")),
+        (f"kill smart llama-server (SIGKILL), {dead_s:g} s of traffic while dead",
+         f"{show('dead')} (before the kill: tier {before.headers.get('x-stratum-tier')})"),
+        ("kill smart llama-server: restarted on the same port",
+         show("restart") + "; " + (f"smart again {back_s:.1f} s after the restart began (server ready after {ready_s:.1f} s)"
+                                   if back_s is not None else
+                                   f"smart NOT again within {recover_cap_s:.0f} s (server ready after {ready_s:.1f} s)")),
     ]
 
 
@@ -500,15 +506,25 @@ def liveness_while(gw: Gateway, seconds: float, during: Callable[[], Any] | None
 
 
 def probe_hostile() -> list[Row]:
-    # The first case is a control: a harmless pattern, so the cost of the first request after
-    # a reload is not blamed on the hostile ones.
-    cases = [("^zzz$", "a" * 34), ("(a|aa)+$", "a" * 33 + "!"), (r"(\w+\s?){1,100}$", "word " * 2000 + "!"), (".*.*.*=x", "=" * 5000 + "y")]
+    cases = [("(a|aa)+$", "a" * 33 + "!"), (r"(\w+\s?){1,100}$", "word " * 2000 + "!"), (".*.*.*=x", "=" * 5000 + "y")]
     rows: list[Row] = []
     reload = {"interval_s": 0.5}
+
+    def send(gw: Gateway, text: str) -> tuple[float, httpx.Response]:
+        t = time.perf_counter()
+        r = post(gw, {"model": "gemma4-auto", "max_tokens": 4, "messages": [{"role": "user", "content": text}]})
+        return (time.perf_counter() - t) * 1000, r
+
     with StubBackend(name="fast-stub") as fast, StubBackend(name="smart-stub") as smart, \
             Gateway(fast.api_base, smart.api_base, stratum={"reload": reload}) as gw:
-        base_worst, _ = liveness_while(gw, 3.0, None)
-        rows.append(("hostile patterns: liveness max with no request (baseline)", f"{base_worst:.1f} ms"))
+        send(gw, SIMPLE_PROMPT)  # the first request of a gateway pays for imports and the GPU poller
+        base_worst, _ = liveness_while(gw, 3.0, lambda: [send(gw, SIMPLE_PROMPT) for _ in range(3)])
+        rows.append(("hostile patterns: liveness max during 3 plain requests, no rule (baseline)", f"{base_worst:.1f} ms"))
+        # The same prompts with no rule: what LiteLLM and the scorer cost on them, before any pattern.
+        for _, prompt in cases:
+            worst, results = liveness_while(gw, 3.0, lambda: [send(gw, prompt) for _ in range(3)])
+            rows.append((f"hostile prompt of {len(prompt)} chars, no rule (control)",
+                         f"liveness max {worst:.1f} ms; requests {', '.join(f'{ms:.0f}' for ms, _ in results)} ms"))
         for pattern, prompt in cases:
             before = metric0(gw, "stratum_config_reloads_total", result="ok")
             gw.write_stratum({"rules": [{"name": "hostile", "pattern": pattern, "route": "smart"}], "reload": reload})
@@ -518,16 +534,16 @@ def probe_hostile() -> list[Row]:
                 rows.append((f"hostile pattern `{pattern}`", "reload NOT applied within 20 s (errors "
                              f"{metric0(gw, 'stratum_config_reloads_total', result='error'):g})"))
                 continue
-
-            def send(text: str = prompt) -> tuple[float, httpx.Response]:
-                t = time.perf_counter()
-                r = post(gw, {"model": "gemma4-auto", "max_tokens": 4, "messages": [{"role": "user", "content": text}]})
-                return (time.perf_counter() - t) * 1000, r
-
-            worst, (own, r) = liveness_while(gw, 3.0, send)
-            rows.append((f"hostile pattern `{pattern}` on {len(prompt)} chars",
-                         f"liveness max {worst:.1f} ms ({'under' if worst < 50 else 'OVER'} 50 ms); request {own:.0f} ms, "
-                         f"{r.status_code}, tier {r.headers.get('x-stratum-tier')}, reason {r.headers.get('x-stratum-reason')}"))
+            # The first request after a reload is measured on its own (a plain prompt), so
+            # what a reload costs is not blamed on the pattern.
+            first_worst, (first_ms, _) = liveness_while(gw, 2.0, lambda: send(gw, SIMPLE_PROMPT))
+            worst, results = liveness_while(gw, 3.0, lambda: [send(gw, prompt) for _ in range(3)])
+            own = ", ".join(f"{ms:.0f}" for ms, _ in results)
+            r = results[-1][1]
+            rows.append((f"hostile pattern `{pattern}`, 3 requests of {len(prompt)} chars",
+                         f"liveness max {worst:.1f} ms ({'under' if worst < 50 else 'OVER'} 50 ms); requests {own} ms, "
+                         f"{r.status_code}, tier {r.headers.get('x-stratum-tier')}, reason {r.headers.get('x-stratum-reason')}; "
+                         f"first plain request after the reload {first_ms:.0f} ms, liveness max {first_worst:.1f} ms"))
     return rows
 
 
