@@ -37,6 +37,17 @@ CONFIG_ENV = "STRATUM_CONFIG"
 RulePosition = Literal["first", "capacity", "last"]
 
 
+#: LiteLLM's convention for a config value read from the environment: ``os.environ/NAME``.
+ENV_PREFIX = "os.environ/"
+
+
+def environment_value(value: str, environ: Mapping[str, str] = os.environ) -> str | None:
+    """``value`` itself, or for ``os.environ/NAME`` that variable (None when it is unset)."""
+    if not value.startswith(ENV_PREFIX):
+        return value
+    return environ.get(value.removeprefix(ENV_PREFIX))
+
+
 class _Strict(BaseModel):
     # Typos must fail loudly, and "2000" must not silently become 2000.
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
@@ -60,13 +71,12 @@ class BackendSettings(_Strict):
     @field_validator("url", "api_key")
     @classmethod
     def _from_environment(cls, value: str | None) -> str | None:
-        # The same convention as LiteLLM's own config values.
-        if value is not None and value.startswith("os.environ/"):
-            name = value.removeprefix("os.environ/")
-            if name not in os.environ:
-                raise ValueError(f"environment variable {name} is not set")
-            return os.environ[name]
-        return value
+        if value is None:
+            return None
+        resolved = environment_value(value)
+        if resolved is None:
+            raise ValueError(f"environment variable {value.removeprefix(ENV_PREFIX)} is not set")
+        return resolved
 
     @field_validator("url")
     @classmethod

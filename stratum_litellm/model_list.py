@@ -18,9 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .config import BackendSettings, StratumSettings, Tier
-
-ENV_PREFIX = "os.environ/"
+from .config import BackendSettings, StratumSettings, Tier, environment_value
 
 
 def model_list_of(document: Any) -> list[Any] | None:
@@ -75,6 +73,4 @@ def _from_model_list(group: str, model_list: Sequence[Any],
 def _resolved(value: Any, environ: Mapping[str, str]) -> str | None:
     if not isinstance(value, str) or not value.strip():
         return None
-    if value.startswith(ENV_PREFIX):
-        return environ.get(value.removeprefix(ENV_PREFIX)) or None
-    return value
+    return environment_value(value, environ) or None

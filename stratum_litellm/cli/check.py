@@ -18,7 +18,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(args.file)
         policy = Policy(settings, source=args.file)  # loads python_rules too
-        _groups_are_served(settings, args.file)
+        models = model_list_of(_document(args.file))
+        _groups_are_served(settings, models, args.file)
     except SettingsError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_BAD_CONFIG
@@ -28,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
         rungs.append(f"{ladder.overflow} ({settings.model_group(ladder.overflow)}, overflow)")
     print(f"ok: {args.file}: routed model {settings.routed_model!r} -> {' < '.join(rungs)}, "
           f"{len(settings.rules)} config rules")
-    _, notes = fill_backends(settings, model_list_of(_document(args.file)))
+    _, notes = fill_backends(settings, models)
     for tier, note in notes.items():
         print(f"  {tier} backend signals: {note}")
     return EXIT_OK
@@ -39,10 +40,9 @@ def _document(file: str) -> Any:
         return yaml.safe_load(stream)
 
 
-def _groups_are_served(settings: StratumSettings, file: str) -> None:
+def _groups_are_served(settings: StratumSettings, models: list[Any] | None, file: str) -> None:
     """In a gateway config, every tier's model group must be a ``model_name`` of its
     ``model_list`` (a standalone settings file has none to check against)."""
-    models = model_list_of(_document(file))
     if models is None:
         return
     served = {m.get("model_name") for m in models if isinstance(m, dict)}
