@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from ..config import PythonRuleSettings, RulePosition, RuleSettings, SettingsError, Tier
-from .patterns import compile_pattern
 from ..scoring.scorer import Score
 from ..scoring.view import RequestView
 from ..signals.snapshot import SignalSnapshot
+from .patterns import compile_pattern
 
 
 @dataclass(frozen=True, slots=True)
