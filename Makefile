@@ -19,7 +19,7 @@ LITELLM_NEWEST := 1.108.7
 BUILD_INPUTS := Makefile pyproject.toml setup.py $(sort $(wildcard stratum_litellm/scoring/*.c stratum_litellm/scoring/*.h))
 STAMP := $(VENV)/.installed-$(shell cat $(BUILD_INPUTS) | cksum | cut -d' ' -f1)
 
-.PHONY: setup llama-server chromium prometheus test test-compat test-fast run check clean
+.PHONY: setup llama-server chromium prometheus redis test test-compat test-fast run check clean
 
 setup: $(STAMP)
 
@@ -45,8 +45,12 @@ chromium:
 prometheus:
 	@bash scripts/stack/ensure_prometheus.sh
 
+# redis-server for the tests that need a real Redis (apt-get install redis-server when missing).
+redis:
+	@bash scripts/stack/ensure_redis.sh
+
 # The second run checks that the scorer's pure-Python path alone gives the same results.
-test: setup llama-server chromium prometheus
+test: setup llama-server chromium prometheus redis
 	$(PY) -m pytest -ra
 	STRATUM_PURE_PYTHON=1 $(PY) -m pytest -ra tests/unit/scoring
 
