@@ -20,6 +20,7 @@ import pytest
 TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS / "support"))
 
+from redis_server import BINARY as REDIS_SERVER_BINARY, MISSING as REDIS_SERVER_MISSING, RedisServer  # noqa: E402
 from servers import ArtifactMissing, LlamaServer, StubBackend, llama_server_binary, smollm2_gguf  # noqa: E402
 
 # A greeting and a long, hard question in plain prose: the two ends every test relies on.
@@ -76,3 +77,23 @@ def stub_fast() -> Iterator[StubBackend]:
 def stub_smart() -> Iterator[StubBackend]:
     with StubBackend(name="smart-stub") as stub:
         yield stub
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One real redis-server for the session. Missing, it fails the test (never a skip):
+    `make test` installs it first (`make redis`), so its absence is a broken set-up."""
+    if not Path(REDIS_SERVER_BINARY).is_file():
+        pytest.fail(REDIS_SERVER_MISSING, pytrace=False)
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture()
+def redis_url(redis_server: RedisServer) -> Iterator[str]:
+    """The session's Redis, emptied (and running, not paused) before each test."""
+    redis_server.resume()
+    if not redis_server.running():  # an earlier test killed it
+        redis_server.restart()
+    redis_server.flush()
+    yield redis_server.url
