@@ -271,6 +271,36 @@ class AffinitySettings(_Strict):
     max_conversations: int = Field(default=10_000, ge=1, le=10_000_000)
 
 
+class SharedStateSettings(_Strict):
+    """State shared by every worker and replica of the gateway, in the Redis LiteLLM
+    itself is configured with (``router_settings.redis_host``, ``redis_url``, a Redis
+    ``cache``, or ``REDIS_HOST``)."""
+
+    #: auto: shared when the gateway has Redis, local otherwise; required: refuse to start
+    #: without Redis; off: every process keeps its own state.
+    mode: Literal["auto", "required", "off"] = "auto"
+    #: How often each process publishes its share and reads the others' (background).
+    sync_interval_s: float = Field(default=0.2, ge=0.02, le=10.0)
+    #: The longest one request waits on Redis in all (a claim of a limited tier, a
+    #: conversation's tier); past it the request is routed from local state.
+    budget_ms: float = Field(default=20.0, ge=1.0, le=1000.0)
+    #: A process's in-flight share vanishes this long after the process stops renewing it
+    #: (it died); also how old the shared view may get before the router goes local.
+    lease_ttl_s: float = Field(default=2.0, ge=0.2, le=60.0)
+    #: The longest a background sync waits on Redis before it counts as failed.
+    sync_timeout_s: float = Field(default=1.0, ge=0.01, le=30.0)
+    #: First part of every key (after LiteLLM's own namespace, if it has one).
+    key_prefix: str = Field(default="stratum", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+
+    @model_validator(mode="after")
+    def _renewed_in_time(self) -> "SharedStateSettings":
+        if self.lease_ttl_s < 2 * self.sync_interval_s:
+            raise ValueError(
+                f"lease_ttl_s must be at least twice sync_interval_s (got {self.lease_ttl_s} < "
+                f"2 x {self.sync_interval_s}): a lease must outlive a late renewal")
+        return self
+
+
 class ReloadSettings(_Strict):
     #: Watch the settings file and apply valid edits without a restart.
     enabled: bool = True
@@ -362,6 +392,7 @@ class StratumSettings(_Strict):
     override: OverrideSettings = Field(default_factory=OverrideSettings)
     fairness: FairnessSettings = Field(default_factory=FairnessSettings)
     python_rules: list[PythonRuleSettings] = Field(default_factory=list)
+    shared_state: SharedStateSettings = Field(default_factory=SharedStateSettings)
     #: Add x-stratum-tier / -reason / -score headers to routed responses.
     response_headers: bool = True
     #: "shadow": decide and report every request, but leave its model as the client asked

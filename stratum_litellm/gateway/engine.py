@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Mapping, MutableMapping, Sequence
 
@@ -20,7 +21,9 @@ from ..routing.decision import Decision, Reason
 from ..routing.policy import Policy
 from ..routing.rules import RequestMeta, owner
 from ..scoring.view import RequestView
-from ..signals.snapshot import Signals
+from ..routing.checks import in_flight_limit
+from ..signals.shared import Claim, Claimed, Connect, SharedState
+from ..signals.snapshot import SignalSnapshot, Signals
 from . import metrics
 from .outcome import Outcome, outcome
 from .reload import ConfigWatcher
@@ -51,14 +54,26 @@ class RouterEngine:
         self._watcher: ConfigWatcher | None = None
 
     @classmethod
-    def polling(cls, settings: StratumSettings, source: str,
-                model_list: Sequence[Any] | None = None) -> "RouterEngine":
+    def polling(cls, settings: StratumSettings, source: str, model_list: Sequence[Any] | None = None,
+                shared: Connect | None = None) -> "RouterEngine":
         """An engine whose signals poll the GPU and each tier's backend, read from
-        ``backend:`` or else from the group's api_base in ``model_list``."""
+        ``backend:`` or else from the group's api_base in ``model_list``; with ``shared``
+        (how to reach the gateway's Redis), its state is shared with the other processes."""
         settings, notes = fill_backends(settings, model_list)
         for tier, note in notes.items():
             logger.info("stratum router: tier %s backend signals: %s", tier, note)
-        return cls(settings, Signals.polling(settings), source=source, model_list=model_list)
+        engine = cls(settings, Signals.polling(settings), source=source, model_list=model_list)
+        if shared is not None:
+            engine.signals.share(SharedState(settings, shared, report=_count_shared_error))
+        return engine
+
+    def start(self) -> None:
+        """Start the background work (idempotent; cheap after the first call): the pollers,
+        and the shared state's tick on the running event loop."""
+        self.signals.start()
+        shared = self.signals.shared
+        if shared is not None:
+            shared.start()
 
     @property
     def settings(self) -> StratumSettings:
@@ -70,6 +85,8 @@ class RouterEngine:
         settings, _ = fill_backends(settings, self.model_list)
         policy = Policy(settings, source=self.source)  # may raise: nothing changed yet
         self.signals.reconfigure(settings)  # all or nothing
+        if self.signals.shared is not None:
+            self.signals.shared.configure(settings)
         self.affinity.configure(settings.affinity.ttl_s, settings.affinity.max_conversations, policy.ladder.rank)
         self.policy = policy
         metrics.start_at_zero(settings)
@@ -122,9 +139,15 @@ class RouterEngine:
                 gpus.setdefault(tier_settings.gpu_index, snapshot[tier].gpu)
         backends = {tier: signals.backend for tier, signals in snapshot.tiers.items() if signals.backend is not None}
         budgets = {tier: signals.budget for tier, signals in snapshot.tiers.items() if signals.budget is not None}
+        local = self.signals.latency
+        shared = self.signals.shared
         return RouterStats(
             settings=settings,
-            latency={tier: signals.latency for tier, signals in snapshot.tiers.items()},
+            # Averages as decisions read them; in flight this process's own, so the gauges
+            # of several processes add up.
+            latency={tier: replace(signals.latency, in_flight=local.in_flight(tier))
+                     for tier, signals in snapshot.tiers.items()},
+            shared_up=None if shared is None else shared.up,
             gpus=gpus,
             backends=backends,  # type: ignore[arg-type]
             budgets=budgets,  # type: ignore[arg-type]
@@ -133,35 +156,102 @@ class RouterEngine:
     # -- requests -----------------------------------------------------------------------
 
     def route(self, data: MutableMapping[str, Any], meta: RequestMeta | None = None) -> Decision | None:
-        """Decide a tier for a request body and rewrite its ``model`` in place.
+        """Decide a tier for a request body and rewrite its ``model`` in place, from this
+        process's signals and the last shared view (no I/O).
 
         Returns None (body untouched) for requests that are not the router's."""
-        requested = data.get("model")
-        if not isinstance(requested, str):
+        plan = _Plan.of(self, data, meta)
+        if plan is None:
             return None
-        started = time.perf_counter()
-        policy = self.policy  # one settings generation for the whole decision
-        settings = policy.settings
-        conversation = None
+        return self._apply(plan, self._decide(plan))
+
+    async def route_shared(self, data: MutableMapping[str, Any], meta: RequestMeta | None = None) -> Decision | None:
+        """:meth:`route`, checked against every process of the gateway: a tier with a
+        limit is claimed in Redis (a refusal walks on down the ladder), and a conversation
+        this process has not seen is looked up. The waits together stay within
+        ``shared_state.budget_ms``; past it, or with Redis down, this is :meth:`route`."""
+        shared = self.signals.shared
+        if shared is None:
+            return self.route(data, meta)
+        if not shared.up:
+            metrics.SHARED_LOCAL.inc()
+            return self.route(data, meta)
+        plan = _Plan.of(self, data, meta)
+        if plan is None:
+            return None
+        waited = 0.0
+        budget_s = plan.settings.shared_state.budget_ms / 1000.0
         try:
-            if settings.affinity.enabled and requested == settings.routed_model:
-                conversation = conversation_key(data)
-            view = RequestView.from_request(data)
-            decision = policy.decide(view, requested, self.signals.snapshot(), meta,
-                                     sticky_tier=self.affinity.tier(conversation))
-            if decision is not None and decision.reason is not Reason.FORCED:
-                # The overflow tier stands in for the tier the conversation reached.
-                reached = decision.wanted if decision.tier == policy.ladder.overflow else decision.tier
-                self.affinity.record(conversation, reached or decision.tier)
+            conversation = plan.conversation
+            if conversation is not None and self.affinity.tier(conversation) != plan.policy.ladder.local[-1]:
+                started = time.perf_counter()
+                tier = await shared.recall(conversation, budget_s)
+                waited += time.perf_counter() - started
+                if tier is not None:
+                    self.affinity.record(conversation, tier)
+            snapshot = self.signals.snapshot()
+            decision = self._decide(plan, snapshot)
+            for _ in range(3 * len(plan.settings.tiers)):  # each refusal rules one tier or share out
+                ask = self._claim_needed(plan, decision, snapshot)
+                if ask is None:
+                    break
+                limit, who, owner_limit, probe_s = ask
+                started = time.perf_counter()
+                claim = await shared.claim(decision.tier, plan.call_id, limit, who, owner_limit, probe_s,
+                                           budget_s - waited)
+                waited += time.perf_counter() - started
+                if claim.result in (Claimed.GRANTED, Claimed.UNKNOWN):
+                    break
+                snapshot = _refused(snapshot, decision.tier, who, claim)
+                decision = self._decide(plan, snapshot)
+        except Exception as exc:  # fail open, as route() does
+            if plan.requested != plan.settings.routed_model:
+                return None
+            self.record_error("decide", exc)
+            decision = plan.policy.fallback(exc)
+        metrics.SHARED_WAIT_SECONDS.observe(waited)
+        return self._apply(plan, decision, claimed=True)
+
+    def _claim_needed(self, plan: "_Plan", decision: Decision | None,
+                      snapshot: SignalSnapshot) -> tuple[int | None, str | None, int | None, float | None] | None:
+        """What to claim for ``decision`` (tier limit, owner, owner limit, probe), or None:
+        no limit to hold it to, or a decision that skipped the checks (it is counted by
+        the next tick instead)."""
+        if decision is None or plan.call_id is None or plan.shadow(decision):
+            return None
+        settings, ladder = plan.settings, plan.policy.ladder
+        if decision.tier == ladder.floor or decision.reason in _UNCHECKED:
+            return None
+        tier_settings = settings.tiers[decision.tier]
+        limit = in_flight_limit(tier_settings, snapshot[decision.tier])
+        owner_limit = tier_settings.max_in_flight_per_user
+        who = owner(plan.meta, settings.fairness.by) if owner_limit is not None and plan.meta is not None else None
+        probe_s = settings.latency.probe_interval_s if decision.probe else None
+        if limit is None and who is None and probe_s is None:
+            return None
+        return limit, who, owner_limit if who is not None else None, probe_s
+
+    def _decide(self, plan: "_Plan", snapshot: SignalSnapshot | None = None) -> Decision | None:
+        started = time.perf_counter()
+        try:
+            snapshot = snapshot if snapshot is not None else self.signals.snapshot()
+            decision = plan.policy.decide(plan.view, plan.requested, snapshot, plan.meta,
+                                          sticky_tier=self.affinity.tier(plan.conversation))
         except Exception as exc:  # fail open: the request still goes somewhere sane
-            if requested != settings.routed_model:
+            if plan.requested != plan.settings.routed_model:
                 return None  # a forced or foreign request passes untouched, as without us
             self.record_error("decide", exc)
-            decision = policy.fallback(exc)
+            decision = plan.policy.fallback(exc)
+        plan.decide_s += time.perf_counter() - started
+        return decision
+
+    def _apply(self, plan: "_Plan", decision: Decision | None, claimed: bool = False) -> Decision | None:
+        """Put ``decision`` in force: the body, the metrics, the in-flight count, the
+        conversation's tier and the overflow's budget."""
         if decision is None:
             return None
-        # In shadow the decision is only reported: the request keeps the model it asked for.
-        shadow = settings.mode == "shadow" and decision.model_group != requested
+        policy, settings, data = plan.policy, plan.settings, plan.data
+        shadow = plan.shadow(decision)
         if decision.reason is Reason.SMART_LOADING and settings.backend_polling.warm_up_cold_smart and not shadow:
             try:
                 poller = self.signals.backend_poller
@@ -169,22 +259,34 @@ class RouterEngine:
                     poller.warm_up(decision.wanted)  # only sets a flag; the poller sends it, rate-limited
             except Exception as exc:
                 self.record_error("warm_up", exc)
-        metrics.DECISION_SECONDS.observe(time.perf_counter() - started)
+        metrics.DECISION_SECONDS.observe(plan.decide_s)
         (metrics.SHADOW_DECISIONS if shadow else metrics.DECISIONS).labels(decision.tier, decision.label).inc()
         if decision.score is not None:
             metrics.SCORES.observe(decision.score)
         try:
-            _write(data, decision, requested if shadow else None)
-            call_id = data.get("litellm_call_id")
-            if isinstance(call_id, str) and call_id and not shadow:  # in flight where it really runs
+            shared = self.signals.shared
+            if decision.reason is not Reason.FORCED and decision.reason is not Reason.ROUTER_ERROR:
+                # The overflow tier stands in for the tier the conversation reached.
+                reached = decision.wanted if decision.tier == policy.ladder.overflow else decision.tier
+                self.affinity.record(plan.conversation, reached or decision.tier)
+                if shared is not None and plan.conversation is not None:
+                    shared.remember(plan.conversation, reached or decision.tier,
+                                    policy.ladder.rank.get(reached or decision.tier, 0))
+            _write(data, decision, plan.requested if shadow else None)
+            call_id = plan.call_id
+            if call_id is not None and not shadow:  # in flight where it really runs
                 limited = settings.tiers[decision.tier].max_in_flight_per_user is not None
-                holder = owner(meta, settings.fairness.by) if limited and meta is not None else None
+                holder = owner(plan.meta, settings.fairness.by) if limited and plan.meta is not None else None
                 self.signals.latency.begin(call_id, decision.tier, decision.probe, holder)
+                if shared is not None and not shared.holds(call_id):
+                    shared.hold(call_id, decision.tier, holder if limited else None)
             budget = self.signals.budget
             if budget is not None and decision.tier == policy.ladder.overflow and not shadow:
                 budget.charge_request()  # forced ones too: it is the same money
+                if shared is not None:
+                    shared.charge(requests=1)
         except Exception as exc:
-            if requested == settings.routed_model:
+            if plan.requested == settings.routed_model:
                 self.fail_open(data, exc, "apply")
             else:
                 self.record_error("apply", exc)
@@ -228,7 +330,10 @@ class RouterEngine:
                 latency.observe_success(call_id, tier, ttft_ms, total_ms)
                 budget = self.signals.budget
                 if budget is not None and tier is not None and tier == self.policy.ladder.overflow:
-                    budget.charge_spend(_cost(kwargs))
+                    cost = _cost(kwargs)
+                    budget.charge_spend(cost)
+                    if self.signals.shared is not None and cost > 0:
+                        self.signals.shared.charge(spend_usd=cost)
             return tier
         except Exception as exc:
             self.record_error("observe", exc)
@@ -250,6 +355,69 @@ class RouterEngine:
         if key not in self._logged_errors:  # once per kind, not once per request
             self._logged_errors.add(key)
             logger.exception("stratum router internal error in %s; failing open", where)
+
+
+def _count_shared_error(op: str, exc: BaseException) -> None:
+    metrics.SHARED_ERRORS.labels(op).inc()
+
+
+#: Decisions that did not walk the capacity checks: they are counted, never refused.
+_UNCHECKED = frozenset({Reason.FORCED, Reason.FORCED_REDIRECTED, Reason.OVERRIDE, Reason.RULE, Reason.ROUTER_ERROR})
+
+
+class _Plan:
+    """What one request's decisions share: the body, its view, the settings generation."""
+
+    __slots__ = ("data", "meta", "requested", "policy", "settings", "conversation", "view", "call_id", "decide_s")
+
+    def __init__(self, data: MutableMapping[str, Any], meta: RequestMeta | None, requested: str, policy: Policy,
+                 conversation: str | None, view: RequestView | None, decide_s: float) -> None:
+        self.data, self.meta, self.requested, self.policy = data, meta, requested, policy
+        self.settings = policy.settings
+        self.conversation, self.view, self.decide_s = conversation, view, decide_s
+        call_id = data.get("litellm_call_id")
+        self.call_id = call_id if isinstance(call_id, str) and call_id else None
+
+    @classmethod
+    def of(cls, engine: "RouterEngine", data: MutableMapping[str, Any], meta: RequestMeta | None) -> "_Plan | None":
+        requested = data.get("model")
+        if not isinstance(requested, str):
+            return None
+        started = time.perf_counter()
+        policy = engine.policy  # one settings generation for the whole decision
+        settings = policy.settings
+        conversation, view = None, None
+        try:
+            if settings.affinity.enabled and requested == settings.routed_model:
+                conversation = conversation_key(data)
+            view = RequestView.from_request(data)
+        except Exception as exc:  # the decision fails open on the missing view
+            engine.record_error("decide", exc)
+        return cls(data, meta, requested, policy, conversation, view, time.perf_counter() - started)
+
+    def shadow(self, decision: Decision) -> bool:
+        """In shadow the decision is only reported: the request keeps the model it asked for."""
+        return self.settings.mode == "shadow" and decision.model_group != self.requested
+
+
+def _refused(snapshot: SignalSnapshot, tier: Tier, who: str | None, claim: Claim) -> SignalSnapshot:
+    """``snapshot`` as the refused claim showed ``tier``: full, the owner's share full, or
+    its probe taken by another process."""
+    rung = snapshot[tier]
+    if claim.result is Claimed.OWNER_FULL:
+        held, owned = snapshot.held, claim.owned
+
+        def held_now(t: Tier, o: str) -> int:
+            return owned if (t, o) == (tier, who) else held(t, o)
+
+        return replace(snapshot, held=held_now)
+    if claim.result is Claimed.PROBE_TAKEN:
+        latency = replace(rung.latency, probe_in_flight=True)
+    else:
+        latency = replace(rung.latency, in_flight=max(claim.count, rung.latency.in_flight))
+    tiers = dict(snapshot.tiers)
+    tiers[tier] = replace(rung, latency=latency)
+    return replace(snapshot, tiers=tiers)
 
 
 def _write(data: MutableMapping[str, Any], decision: Decision, shadow_model: str | None = None) -> None:

@@ -19,16 +19,18 @@ import logging
 import os
 import sys
 import uuid
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import litellm
 import yaml
+from litellm.caching.redis_cache import RedisCache
 from litellm.integrations.custom_logger import CustomLogger
 from litellm.router import Router
 from litellm.types.router import PreRoutingHookResponse
 
-from ..config import StratumSettings, load_settings, resolve_settings
+from ..config import SettingsError, StratumSettings, load_settings, resolve_settings
 from ..model_list import model_list_of
+from ..signals.shared import Register, redis_source
 from ..routing.rules import RequestMeta
 from . import metrics
 from .engine import METADATA_KEY, RouterEngine
@@ -49,20 +51,59 @@ def _gateway_config_path() -> str | None:
     return path if isinstance(path, str) else None
 
 
-def _gateway_model_list(path: str | None) -> list[Any] | None:
+def _gateway_document(path: str | None) -> Any:
+    """The gateway's config file as parsed YAML (None when it cannot be read)."""
+    if path is None or not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as stream:
+            return yaml.safe_load(stream)
+    except (OSError, yaml.YAMLError):
+        return None  # LiteLLM read it; an unreadable copy only costs the defaults
+
+
+def _gateway_model_list(document: Any) -> list[Any] | None:
     """The deployments the gateway serves: its config file's ``model_list`` (read as the
     settings are), else the proxy's own list when it was loaded from elsewhere."""
-    if path is not None and os.path.isfile(path):
-        try:
-            with open(path, encoding="utf-8") as stream:
-                models = model_list_of(yaml.safe_load(stream))
-        except (OSError, yaml.YAMLError):
-            models = None  # LiteLLM read it; an unreadable copy only costs the defaults
-        if models is not None:
-            return models
+    models = model_list_of(document)
+    if models is not None:
+        return models
     proxy = sys.modules.get("litellm.proxy.proxy_server")
     models = getattr(proxy, "llm_model_list", None) if proxy is not None else None
     return models if isinstance(models, list) else None
+
+
+def _gateway_redis() -> Register | None:
+    """The Redis LiteLLM itself uses, through its own client (namespace and circuit
+    breaker included). Looked up on every tick until found: with only
+    ``router_settings.redis_host`` it appears once the proxy has built its router."""
+    global _env_redis
+    proxy = sys.modules.get("litellm.proxy.proxy_server")
+    router = getattr(proxy, "llm_router", None)
+    candidates = (getattr(getattr(router, "cache", None), "redis_cache", None),
+                  getattr(proxy, "redis_usage_cache", None),
+                  getattr(getattr(litellm, "cache", None), "cache", None))
+    for cache in candidates:
+        if isinstance(cache, RedisCache):
+            return cache.async_register_script
+    if os.environ.get("REDIS_HOST") or os.environ.get("REDIS_URL"):
+        if _env_redis is None:  # LiteLLM's client reads the same REDIS_* variables
+            _env_redis = RedisCache()
+        return _env_redis.async_register_script
+    return None
+
+
+_env_redis: RedisCache | None = None
+
+
+def _router_redis(router: Router) -> Callable[[], Register | None]:
+    """An SDK Router's Redis (``redis_host``/``redis_url`` given to it), if it has one."""
+
+    def connect() -> Register | None:
+        cache = getattr(getattr(router, "cache", None), "redis_cache", None)
+        return cache.async_register_script if isinstance(cache, RedisCache) else None
+
+    return connect
 
 
 def engine_from_gateway() -> RouterEngine:
@@ -71,11 +112,43 @@ def engine_from_gateway() -> RouterEngine:
     path = _gateway_config_path()
     settings, source = resolve_settings(path, mapping)
     logger.info("stratum router: settings from %s; routed model %s", source, settings.routed_model)
-    engine = RouterEngine.polling(settings, source, _gateway_model_list(path))
+    document = _gateway_document(path)
+    redis = share_or_not(settings, source, redis_source(document, os.environ), _workers(), "the gateway config")
+    engine = RouterEngine.polling(settings, source, _gateway_model_list(document),
+                                  shared=_gateway_redis if redis else None)
     metrics.publish(engine)  # its gauges on the gateway's /metrics
     if os.path.isfile(source):
         engine.watch(source)
     return engine
+
+
+def _workers() -> int:
+    try:
+        return int(os.environ.get("NUM_WORKERS", "1"))  # set by ``litellm --num_workers``
+    except ValueError:
+        return 1
+
+
+def share_or_not(settings: StratumSettings, source: str, redis: str | None, workers: int, where: str) -> bool:
+    """Whether this router shares its state in Redis (``shared_state.mode``); refuses to
+    start when it is required and there is none, and warns when several processes run
+    without it."""
+    mode = settings.shared_state.mode
+    if mode == "required" and redis is None:
+        raise SettingsError(
+            f"invalid stratum settings in {source}:\n  stratum.shared_state.mode: 'required' needs a Redis in "
+            f"{where} (router_settings.redis_host or redis_url, litellm_settings.cache with Redis cache_params, "
+            "or the REDIS_HOST environment variable); none is configured")
+    shared = mode != "off" and redis is not None
+    if shared:
+        logger.info("stratum router: state shared with the gateway's other processes in Redis (%s)", redis)
+    elif workers > 1:
+        logger.warning(
+            "stratum router: %d gateway workers run without shared state (%s): each keeps its own in-flight "
+            "counts, latency and conversations, so a tier's limits hold per worker; configure Redis for the "
+            "gateway (docs/deploy.md)", workers,
+            "shared_state.mode: off" if mode == "off" else "no Redis configured")
+    return shared
 
 
 def _request_meta(user_api_key_dict: Any, data: Mapping[str, Any]) -> RequestMeta:
@@ -114,9 +187,9 @@ class StratumProxyHandler(CustomLogger):
 
     async def async_pre_call_hook(self, user_api_key_dict: Any, cache: Any, data: dict, call_type: str) -> dict:
         try:
-            self.engine.signals.start()  # a no-op after the first request
+            self.engine.start()  # a no-op after the first request
             if call_type in _ROUTED_CALL_TYPES:
-                self.engine.route(data, _request_meta(user_api_key_dict, data))
+                await self.engine.route_shared(data, _request_meta(user_api_key_dict, data))
         except Exception as exc:  # never a 500 because of the router
             if data.get("model") == self.engine.settings.routed_model:
                 self.engine.fail_open(data, exc, "pre_call_hook")
@@ -175,7 +248,11 @@ class StratumRouter(Router):
         else:
             settings, source = stratum_settings, "StratumRouter(stratum_settings=...)"
         model_list = kwargs.get("model_list", args[0] if args else None)
-        self.stratum = RouterEngine.polling(settings, source, model_list if isinstance(model_list, list) else None)
+        connect = _router_redis(self)
+        redis = "the Router's redis_host / redis_url" if connect() is not None else None
+        shared = share_or_not(settings, source, redis, 1, "the Router (redis_host / redis_url)")
+        self.stratum = RouterEngine.polling(settings, source, model_list if isinstance(model_list, list) else None,
+                                            shared=connect if shared else None)
         self.stratum.signals.start()
         metrics.publish(self.stratum)  # gauges on prometheus-client's default registry, as in the gateway
         if os.path.isfile(source):
@@ -205,7 +282,8 @@ class StratumRouter(Router):
         metadata = request_kwargs.get("metadata")
         data["metadata"] = metadata if isinstance(metadata, dict) else {}
         user = request_kwargs.get("user")
-        decision = self.stratum.route(data, RequestMeta(end_user=user if isinstance(user, str) else None))
+        self.stratum.start()
+        decision = await self.stratum.route_shared(data, RequestMeta(end_user=user if isinstance(user, str) else None))
         if decision is None:
             return None
         request_kwargs["metadata"] = data["metadata"]

@@ -28,3 +28,5 @@ class RouterStats:
     backends: Mapping[Tier, BackendLoad]
     #: What is left of the overflow tier's budget (no entry without an overflow tier).
     budgets: Mapping[Tier, BudgetLeft] = field(default_factory=dict)
+    #: Whether the state shared in Redis is fresh; None when this router shares none.
+    shared_up: bool | None = None

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..config import StratumSettings, Tier
+from ..config import StratumSettings, Tier, TierSettings
 from ..signals.snapshot import SignalSnapshot, TierSignals
 from ..signals.status import Status
 from .decision import Reason
@@ -111,10 +111,7 @@ def backend(ctx: Context) -> Verdict:
 
 def in_flight(ctx: Context) -> Verdict:
     """A burst spills to another rung instead of queueing on this one."""
-    limit = ctx.tier_settings.max_in_flight
-    load = ctx.rung.backend
-    if limit is None and load is not None and load.status == Status.OK and load.slots_total:
-        limit = load.slots_total  # without a configured limit, the backend's slots are one
+    limit = in_flight_limit(ctx.tier_settings, ctx.rung)
     count = ctx.rung.latency.in_flight
     ctx.evidence[ctx.keys.in_flight] = count
     if limit is None:
@@ -122,6 +119,16 @@ def in_flight(ctx: Context) -> Verdict:
     if count >= limit:
         return block(Reason.SMART_SATURATED, f"{count} >= {limit}")
     return PASS
+
+
+def in_flight_limit(tier_settings: TierSettings, rung: TierSignals) -> int | None:
+    """How many requests the tier may have in flight: ``max_in_flight``, else the slots
+    its backend reports, else no limit."""
+    limit = tier_settings.max_in_flight
+    load = rung.backend
+    if limit is None and load is not None and load.status == Status.OK and load.slots_total:
+        limit = load.slots_total
+    return limit
 
 
 def user_share(ctx: Context) -> Verdict | None:

@@ -6,7 +6,8 @@ callback brings LiteLLM's cost of the call (``response_cost``). Each window is a
 one-minute buckets with running sums: adding and reading are a few operations, and the
 state is bounded (at most 60 + 1,440 buckets), whatever the traffic.
 
-The budget is this process's: with several gateway workers each keeps its own.
+Each process keeps its own count; with shared state (:mod:`.shared`) the limits are checked
+against every process's, and this one's is what is left when Redis is not there.
 """
 
 from __future__ import annotations
@@ -97,13 +98,16 @@ class BudgetTracker:
                 window.expire(minute)
                 window.add(minute, requests, spend)
 
-    def left(self) -> BudgetLeft:
+    def left(self, used: tuple[int, int, float, float] | None = None) -> BudgetLeft:
+        """What is left; ``used`` (hour requests, day requests, hour spend, day spend) in
+        place of this process's own count: every process's, from the shared state."""
         settings = self._settings
-        minute = int(self._clock() // _MINUTE)
-        with self._lock:
-            self._hour.expire(minute)
-            self._day.expire(minute)
-            used = (self._hour.requests, self._day.requests, self._hour.spend, self._day.spend)
+        if used is None:
+            minute = int(self._clock() // _MINUTE)
+            with self._lock:
+                self._hour.expire(minute)
+                self._day.expire(minute)
+                used = (self._hour.requests, self._day.requests, self._hour.spend, self._day.spend)
         limits = (settings.requests_per_hour, settings.requests_per_day,
                   settings.spend_per_hour_usd, settings.spend_per_day_usd)
         left = [None if limit is None else max(0, limit - use) for limit, use in zip(limits, used)]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Protocol
 
 from ..config import TIERS, Tier
 
@@ -64,6 +64,14 @@ class _InFlight:
     owner: str | None = None
 
 
+class Sink(Protocol):
+    """Told of every sample as it is applied here (the shared state publishes them)."""
+
+    def sample(self, tier: Tier, ttft_ms: float | None, total_ms: float | None, probe: bool) -> None: ...
+    def failure(self, tier: Tier, total_ms: float | None) -> None: ...
+    def end(self, call_id: str | None) -> None: ...
+
+
 def _ema(previous: float | None, sample: float, alpha: float) -> float:
     return sample if previous is None else previous + alpha * (sample - previous)
 
@@ -97,6 +105,7 @@ class LatencyTracker:
         # In flight per (tier, user), for the per-user limit; only users with one listed.
         self._held: dict[tuple[Tier, str], int] = {}
         self._last_sweep = clock()
+        self.sink: Sink | None = None
 
     def configure(self, alpha: float, failure_threshold: int, cooldown_s: float, in_flight_timeout_s: float) -> None:
         """New parameters (a settings reload); averages and counts carry over."""
@@ -172,6 +181,8 @@ class LatencyTracker:
             state.last_sample_at = self._clock()
             state.consecutive_failures = 0
             state.unhealthy_until = 0.0
+            if self.sink is not None:
+                self.sink.sample(served, ttft_ms, total_ms, probe)
 
     def observe_failure(self, call_id: str | None, tier: Tier | None, total_ms: float | None) -> None:
         """A request failed on ``tier``. A failure never makes a tier look faster: its time
@@ -193,6 +204,8 @@ class LatencyTracker:
             state.consecutive_failures += 1
             if state.consecutive_failures >= self._failure_threshold:
                 state.unhealthy_until = now + self._cooldown_s
+            if self.sink is not None:
+                self.sink.failure(served, total_ms)
 
     def held(self, tier: Tier, owner: str) -> int:
         """Requests ``owner`` has in flight on ``tier``."""
@@ -239,6 +252,8 @@ class LatencyTracker:
         entry = self._in_flight.pop(call_id, None)
         if entry is not None:
             self._release(call_id, entry)
+        if self.sink is not None:
+            self.sink.end(call_id)
         return entry
 
     def _release(self, call_id: str, entry: _InFlight) -> None:

@@ -18,6 +18,7 @@ from .budget import BudgetLeft, BudgetTracker
 from .circuit import UtilisationCircuit
 from .gpu import GpuMonitor, GpuReading
 from .latency import LatencyTracker, TierLatency
+from .shared import SharedState, SharedView, merged
 from .status import Status
 
 _Poller = Union[GpuMonitor, BackendPoller]
@@ -81,6 +82,8 @@ class Signals:
         self.budget: BudgetTracker | None = _budget(settings, None, clock)
         self.gpu_monitor = gpu_monitor
         self.backend_poller = backend_poller
+        #: The state shared with the gateway's other processes (None: this one's only).
+        self.shared: SharedState | None = None
         self._owns_monitor = False
         self._started = False
         self._clock = clock
@@ -158,7 +161,14 @@ class Signals:
         for previous in retired:
             previous.stop()
 
+    def share(self, shared: SharedState) -> None:
+        """Publish this process's signals to ``shared`` and read the others' from it."""
+        self.shared = shared
+        self.latency.sink = shared
+
     def close(self) -> None:
+        if self.shared is not None:
+            self.shared.close()
         if self.gpu_monitor is not None:
             self.gpu_monitor.stop()
         if self.backend_poller is not None:
@@ -183,16 +193,33 @@ class Signals:
         loads = backend_poller.snapshot() if backend_poller is not None else {}
         tiers = {}
         budget = self.budget
+        view = self.shared.view() if self.shared is not None else None
         for tier, tier_settings in settings.tiers.items():
+            latency = self.latency.tier(tier)
+            if view is not None:
+                latency = merged(latency, view.tiers.get(tier))
             if tier_settings.overflow:  # no GPU of ours
-                tiers[tier] = TierSignals(gpu=None, gpu_busy=None, latency=self.latency.tier(tier),
-                                          backend=loads.get(tier), budget=budget.left() if budget else None)
+                left = None
+                if budget is not None:
+                    left = budget.left(_shared_use(view, self.shared))
+                tiers[tier] = TierSignals(gpu=None, gpu_busy=None, latency=latency,
+                                          backend=loads.get(tier), budget=left)
                 continue
             index = tier_settings.gpu_index
-            tiers[tier] = TierSignals(gpu=readings[index], gpu_busy=busy[index], latency=self.latency.tier(tier),
+            tiers[tier] = TierSignals(gpu=readings[index], gpu_busy=busy[index], latency=latency,
                                       backend=loads.get(tier))
         return SignalSnapshot(tiers=tiers, gpu_status=gpu_status, gpu_error=gpu_error, taken_at=self._clock(),
                               held=self.latency.held)
+
+
+def _shared_use(view: "SharedView | None", shared: SharedState | None) -> tuple[int, int, float, float] | None:
+    """What every process spent of the budget: the shared totals and this process's
+    charges not yet published; None while there is no fresh shared view."""
+    if view is None or view.budget_used is None or shared is None:
+        return None
+    requests, spend = shared.pending_charges()
+    hour_r, day_r, hour_s, day_s = view.budget_used
+    return hour_r + requests, day_r + requests, hour_s + spend, day_s + spend
 
 
 def _start_all(pollers: list[_Poller]) -> None:

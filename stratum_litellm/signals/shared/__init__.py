@@ -1,0 +1,8 @@
+"""State shared by every process of a gateway, in the gateway's Redis (see :mod:`.state`)."""
+
+from .merge import merged
+from .source import redis_source
+from .state import Claim, Claimed, Connect, Register, SharedState, SharedTier, SharedView
+
+__all__ = ["Claim", "Claimed", "Connect", "Register", "SharedState", "SharedTier", "SharedView", "merged",
+           "redis_source"]

@@ -1,0 +1,418 @@
+"""One router's share of the state every gateway process holds in common, in Redis.
+
+Each process keeps its own signals (they go on working when Redis does not) and, on a
+background tick every ``sync_interval_s``, publishes what it has seen since the last one
+(ended requests, latency samples and failures, conversations' tiers, overflow charges),
+renews the leases of its requests in flight and reads every tier back. Decisions read the
+view of the last tick: no I/O. Only three things wait on Redis on the request path, each
+bounded by what is left of the request's ``budget_ms``: claiming a place on a tier with a
+limit (``in_flight``, per user, a probe), so a burst split over processes cannot overshoot;
+and reading the tier of a conversation this process has not seen.
+
+In-flight requests are leases (a sorted set per tier, scored by expiry), renewed each tick:
+a process that dies stops renewing and its share is gone within ``lease_ttl_s``. A write
+whose reply did not come in time is never sent again: it may have been applied, and what
+it carried is either state that the next tick sends whole (the leases) or a sample that is
+dropped and counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from ...config import StratumSettings, Tier
+from . import scripts
+from .keys import Keys
+
+logger = logging.getLogger("stratum_litellm")
+
+#: A script's source -> a callable running it: ``await run(keys=[...], args=[...])``
+#: (LiteLLM's ``RedisCache.async_register_script``, redis-py's ``Redis.register_script``).
+Register = Callable[[str], Callable[..., Awaitable[Any]]]
+#: Finds the gateway's Redis (it may appear only after start-up); None while there is none.
+Connect = Callable[[], "Register | None"]
+#: Told of each error against Redis, by operation (sync, claim, recall).
+Report = Callable[[str, BaseException], None]
+
+_MAX_PENDING = 10_000  # queued writes between two ticks; past it the oldest are dropped
+
+
+class Claimed(Enum):
+    GRANTED = "granted"
+    TIER_FULL = "tier_full"
+    OWNER_FULL = "owner_full"
+    PROBE_TAKEN = "probe_taken"
+    #: Redis did not answer within the budget: the request is routed from local state.
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    result: Claimed
+    #: Requests in flight on the tier across processes (with this one, when granted).
+    count: int = 0
+    #: The owner's requests in flight on the tier across processes.
+    owned: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SharedTier:
+    """One tier as every process together has seen it, at the last tick."""
+
+    #: Leases of the other processes.
+    others_in_flight: int
+    ttft_ema_ms: float | None
+    total_ema_ms: float | None
+    samples: int
+    #: Local monotonic times (converted from Redis' clock).
+    last_sample_at: float | None
+    consecutive_failures: int
+    unhealthy_until: float
+    #: Some process claimed the tier's probe within the probe interval.
+    probe_claimed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SharedView:
+    tiers: Mapping[Tier, SharedTier]
+    #: Overflow requests and spend of all processes: hour requests, day requests, hour
+    #: spend, day spend (None: no overflow budget configured).
+    budget_used: tuple[int, int, float, float] | None
+    taken_at: float
+
+
+@dataclass(slots=True)
+class _Lease:
+    tier: Tier
+    member: str
+    owner_key: str | None
+    started_at: float
+
+
+class SharedState:
+    """Thread-safe: queues are appended under a lock held for a few list operations, and
+    the view is replaced whole, so a reader never sees half of one."""
+
+    def __init__(self, settings: StratumSettings, connect: Connect, clock: Callable[[], float] = time.monotonic,
+                 report: Report | None = None, wall: Callable[[], float] = time.time) -> None:
+        self._connect = connect
+        self._clock = clock
+        self._wall = wall
+        self._report = report
+        self.process_id = uuid.uuid4().hex[:12]
+        self._lock = threading.Lock()
+        self._leases: dict[str, _Lease] = {}
+        self._ended: list[_Lease] = []
+        self._samples: dict[Tier, list[str]] = {}
+        self._remembered: deque[tuple[str, int, Tier]] = deque(maxlen=_MAX_PENDING)
+        self._charges = [0, 0.0]
+        self._view: SharedView | None = None
+        #: Set when a request's wait ran out: no request waits again until a tick succeeds.
+        self._down = False
+        self._scripts: dict[str, Callable[..., Awaitable[Any]]] = {}
+        self._register: Register | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self.dropped = 0
+        self.configure(settings)
+
+    def configure(self, settings: StratumSettings) -> None:
+        """New settings (a reload): intervals, budgets and the tiers; leases carry over."""
+        self.settings = settings
+        shared = settings.shared_state
+        self.keys = Keys(shared.key_prefix, settings.routed_model)
+        self._lease_ms = int(shared.lease_ttl_s * 1000)
+        self._budget = next((s.budget for s in settings.tiers.values() if s.overflow and s.budget is not None), None)
+
+    # -- what decisions read ----------------------------------------------------------------
+
+    @property
+    def up(self) -> bool:
+        """Whether the shared view is fresh: the last tick succeeded within ``lease_ttl_s``."""
+        view = self._view
+        return (view is not None and not self._down
+                and self._clock() - view.taken_at <= self.settings.shared_state.lease_ttl_s)
+
+    def view(self) -> SharedView | None:
+        """The view of the last tick, or None when it is not fresh (decide from local state)."""
+        return self._view if self.up else None
+
+    # -- the request path (bounded waits) -------------------------------------------------------
+
+    async def claim(self, tier: Tier, call_id: str, limit: int | None, owner: str | None,
+                    owner_limit: int | None, probe_s: float | None, budget_s: float) -> Claim:
+        """Take a lease on ``tier`` for ``call_id`` if the tier (and the owner's share, and
+        the probe when ``probe_s``) has room across every process."""
+        owner_key = self.keys.owner(tier, owner) if owner is not None else None
+        member = f"{self.process_id}:{call_id}"
+        keys = [self.keys.leases(tier), owner_key or self.keys.leases(tier), self.keys.probe(tier)]
+        args = [member, self._lease_ms, limit or 0,
+                -1 if owner_key is None else (owner_limit or 0), int((probe_s or 0) * 1000)]
+        try:
+            reply = await self._run("claim", keys, args, budget_s)
+        except Exception as exc:
+            self._failed("claim", exc)
+            # It may have been applied: the lease is kept, and the next tick renews it
+            # (the request does run on this tier).
+            self._hold(call_id, tier, member, owner_key)
+            return Claim(Claimed.UNKNOWN)
+        code, count, owned = (int(x) for x in reply)
+        if code == 1:
+            self._hold(call_id, tier, member, owner_key)
+            return Claim(Claimed.GRANTED, count, owned)
+        result = {0: Claimed.TIER_FULL, 2: Claimed.OWNER_FULL, 3: Claimed.PROBE_TAKEN}[code]
+        return Claim(result, count, owned)
+
+    async def recall(self, conversation: str, budget_s: float) -> Tier | None:
+        """The tier another process saw this conversation reach, if any."""
+        try:
+            value = await self._run("recall", [self.keys.conversation(conversation)], [], budget_s)
+        except Exception as exc:
+            self._failed("recall", exc)
+            return None
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        if not isinstance(value, str) or "|" not in value:
+            return None
+        tier = value.split("|", 1)[1]
+        return tier if tier in self.settings.tiers else None
+
+    def holds(self, call_id: str) -> bool:
+        return call_id in self._leases
+
+    def hold(self, call_id: str, tier: Tier, owner: str | None = None) -> None:
+        """Count a request on ``tier`` without claiming (nothing limits it): the next tick
+        publishes its lease."""
+        self._hold(call_id, tier, f"{self.process_id}:{call_id}",
+                   self.keys.owner(tier, owner) if owner is not None else None)
+
+    # -- what the callbacks report (queued, no I/O) ---------------------------------------------
+
+    def end(self, call_id: str | None) -> None:
+        """The request left its tier: its lease goes at the next tick."""
+        if call_id is None:
+            return
+        with self._lock:
+            lease = self._leases.pop(call_id, None)
+            if lease is not None:
+                self._ended.append(lease)
+
+    def sample(self, tier: Tier, ttft_ms: float | None, total_ms: float | None, probe: bool) -> None:
+        self._queue_sample(tier, ("s", _ms(ttft_ms), _ms(total_ms), "1" if probe else "0"))
+
+    def failure(self, tier: Tier, total_ms: float | None) -> None:
+        self._queue_sample(tier, ("f", "", _ms(total_ms), "0"))
+
+    def remember(self, conversation: str | None, tier: Tier, rank: int) -> None:
+        if conversation is not None:
+            self._remembered.append((conversation, rank, tier))  # deque: atomic append
+
+    def charge(self, requests: int = 0, spend_usd: float = 0.0) -> None:
+        if self._budget is None:
+            return
+        with self._lock:
+            self._charges[0] += requests
+            self._charges[1] += spend_usd
+
+    def pending_charges(self) -> tuple[int, float]:
+        """Charges not yet published: a decision adds them to the shared totals."""
+        return int(self._charges[0]), float(self._charges[1])
+
+    # -- the background tick --------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the tick on the running event loop (idempotent). Redis clients are bound to
+        the loop that made them: the gateway's, where requests are served."""
+        if self._task is None and not self._closed:
+            self._task = asyncio.get_running_loop().create_task(self.run(), name="stratum-shared-state")
+
+    async def run(self) -> None:
+        while not self._closed:
+            started = self._clock()
+            try:
+                await self.sync()
+            except Exception as exc:  # never let the tick die
+                self._failed("sync", exc)
+            interval = self.settings.shared_state.sync_interval_s
+            await asyncio.sleep(max(0.0, interval - (self._clock() - started)))
+
+    def close(self) -> None:
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    async def sync(self) -> bool:
+        """One tick: publish, renew and read back. False when Redis is absent or failed."""
+        if self._resolve() is None:
+            self._view = None
+            return False
+        settings = self.settings
+        ended, samples, remembered, charges = self._take()
+        calls: list[Awaitable[Any]] = []
+        timeout = settings.shared_state.sync_timeout_s
+        lat = settings.latency
+        tiers = [t for t in settings.tiers]
+        with self._lock:
+            held = list(self._leases.values())
+        for tier in tiers:
+            gone = [lease.member for lease in ended if lease.tier == tier]
+            kept = [lease.member for lease in held if lease.tier == tier]
+            args: list[Any] = [self._lease_ms, lat.ema_alpha, lat.failure_threshold, int(lat.cooldown_s * 1000),
+                               len(gone), *gone, len(kept), *kept, *samples.get(tier, ())]
+            calls.append(self._run("tier", [self.keys.leases(tier), self.keys.state(tier), self.keys.probe(tier)],
+                                   args, timeout))
+        owners = _by_owner(ended, held)
+        if owners:
+            args = [self._lease_ms]
+            for gone, kept in owners.values():
+                args += [len(gone), *gone, len(kept), *kept]
+            calls.append(self._run("owners", list(owners), args, timeout))
+        if remembered:
+            ttl_ms = int(settings.affinity.ttl_s * 1000)
+            keys, args = [], [ttl_ms]
+            for conversation, rank, tier in remembered:
+                keys.append(self.keys.conversation(conversation))
+                args += [rank, tier]
+            calls.append(self._run("remember", keys, args, timeout))
+        budget_at = len(calls)
+        if self._budget is not None:
+            calls.append(self._run("budget", self._budget_keys(), list(charges), timeout))
+        try:
+            replies = await asyncio.gather(*calls)
+        except Exception as exc:
+            # Dropped, never re-sent: a write that timed out may have been applied. The
+            # leases are state and go whole with the next tick; ended ones expire.
+            self.dropped += sum(len(v) // 4 for v in samples.values()) + len(remembered)
+            self._failed("sync", exc)
+            return False
+        now = self._clock()
+        view_tiers = {tier: _tier(reply, now) for tier, reply in zip(tiers, replies)}
+        budget_used = None
+        if self._budget is not None:
+            hour_r, hour_s, day_r, day_s = (float(_text(x)) for x in replies[budget_at])
+            budget_used = (int(hour_r), int(day_r), hour_s, day_s)
+        was_up = self.up
+        self._view = SharedView(view_tiers, budget_used, now)
+        self._down = False
+        if not was_up:
+            logger.info("stratum router: shared state in Redis is up (process %s)", self.process_id)
+        return True
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _resolve(self) -> Register | None:
+        try:
+            register = self._connect()
+        except Exception as exc:
+            self._failed("connect", exc)
+            return None
+        if register is not self._register:  # a new client: its scripts are registered anew
+            self._register, self._scripts = register, {}
+        return register
+
+    async def _run(self, name: str, keys: Sequence[str], args: Sequence[Any], timeout_s: float) -> Any:
+        script = self._scripts.get(name)
+        if script is None:
+            register = self._register if self._register is not None else self._resolve()
+            if register is None:
+                raise ConnectionError("no Redis configured for the gateway")
+            script = self._scripts[name] = register(_SOURCES[name])
+        return await asyncio.wait_for(script(keys=list(keys), args=list(args)), timeout=max(timeout_s, 0.0005))
+
+    def _failed(self, op: str, exc: BaseException) -> None:
+        if self.up:
+            logger.warning("stratum router: shared state in Redis is down (%s: %s: %s); routing from this "
+                           "process's own state until it is back", op, type(exc).__name__, exc)
+        self._down = True
+        if self._report is not None:
+            self._report(op, exc)
+
+    def _hold(self, call_id: str, tier: Tier, member: str, owner_key: str | None) -> None:
+        now = self._clock()
+        timeout = self.settings.latency.in_flight_timeout_s
+        with self._lock:
+            self._leases[call_id] = _Lease(tier, member, owner_key, now)
+            if len(self._leases) > _MAX_PENDING:  # callbacks that never came: bounded all the same
+                for cid in [c for c, lease in self._leases.items() if now - lease.started_at > timeout]:
+                    self._ended.append(self._leases.pop(cid))
+
+    def _queue_sample(self, tier: Tier, fields: tuple[str, str, str, str]) -> None:
+        with self._lock:
+            queue = self._samples.setdefault(tier, [])
+            if len(queue) < 4 * _MAX_PENDING:
+                queue.extend(fields)
+            else:
+                self.dropped += 1
+
+    def _take(self) -> tuple[list[_Lease], dict[Tier, list[str]], list[tuple[str, int, Tier]], tuple[int, float]]:
+        with self._lock:
+            ended, self._ended = self._ended, []
+            samples, self._samples = self._samples, {}
+            charges = (int(self._charges[0]), float(self._charges[1]))
+            self._charges = [0, 0.0]
+        remembered = []
+        while self._remembered:
+            remembered.append(self._remembered.popleft())
+        return ended, samples, remembered, charges
+
+    def _budget_keys(self) -> list[str]:
+        minute = int(self._wall() // 60)
+        hour = minute // 60
+        return ([self.keys.budget_minute(minute), self.keys.budget_hour(hour)]
+                + [self.keys.budget_minute(minute - n) for n in range(60)]
+                + [self.keys.budget_hour(hour - n) for n in range(24)])
+
+
+_SOURCES = {"claim": scripts.CLAIM, "tier": scripts.TIER, "owners": scripts.OWNERS, "remember": scripts.REMEMBER,
+            "recall": scripts.RECALL, "budget": scripts.BUDGET}
+
+
+def _by_owner(ended: list[_Lease], held: list[_Lease]) -> dict[str, tuple[list[str], list[str]]]:
+    owners: dict[str, tuple[list[str], list[str]]] = {}
+    for index, leases in enumerate((ended, held)):
+        for lease in leases:
+            if lease.owner_key is not None:
+                owners.setdefault(lease.owner_key, ([], []))[index].append(lease.member)
+    return owners
+
+
+def _ms(value: float | None) -> str:
+    return "" if value is None else repr(float(value))
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None or value is False else float(_text(value))
+
+
+def _tier(reply: Sequence[Any], now: float) -> SharedTier:
+    redis_now, others, state, probe = reply
+    ttft, total, samples, last_sample, failures, unhealthy_until = (_number(v) for v in state)
+    redis_now = float(redis_now)
+
+    def local(at_ms: float | None) -> float | None:  # Redis' clock -> this process's monotonic one
+        return None if not at_ms else now - (redis_now - at_ms) / 1000.0
+
+    return SharedTier(
+        others_in_flight=max(0, int(others)),
+        ttft_ema_ms=ttft,
+        total_ema_ms=total,
+        samples=int(samples or 0),
+        last_sample_at=local(last_sample),
+        consecutive_failures=int(failures or 0),
+        unhealthy_until=local(unhealthy_until) or 0.0,
+        probe_claimed=bool(int(probe)),
+    )
