@@ -4,7 +4,9 @@ The gateway serves that registry on its own ``/metrics`` when ``prometheus`` is 
 callbacks. Label values are bounded (tiers, built-in reasons, configured rule names, GPU
 indexes); no prompt text ever appears. Counters and histograms are updated on the request
 path (a few hundred nanoseconds); gauges are read from the engine's :class:`RouterStats`
-only when scraped, and only for the engine that :func:`publish` named.
+only when scraped, and only for the engine that :func:`publish` named. In a gateway with
+several workers (``PROMETHEUS_MULTIPROC_DIR`` set) a scrape never reaches this process, so
+:mod:`.multiprocess` copies the same gauges into per-process files every second instead.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from prometheus_client.registry import Collector
 from ..config import StratumSettings
 from ..routing.decision import Reason
 from ..signals.status import Status
+from .multiprocess import GaugeMirror, multiprocess_dir
 from .stats import RouterStats
 
 if TYPE_CHECKING:
@@ -153,6 +156,7 @@ def gauges(stats: RouterStats) -> Iterator[GaugeMetricFamily]:
 
 
 _collector: EngineCollector | None = None
+_mirror: GaugeMirror | None = None
 _lock = threading.Lock()
 
 
@@ -161,24 +165,32 @@ def publish(engine: "RouterEngine") -> None:
 
     Called by whoever starts an engine for a gateway or an SDK router; the collector is
     registered on the first call, so importing this module registers nothing but the
-    counters. One engine is shown at a time: the newest one published.
+    counters. One engine is shown at a time: the newest one published. With
+    ``PROMETHEUS_MULTIPROC_DIR`` set the gauges go to its files instead (see :mod:`.multiprocess`).
     """
-    global _collector
+    global _collector, _mirror
     with _lock:
-        if _collector is None:
-            _collector = EngineCollector()
-            REGISTRY.register(_collector)
-        _collector.show(engine)
+        if multiprocess_dir() is not None:
+            if _mirror is None:
+                _mirror = GaugeMirror(gauges)
+            _mirror.show(engine)
+        else:
+            if _collector is None:
+                _collector = EngineCollector()
+                REGISTRY.register(_collector)
+            _collector.show(engine)
     start_at_zero(engine.settings)
 
 
 def withdraw(engine: "RouterEngine") -> None:
     """Stop showing ``engine``'s gauges, if it is the one shown (it is closing)."""
     with _lock:
-        if _collector is not None and _collector.engine is engine:
-            _collector.show(None)
+        for shown in (_collector, _mirror):
+            if shown is not None and shown.engine is engine:
+                shown.show(None)  # the mirror's thread stops here
 
 
 def published() -> "RouterEngine | None":
     """The engine whose gauges are shown, if any."""
-    return _collector.engine if _collector is not None else None
+    engines = (shown.engine for shown in (_collector, _mirror) if shown is not None)
+    return next((engine for engine in engines if engine is not None), None)

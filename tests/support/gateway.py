@@ -40,15 +40,18 @@ class Gateway(Managed, GatewayClients):
 
     ``stratum`` overrides, when given, go to a settings file named by ``STRATUM_CONFIG``
     (the project's own section with the overrides merged in): the documented way to give
-    the router settings of its own without touching the gateway config.
+    the router settings of its own without touching the gateway config. ``args`` go to the
+    ``litellm`` command line after the config, host and port (``["--num_workers", "2"]``).
     """
 
     master_key = MASTER_KEY
 
     def __init__(self, fast_api_base: str, smart_api_base: str, stratum: dict[str, Any] | None = None,
                  stratum_file: Path | None = None, env: dict[str, str] | None = None,
-                 wait: bool = True, timeout_s: float = 120.0, config: Path = CONFIG) -> None:
+                 wait: bool = True, timeout_s: float = 120.0, config: Path = CONFIG,
+                 args: list[str] | None = None) -> None:
         self.config = config
+        self.args = list(args or [])
         self.fast_api_base = fast_api_base
         self.smart_api_base = smart_api_base
         self.stratum = stratum
@@ -100,7 +103,8 @@ class Gateway(Managed, GatewayClients):
     def start(self) -> None:
         self.port = free_port()
         self.process = ManagedProcess(
-            [str(LITELLM), "--config", str(self.config), "--host", "127.0.0.1", "--port", str(self.port)],
+            [str(LITELLM), "--config", str(self.config), "--host", "127.0.0.1", "--port", str(self.port),
+             *self.args],
             f"{self.base_url}/health/liveliness", self.environment(), name="gateway",
             ready_timeout_s=self.timeout_s, stop_timeout_s=15, log_path=self.log_path)
         self.process.spawn()
