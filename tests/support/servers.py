@@ -170,6 +170,12 @@ class StubBackend(_Server):
         r.raise_for_status()
         return list(r.json()["requests"])
 
+    def peak(self) -> int:
+        """The most chat requests it answered at once since the last :meth:`clear_requests`."""
+        r = self._admin().get("/requests")
+        r.raise_for_status()
+        return int(r.json()["peak"])
+
     def clear_requests(self) -> None:
         self._admin().delete("/requests").raise_for_status()
 

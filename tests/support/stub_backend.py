@@ -46,6 +46,8 @@ DEFAULT_BEHAVIOUR: dict[str, Any] = {
 def make_app(name: str, models: list[str]) -> Starlette:
     behaviour = dict(DEFAULT_BEHAVIOUR)
     received: list[dict[str, Any]] = []
+    #: Requests being answered now, and the most at once since the last clear.
+    active = [0, 0]
 
     def words(n: int) -> list[str]:
         # First token names the backend so a test can tell which tier answered.
@@ -58,6 +60,29 @@ def make_app(name: str, models: list[str]) -> Starlette:
             return _error(400, "body is not JSON", "invalid_request_error")
         messages = body.get("messages") or []
         received.append({"model": body.get("model"), "messages": len(messages)})
+        active[0] += 1
+        active[1] = max(active[1], active[0])
+        try:
+            response = await reply(body, messages)
+        except BaseException:
+            active[0] -= 1
+            raise
+        if not isinstance(response, StreamingResponse):
+            active[0] -= 1
+            return response
+        stream = response.body_iterator
+
+        async def counted() -> AsyncIterator[Any]:
+            try:
+                async for chunk in stream:
+                    yield chunk
+            finally:  # also when the client leaves mid-stream
+                active[0] -= 1
+
+        response.body_iterator = counted()
+        return response
+
+    async def reply(body: dict[str, Any], messages: list[Any]) -> Response:
         b = dict(behaviour)  # snapshot: an admin update mid-request must not change this reply
 
         if b["fail"] or b["status"] != 200:
@@ -125,10 +150,11 @@ def make_app(name: str, models: list[str]) -> Starlette:
         return JSONResponse(behaviour)
 
     async def get_requests(_: Request) -> Response:
-        return JSONResponse({"count": len(received), "requests": received})
+        return JSONResponse({"count": len(received), "requests": received, "active": active[0], "peak": active[1]})
 
     async def clear_requests(_: Request) -> Response:
         received.clear()
+        active[1] = active[0]
         return JSONResponse({"count": 0, "requests": []})
 
     return Starlette(routes=[

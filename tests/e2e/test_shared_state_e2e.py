@@ -1,0 +1,204 @@
+"""Two real gateways (the repository's config, plus the Redis LiteLLM is given in
+``router_settings``) sharing one real redis-server: one router across both.
+
+The fast tier is a real llama-server. The smart tier is the stub backend, the one part
+no real backend gives on demand: it stalls for as long as a test asks (so requests stay
+in flight and latency crosses the SLA) and counts the requests it answers at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from conftest import COMPLEX_PROMPT, SIMPLE_PROMPT
+from gateway import CONFIG, Gateway
+from servers import LlamaServer, StubBackend
+from waiting import wait_until
+
+pytestmark = pytest.mark.llama_server
+
+SMART = {"max_in_flight": 2, "backend": "off"}
+
+
+def redis_config(tmp_path: Path, redis_url: str) -> Path:
+    """The repository's gateway config with LiteLLM's own Redis settings added."""
+    config = yaml.safe_load(CONFIG.read_text())
+    host, port = redis_url.removeprefix("redis://").split(":")
+    config.setdefault("router_settings", {}).update(redis_host=host, redis_port=int(port))
+    path = tmp_path / "litellm_config.redis.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def gateways(fast: LlamaServer, smart: StubBackend, config: Path, settings: dict[str, Any],
+             count: int = 2, env: dict[str, str] | None = None) -> list[Gateway]:
+    return [Gateway(fast.api_base, smart.api_base, stratum=settings, config=config, env=env) for _ in range(count)]
+
+
+async def ask(gw: Gateway, prompt: str, stream: bool = False, messages: list[dict[str, str]] | None = None,
+              timeout: float = 60.0) -> tuple[str, str]:
+    """One chat request through ``gw``: the tier and the reason it reports."""
+    body: dict[str, Any] = {"model": "gemma4-auto", "stream": stream, "max_tokens": 8,
+                            "messages": messages or [{"role": "user", "content": prompt}]}
+    async with httpx.AsyncClient(base_url=gw.base_url, timeout=timeout,
+                                 headers={"Authorization": f"Bearer {gw.master_key}"}) as client:
+        r = await client.post("/v1/chat/completions", json=body)
+        assert r.status_code == 200, r.text
+        r.read()
+        return r.headers["x-stratum-tier"], r.headers["x-stratum-reason"]
+
+
+def shared_up(gw: Gateway) -> float | None:
+    return gw.metric("stratum_shared_state_up")
+
+
+async def test_a_tier_held_through_one_gateway_is_held_for_the_other(
+        llama_fast: LlamaServer, redis_url: str, tmp_path: Path) -> None:
+    settings = {"latency": {"sla_ms": 120_000}, "tiers": {"smart": SMART}}
+    config = redis_config(tmp_path, redis_url)
+    with StubBackend(name="smart-stub") as smart:
+        a, b = gateways(llama_fast, smart, config, settings)
+        local = Gateway(llama_fast.api_base, smart.api_base, stratum=settings)  # no Redis: its own state
+        with a, b, local:
+            await ask(a, SIMPLE_PROMPT)  # the first request starts each gateway's tick
+            await ask(b, SIMPLE_PROMPT)
+            await ask(local, SIMPLE_PROMPT)
+            wait_until(lambda: shared_up(a) == 1 and shared_up(b) == 1, timeout=10)
+            assert local.metric("stratum_shared_state_up") is None  # no Redis: not shown
+
+            smart.set_behaviour(ttft_ms=30_000)
+            held = [asyncio.create_task(ask(a, COMPLEX_PROMPT, stream=True)) for _ in range(2)]
+            await asyncio.to_thread(wait_until, lambda: len(smart.requests()) == 2, 20)
+
+            assert await ask(b, COMPLEX_PROMPT) == ("fast", "smart_saturated")
+            # The counterfactual: a gateway that shares nothing sends it to smart.
+            smart.set_behaviour(ttft_ms=0)
+            assert await ask(local, COMPLEX_PROMPT) == ("smart", "complex")
+            smart.set_behaviour(ttft_ms=30_000)
+
+            # Gateway A dies with its two streams in flight: its share goes with its leases.
+            a.process.popen.kill()  # type: ignore[union-attr]
+            killed = time.monotonic()
+            for task in held:
+                with pytest.raises(Exception):
+                    await task
+            smart.set_behaviour(ttft_ms=0)
+            while (await ask(b, COMPLEX_PROMPT))[0] != "smart":
+                assert time.monotonic() - killed < 10, "A's share never vanished"
+                await asyncio.sleep(0.2)
+            freed_s = time.monotonic() - killed
+            # lease_ttl_s is 2 s; one tick (0.2 s) to see it. A loaded machine adds a little.
+            assert freed_s < 4.0, freed_s
+            print(f"A's share gone {freed_s:.2f} s after it was killed")
+
+
+async def test_a_stall_seen_through_one_gateway_holds_the_other_off_with_one_probe_per_interval(
+        llama_fast: LlamaServer, redis_url: str, tmp_path: Path) -> None:
+    interval_s = 4.0
+    settings = {"latency": {"sla_ms": 1000, "probe_interval_s": interval_s}, "tiers": {"smart": {"backend": "off"}}}
+    with StubBackend(name="smart-stub") as smart:
+        a, b = gateways(llama_fast, smart, redis_config(tmp_path, redis_url), settings)
+        with a, b:
+            await ask(a, SIMPLE_PROMPT)
+            await ask(b, SIMPLE_PROMPT)
+            wait_until(lambda: shared_up(a) == 1 and shared_up(b) == 1, timeout=10)
+            smart.set_behaviour(ttft_ms=2500)
+            assert await ask(a, COMPLEX_PROMPT, stream=True) == ("smart", "complex")  # 2.5 s to the first token
+            await asyncio.sleep(0.5)  # A's next tick publishes the sample
+            assert await ask(b, COMPLEX_PROMPT) == ("fast", "latency_sla")
+
+            # Complex requests through both for a while: the smart backend sees one probe per
+            # interval across the two, where each gateway alone would send its own.
+            smart.clear_requests()
+            window_s = 13.0
+            started = time.monotonic()
+            replies: list[tuple[str, str]] = []
+            while time.monotonic() - started < window_s:
+                pair = await asyncio.gather(ask(a, COMPLEX_PROMPT), ask(b, COMPLEX_PROMPT))
+                replies += pair
+                await asyncio.sleep(0.3)
+            probes = len(smart.requests())
+            assert ("smart", "sla_probe") in replies
+            assert all(r in (("smart", "sla_probe"), ("fast", "latency_sla")) for r in replies), replies
+            assert 1 <= probes <= window_s // interval_s + 1, probes
+            assert probes == replies.count(("smart", "sla_probe"))
+
+
+async def test_turn_two_through_the_other_gateway_stays_on_the_tier_turn_one_reached(
+        llama_fast: LlamaServer, redis_url: str, tmp_path: Path) -> None:
+    # A rule sends the first turn to smart; the follow-up alone scores simple.
+    settings = {"latency": {"sla_ms": 120_000}, "tiers": {"smart": {"backend": "off"}},
+                "rules": [{"name": "contracts", "keywords": ["contract"], "route": "smart"}]}
+    with StubBackend(name="smart-stub") as smart:
+        a, b = gateways(llama_fast, smart, redis_config(tmp_path, redis_url), settings)
+        with a, b:
+            await ask(a, SIMPLE_PROMPT)
+            await ask(b, SIMPLE_PROMPT)
+            wait_until(lambda: shared_up(a) == 1 and shared_up(b) == 1, timeout=10)
+            turn_one = [{"role": "user", "content": "Please check this contract."}]
+            assert await ask(a, "", messages=turn_one) == ("smart", "rule:contracts")
+            await asyncio.sleep(0.5)  # A's tick publishes the conversation's tier
+            turn_two = turn_one + [{"role": "assistant", "content": "Done."},
+                                   {"role": "user", "content": SIMPLE_PROMPT}]
+            assert await ask(b, "", messages=turn_two) == ("smart", "affinity")
+            # A conversation neither has seen is judged on its own: the same turn goes fast.
+            other = [{"role": "user", "content": "Please look at this."}, {"role": "assistant", "content": "Done."},
+                     {"role": "user", "content": SIMPLE_PROMPT}]
+            assert await ask(b, "", messages=other) == ("fast", "simple")
+
+
+async def test_redis_paused_killed_and_restarted_mid_traffic(
+        llama_fast: LlamaServer, redis_server: Any, redis_url: str, tmp_path: Path) -> None:
+    settings = {"latency": {"sla_ms": 120_000}, "tiers": {"smart": {"max_in_flight": 4, "backend": "off"}}}
+    # LiteLLM's own breaker on its Redis client waits this long before trying again (60 s
+    # by default); the router comes back on the first tick after it closes.
+    env = {"REDIS_CIRCUIT_BREAKER_RECOVERY_TIMEOUT": "2"}
+    with StubBackend(name="smart-stub") as smart:
+        a, b = gateways(llama_fast, smart, redis_config(tmp_path, redis_url), settings, env=env)
+        with a, b:
+            for gw in (a, b):
+                await ask(gw, SIMPLE_PROMPT)
+            wait_until(lambda: shared_up(a) == 1 and shared_up(b) == 1, timeout=10)
+            stop = asyncio.Event()
+            results: list[tuple[str, str] | BaseException] = []
+
+            async def traffic(gw: Gateway, prompt: str) -> None:
+                while not stop.is_set():
+                    try:
+                        results.append(await ask(gw, prompt, timeout=30))
+                    except BaseException as exc:  # noqa: BLE001 - every failure is the finding
+                        results.append(exc)
+
+            workers = [asyncio.create_task(traffic(gw, p)) for gw in (a, b) for p in (SIMPLE_PROMPT, COMPLEX_PROMPT)]
+            await asyncio.sleep(2)
+            redis_server.pause()  # hung: answers nothing
+            await asyncio.to_thread(wait_until, lambda: shared_up(a) == 0 and shared_up(b) == 0, 15)
+            await asyncio.sleep(2)
+            redis_server.resume()
+            await asyncio.to_thread(wait_until, lambda: shared_up(a) == 1 and shared_up(b) == 1, 30)
+            redis_server.kill()
+            await asyncio.to_thread(wait_until, lambda: shared_up(a) == 0 and shared_up(b) == 0, 15)
+            await asyncio.sleep(2)
+            redis_server.restart()  # empty, on the same port
+            back = time.monotonic()
+            await asyncio.to_thread(wait_until, lambda: shared_up(a) == 1 and shared_up(b) == 1, 60)
+            print(f"shared state up again {time.monotonic() - back:.1f} s after the restart")
+            await asyncio.sleep(1)
+            stop.set()
+            await asyncio.gather(*workers)
+            errors = [r for r in results if isinstance(r, BaseException)]
+            assert not errors, errors[:3]
+            assert len(results) > 20
+            assert {tier for tier, _ in results} == {"fast", "smart"}  # type: ignore[misc]
+            for gw in (a, b):
+                failed = sum(gw.metric("stratum_shared_state_errors_total", op=op) or 0 for op in ("sync", "claim"))
+                assert failed > 0
+                assert (gw.metric("stratum_shared_state_local_decisions_total") or 0) > 0
+                assert gw.metric("stratum_internal_errors_total") == 0
