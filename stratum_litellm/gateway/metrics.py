@@ -43,6 +43,18 @@ DECISION_SECONDS = Histogram(
 )
 CONFIG_RELOADS = Counter("stratum_config_reloads", "Settings file reloads, by result (ok, error)", ["result"])
 ERRORS = Counter("stratum_internal_errors", "Router errors that failed open, by where they happened", ["where"])
+SHARED_ERRORS = Counter("stratum_shared_state_errors",
+                        "Calls to the shared state in Redis that failed or ran out of time, by operation",
+                        ["op"])
+SHARED_LOCAL = Counter("stratum_shared_state_local_decisions",
+                       "Requests routed from this process's own state while the shared state was down")
+SHARED_WAIT_SECONDS = Histogram(
+    "stratum_shared_state_wait_seconds",
+    "Time a request waited on Redis (claims, conversation look-ups), within shared_state.budget_ms",
+    buckets=(1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1),
+)
+#: The operations of the shared state (the ``op`` label of ``SHARED_ERRORS``).
+SHARED_OPS = ("connect", "sync", "claim", "recall")
 #: Where the router records an internal error (the ``where`` label of ``ERRORS``).
 ERROR_PLACES = ("pre_call_hook", "response_headers", "decide", "apply", "observe", "warm_up",
                 "metrics")
@@ -53,6 +65,8 @@ for _result in ("ok", "error"):
     CONFIG_RELOADS.labels(_result)
 for _where in ERROR_PLACES:
     ERRORS.labels(_where)
+for _op in SHARED_OPS:
+    SHARED_ERRORS.labels(_op)
 
 
 def start_at_zero(settings: StratumSettings) -> None:
@@ -153,6 +167,10 @@ def gauges(stats: RouterStats) -> Iterator[GaugeMetricFamily]:
             if value is not None:
                 budget.add_metric([tier, limit], value)
     yield budget
+    if stats.shared_up is not None:
+        yield GaugeMetricFamily("stratum_shared_state_up",
+                                "1 while the state shared with the gateway's other processes (Redis) is fresh",
+                                value=1 if stats.shared_up else 0)
 
 
 _collector: EngineCollector | None = None
