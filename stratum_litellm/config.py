@@ -282,8 +282,9 @@ class SharedStateSettings(_Strict):
     #: How often each process publishes its share and reads the others' (background).
     sync_interval_s: float = Field(default=0.2, ge=0.02, le=10.0)
     #: The longest one request waits on Redis in all (a claim of a limited tier, a
-    #: conversation's tier); past it the request is routed from local state.
-    budget_ms: float = Field(default=20.0, ge=1.0, le=1000.0)
+    #: conversation's tier); past it the request is routed from local state, and after a
+    #: few in a row no request waits until a background sync succeeds again.
+    budget_ms: float = Field(default=50.0, ge=1.0, le=1000.0)
     #: A process's in-flight share vanishes this long after the process stops renewing it
     #: (it died); also how old the shared view may get before the router goes local.
     lease_ttl_s: float = Field(default=2.0, ge=0.2, le=60.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -11,6 +12,7 @@ import yaml
 from ..config import SECTION_PATH, SettingsError, StratumSettings, load_settings
 from ..model_list import fill_backends, model_list_of
 from ..routing.policy import Policy
+from ..signals.shared import redis_source, shares_state
 from .inputs import EXIT_BAD_CONFIG, EXIT_OK
 
 
@@ -18,8 +20,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(args.file)
         policy = Policy(settings, source=args.file)  # loads python_rules too
-        models = model_list_of(_document(args.file))
+        document = _document(args.file)
+        models = model_list_of(document)
         _groups_are_served(settings, models, args.file)
+        redis = redis_source(document, os.environ)
+        shared = shares_state(settings, args.file, redis, 1, "the gateway config")
     except SettingsError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_BAD_CONFIG
@@ -32,6 +37,11 @@ def run(args: argparse.Namespace) -> int:
     _, notes = fill_backends(settings, models)
     for tier, note in notes.items():
         print(f"  {tier} backend signals: {note}")
+    if shared:
+        print(f"  shared state: in the gateway's Redis ({redis})")
+    else:
+        why = "shared_state.mode: off" if settings.shared_state.mode == "off" else "no Redis configured"
+        print(f"  shared state: none, each gateway process keeps its own ({why})")
     return EXIT_OK
 
 

@@ -14,6 +14,7 @@ SDK users, whose ``litellm.Router`` never calls proxy hooks, use :class:`Stratum
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import os
@@ -28,9 +29,9 @@ from litellm.integrations.custom_logger import CustomLogger
 from litellm.router import Router
 from litellm.types.router import PreRoutingHookResponse
 
-from ..config import SettingsError, StratumSettings, load_settings, resolve_settings
+from ..config import StratumSettings, load_settings, resolve_settings
 from ..model_list import model_list_of
-from ..signals.shared import Register, redis_source
+from ..signals.shared import Register, redis_source, shares_state
 from ..routing.rules import RequestMeta
 from . import metrics
 from .engine import METADATA_KEY, RouterEngine
@@ -113,7 +114,7 @@ def engine_from_gateway() -> RouterEngine:
     settings, source = resolve_settings(path, mapping)
     logger.info("stratum router: settings from %s; routed model %s", source, settings.routed_model)
     document = _gateway_document(path)
-    redis = share_or_not(settings, source, redis_source(document, os.environ), _workers(), "the gateway config")
+    redis = shares_state(settings, source, redis_source(document, os.environ), _workers(), "the gateway config")
     engine = RouterEngine.polling(settings, source, _gateway_model_list(document),
                                   shared=_gateway_redis if redis else None)
     metrics.publish(engine)  # its gauges on the gateway's /metrics
@@ -127,28 +128,6 @@ def _workers() -> int:
         return int(os.environ.get("NUM_WORKERS", "1"))  # set by ``litellm --num_workers``
     except ValueError:
         return 1
-
-
-def share_or_not(settings: StratumSettings, source: str, redis: str | None, workers: int, where: str) -> bool:
-    """Whether this router shares its state in Redis (``shared_state.mode``); refuses to
-    start when it is required and there is none, and warns when several processes run
-    without it."""
-    mode = settings.shared_state.mode
-    if mode == "required" and redis is None:
-        raise SettingsError(
-            f"invalid stratum settings in {source}:\n  stratum.shared_state.mode: 'required' needs a Redis in "
-            f"{where} (router_settings.redis_host or redis_url, litellm_settings.cache with Redis cache_params, "
-            "or the REDIS_HOST environment variable); none is configured")
-    shared = mode != "off" and redis is not None
-    if shared:
-        logger.info("stratum router: state shared with the gateway's other processes in Redis (%s)", redis)
-    elif workers > 1:
-        logger.warning(
-            "stratum router: %d gateway workers run without shared state (%s): each keeps its own in-flight "
-            "counts, latency and conversations, so a tier's limits hold per worker; configure Redis for the "
-            "gateway (docs/deploy.md)", workers,
-            "shared_state.mode: off" if mode == "off" else "no Redis configured")
-    return shared
 
 
 def _request_meta(user_api_key_dict: Any, data: Mapping[str, Any]) -> RequestMeta:
@@ -184,6 +163,14 @@ class StratumProxyHandler(CustomLogger):
     def __init__(self, engine: RouterEngine | None = None) -> None:
         super().__init__()
         self.engine = engine if engine is not None else engine_from_gateway()
+        shared = self.engine.signals.shared
+        if shared is not None:
+            try:  # the gateway loads its callbacks on its event loop: tick from start-up on
+                asyncio.get_running_loop()
+            except RuntimeError:
+                pass  # no loop yet: the first request starts it
+            else:
+                shared.start()
 
     async def async_pre_call_hook(self, user_api_key_dict: Any, cache: Any, data: dict, call_type: str) -> dict:
         try:
@@ -250,7 +237,7 @@ class StratumRouter(Router):
         model_list = kwargs.get("model_list", args[0] if args else None)
         connect = _router_redis(self)
         redis = "the Router's redis_host / redis_url" if connect() is not None else None
-        shared = share_or_not(settings, source, redis, 1, "the Router (redis_host / redis_url)")
+        shared = shares_state(settings, source, redis, 1, "the Router (redis_host / redis_url)")
         self.stratum = RouterEngine.polling(settings, source, model_list if isinstance(model_list, list) else None,
                                             shared=connect if shared else None)
         self.stratum.signals.start()

@@ -202,3 +202,32 @@ async def test_redis_paused_killed_and_restarted_mid_traffic(
                 assert failed > 0
                 assert (gw.metric("stratum_shared_state_local_decisions_total") or 0) > 0
                 assert gw.metric("stratum_internal_errors_total") == 0
+
+
+def test_required_shared_state_without_redis_refuses_to_start(tmp_path: Path) -> None:
+    gw = Gateway("http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1", stratum={"shared_state": {"mode": "required"}},
+                 wait=False)
+    with gw:
+        code = gw.wait_exit(timeout_s=120)
+        log = gw.log()
+    assert code != 0
+    assert str(gw.stratum_path) in log and "stratum.shared_state.mode: 'required' needs a Redis" in log
+
+
+async def test_two_workers_of_one_gateway_hold_one_limit(llama_fast: LlamaServer, redis_url: str,
+                                                         tmp_path: Path) -> None:
+    settings = {"latency": {"sla_ms": 120_000}, "tiers": {"smart": SMART}}
+    workers = ["--num_workers", "2", "--timeout_worker_healthcheck", "300"]
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}  # its own: the default is shared and wiped
+    (tmp_path / "metrics").mkdir()
+    with StubBackend(name="smart-stub") as smart, \
+            Gateway(llama_fast.api_base, smart.api_base, stratum=settings, config=redis_config(tmp_path, redis_url),
+                    env=env, args=workers, timeout_s=300) as gw:
+        # A connection per request, so both workers take some.
+        await asyncio.gather(*(ask(gw, SIMPLE_PROMPT) for _ in range(6)))
+        smart.set_behaviour(ttft_ms=6000)
+        smart.clear_requests()
+        replies = await asyncio.gather(*(ask(gw, COMPLEX_PROMPT, stream=True) for _ in range(6)))
+        assert smart.peak() == 2
+        assert sorted(replies) == [("fast", "smart_saturated")] * 4 + [("smart", "complex")] * 2
+        assert gw.metric("stratum_shared_state_up") == 1  # every live worker's is up (livemin)

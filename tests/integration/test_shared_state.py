@@ -174,14 +174,15 @@ async def test_a_hung_redis_holds_a_request_no_longer_than_the_budget(redis_serv
     assert await state.sync() and state.up
     redis_server.pause()
     try:
-        started = time.perf_counter()
-        claim = await state.claim("smart", "x", 2, None, None, None, 0.02)
-        waited = time.perf_counter() - started
-        assert claim.result is Claimed.UNKNOWN and waited < 0.2  # 20 ms asked; a loaded machine adds some
-        assert not state.up  # no other request waits until a tick succeeds
-        started = time.perf_counter()
-        assert await state.recall("hash:c", 0.02) is None
-        assert time.perf_counter() - started < 0.2
+        for n in range(3):
+            started = time.perf_counter()
+            claim = await state.claim("smart", f"x{n}", 2, None, None, None, 0.02)
+            waited = time.perf_counter() - started
+            assert claim.result is Claimed.UNKNOWN and waited < 0.2  # 20 ms asked; a loaded machine adds some
+            started = time.perf_counter()
+            assert await state.recall("hash:c", 0.02) is None
+            assert time.perf_counter() - started < 0.2
+        assert not state.up  # late replies in a row: no request waits until a tick succeeds
     finally:
         redis_server.resume()
     # Back by itself: the next tick that succeeds (a fresh connection; the timed-out one

@@ -1,8 +1,9 @@
 """State shared by every process of a gateway, in the gateway's Redis (see :mod:`.state`)."""
 
 from .merge import merged
-from .source import redis_source
+from .source import redis_source, shares_state
 from .state import Claim, Claimed, Connect, Register, SharedState, SharedTier, SharedView
 
 __all__ = ["Claim", "Claimed", "Connect", "Register", "SharedState", "SharedTier", "SharedView", "merged",
-           "redis_source"]
+           "redis_source",
+           "shares_state"]

@@ -18,8 +18,9 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 #: the tier's probe. ARGV: member, lease ms, tier limit (0: none), owner limit (-1: no
 #: owner, 0: counted, no limit), probe ms (0: not a probe).
 #: Returns {result, tier count, owner count}: 1 granted, 0 tier full, 2 owner's share
-#: full, 3 another process probes the tier in this interval.
+#: full, 3 another process probes the tier in this interval. An empty member changes nothing.
 CLAIM = _NOW + """
+if ARGV[1] == '' then return {0, 0, 0} end  -- loads the script only (see SharedState.sync)
 local lease = tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local count = redis.call('ZCARD', KEYS[1])

@@ -7,8 +7,13 @@ connection setting. This reads the same places LiteLLM does, to decide at start-
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
+
+from ...config import SettingsError, StratumSettings
+
+logger = logging.getLogger("stratum_litellm")
 
 
 def redis_source(document: Any, environ: Mapping[str, str]) -> str | None:
@@ -33,3 +38,25 @@ def redis_source(document: Any, environ: Mapping[str, str]) -> str | None:
         if environ.get(name):
             return f"the {name} environment variable"
     return None
+
+
+def shares_state(settings: StratumSettings, source: str, redis: str | None, workers: int, where: str) -> bool:
+    """Whether this router shares its state in Redis (``shared_state.mode``); refuses to
+    start when it is required and there is none, and warns when several processes run
+    without it."""
+    mode = settings.shared_state.mode
+    if mode == "required" and redis is None:
+        raise SettingsError(
+            f"invalid stratum settings in {source}:\n  stratum.shared_state.mode: 'required' needs a Redis in "
+            f"{where} (router_settings.redis_host or redis_url, litellm_settings.cache with Redis cache_params, "
+            "or the REDIS_HOST environment variable); none is configured")
+    shared = mode != "off" and redis is not None
+    if shared:
+        logger.info("stratum router: state shared with the gateway's other processes in Redis (%s)", redis)
+    elif workers > 1:
+        logger.warning(
+            "stratum router: %d gateway workers run without shared state (%s): each keeps its own in-flight "
+            "counts, latency and conversations, so a tier's limits hold per worker; configure Redis for the "
+            "gateway (docs/deploy.md)", workers,
+            "shared_state.mode: off" if mode == "off" else "no Redis configured")
+    return shared

@@ -44,6 +44,7 @@ Connect = Callable[[], "Register | None"]
 Report = Callable[[str, BaseException], None]
 
 _MAX_PENDING = 10_000  # queued writes between two ticks; past it the oldest are dropped
+_LATE_IN_A_ROW = 3
 
 
 class Claimed(Enum):
@@ -116,8 +117,9 @@ class SharedState:
         self._remembered: deque[tuple[str, int, Tier]] = deque(maxlen=_MAX_PENDING)
         self._charges = [0, 0.0]
         self._view: SharedView | None = None
-        #: Set when a request's wait ran out: no request waits again until a tick succeeds.
+        #: Set when requests' waits ran out in a row: none waits again until a tick succeeds.
         self._down = False
+        self._late = 0
         self._scripts: dict[str, Callable[..., Awaitable[Any]]] = {}
         self._register: Register | None = None
         self._task: asyncio.Task[None] | None = None
@@ -160,11 +162,12 @@ class SharedState:
         try:
             reply = await self._run("claim", keys, args, budget_s)
         except Exception as exc:
-            self._failed("claim", exc)
+            self._late_reply("claim", exc)
             # It may have been applied: the lease is kept, and the next tick renews it
             # (the request does run on this tier).
             self._hold(call_id, tier, member, owner_key)
             return Claim(Claimed.UNKNOWN)
+        self._late = 0
         code, count, owned = (int(x) for x in reply)
         if code == 1:
             self._hold(call_id, tier, member, owner_key)
@@ -177,8 +180,9 @@ class SharedState:
         try:
             value = await self._run("recall", [self.keys.conversation(conversation)], [], budget_s)
         except Exception as exc:
-            self._failed("recall", exc)
+            self._late_reply("recall", exc)
             return None
+        self._late = 0
         if isinstance(value, bytes):
             value = value.decode("utf-8", "replace")
         if not isinstance(value, str) or "|" not in value:
@@ -287,6 +291,11 @@ class SharedState:
         budget_at = len(calls)
         if self._budget is not None:
             calls.append(self._run("budget", self._budget_keys(), list(charges), timeout))
+        if not self.up:
+            # Coming up (a first tick, or Redis back, maybe empty): load the scripts the
+            # request path runs, so a request never pays for loading one.
+            calls.append(self._run("claim", [self.keys.leases(tiers[0])] * 3, ["", 0, 0, -1, 0], timeout))
+            calls.append(self._run("recall", [self.keys.conversation("")], [], timeout))
         try:
             replies = await asyncio.gather(*calls)
         except Exception as exc:
@@ -328,6 +337,15 @@ class SharedState:
                 raise ConnectionError("no Redis configured for the gateway")
             script = self._scripts[name] = register(_SOURCES[name])
         return await asyncio.wait_for(script(keys=list(keys), args=list(args)), timeout=max(timeout_s, 0.0005))
+
+    def _late_reply(self, op: str, exc: BaseException) -> None:
+        """A request's wait ran out (or failed). One is a slow moment; a few in a row are
+        Redis down or hung, and requests stop waiting until a tick succeeds."""
+        self._late += 1
+        if self._late >= _LATE_IN_A_ROW:
+            self._failed(op, exc)
+        elif self._report is not None:
+            self._report(op, exc)
 
     def _failed(self, op: str, exc: BaseException) -> None:
         if self.up:
