@@ -1,5 +1,5 @@
-"""Two real gateways (the repository's config, plus the Redis LiteLLM is given in
-``router_settings``) sharing one real redis-server: one router across both.
+"""Two real gateways (the repository's config as it is, with REDIS_HOST / REDIS_PORT set
+for its ``router_settings``) sharing one real redis-server: one router across both.
 
 The fast tier is a real llama-server. The smart tier is the stub backend, the one part
 no real backend gives on demand: it stalls for as long as a test asks (so requests stay
@@ -15,10 +15,9 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from conftest import COMPLEX_PROMPT, SIMPLE_PROMPT
-from gateway import CONFIG, Gateway
+from gateway import Gateway
 from servers import LlamaServer, StubBackend
 from waiting import wait_until
 
@@ -27,19 +26,16 @@ pytestmark = pytest.mark.llama_server
 SMART = {"max_in_flight": 2, "backend": "off"}
 
 
-def redis_config(tmp_path: Path, redis_url: str) -> Path:
-    """The repository's gateway config with LiteLLM's own Redis settings added."""
-    config = yaml.safe_load(CONFIG.read_text())
+def redis_env(redis_url: str) -> dict[str, str]:
+    """Where the repository's config (router_settings.redis_host / redis_port) finds Redis."""
     host, port = redis_url.removeprefix("redis://").split(":")
-    config.setdefault("router_settings", {}).update(redis_host=host, redis_port=int(port))
-    path = tmp_path / "litellm_config.redis.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return {"REDIS_HOST": host, "REDIS_PORT": port}
 
 
-def gateways(fast: LlamaServer, smart: StubBackend, config: Path, settings: dict[str, Any],
+def gateways(fast: LlamaServer, smart: StubBackend, redis_url: str, settings: dict[str, Any],
              count: int = 2, env: dict[str, str] | None = None) -> list[Gateway]:
-    return [Gateway(fast.api_base, smart.api_base, stratum=settings, config=config, env=env) for _ in range(count)]
+    return [Gateway(fast.api_base, smart.api_base, stratum=settings, env={**redis_env(redis_url), **(env or {})})
+            for _ in range(count)]
 
 
 async def ask(gw: Gateway, prompt: str, stream: bool = False, messages: list[dict[str, str]] | None = None,
@@ -60,11 +56,10 @@ def shared_up(gw: Gateway) -> float | None:
 
 
 async def test_a_tier_held_through_one_gateway_is_held_for_the_other(
-        llama_fast: LlamaServer, redis_url: str, tmp_path: Path) -> None:
+        llama_fast: LlamaServer, redis_url: str) -> None:
     settings = {"latency": {"sla_ms": 120_000}, "tiers": {"smart": SMART}}
-    config = redis_config(tmp_path, redis_url)
     with StubBackend(name="smart-stub") as smart:
-        a, b = gateways(llama_fast, smart, config, settings)
+        a, b = gateways(llama_fast, smart, redis_url, settings)
         local = Gateway(llama_fast.api_base, smart.api_base, stratum=settings)  # no Redis: its own state
         with a, b, local:
             await ask(a, SIMPLE_PROMPT)  # the first request starts each gateway's tick
@@ -100,11 +95,11 @@ async def test_a_tier_held_through_one_gateway_is_held_for_the_other(
 
 
 async def test_a_stall_seen_through_one_gateway_holds_the_other_off_with_one_probe_per_interval(
-        llama_fast: LlamaServer, redis_url: str, tmp_path: Path) -> None:
+        llama_fast: LlamaServer, redis_url: str) -> None:
     interval_s = 4.0
     settings = {"latency": {"sla_ms": 1000, "probe_interval_s": interval_s}, "tiers": {"smart": {"backend": "off"}}}
     with StubBackend(name="smart-stub") as smart:
-        a, b = gateways(llama_fast, smart, redis_config(tmp_path, redis_url), settings)
+        a, b = gateways(llama_fast, smart, redis_url, settings)
         with a, b:
             await ask(a, SIMPLE_PROMPT)
             await ask(b, SIMPLE_PROMPT)
@@ -132,12 +127,12 @@ async def test_a_stall_seen_through_one_gateway_holds_the_other_off_with_one_pro
 
 
 async def test_turn_two_through_the_other_gateway_stays_on_the_tier_turn_one_reached(
-        llama_fast: LlamaServer, redis_url: str, tmp_path: Path) -> None:
+        llama_fast: LlamaServer, redis_url: str) -> None:
     # A rule sends the first turn to smart; the follow-up alone scores simple.
     settings = {"latency": {"sla_ms": 120_000}, "tiers": {"smart": {"backend": "off"}},
                 "rules": [{"name": "contracts", "keywords": ["contract"], "route": "smart"}]}
     with StubBackend(name="smart-stub") as smart:
-        a, b = gateways(llama_fast, smart, redis_config(tmp_path, redis_url), settings)
+        a, b = gateways(llama_fast, smart, redis_url, settings)
         with a, b:
             await ask(a, SIMPLE_PROMPT)
             await ask(b, SIMPLE_PROMPT)
@@ -155,13 +150,13 @@ async def test_turn_two_through_the_other_gateway_stays_on_the_tier_turn_one_rea
 
 
 async def test_redis_paused_killed_and_restarted_mid_traffic(
-        llama_fast: LlamaServer, redis_server: Any, redis_url: str, tmp_path: Path) -> None:
+        llama_fast: LlamaServer, redis_server: Any, redis_url: str) -> None:
     settings = {"latency": {"sla_ms": 120_000}, "tiers": {"smart": {"max_in_flight": 4, "backend": "off"}}}
     # LiteLLM's own breaker on its Redis client waits this long before trying again (60 s
     # by default); the router comes back on the first tick after it closes.
     env = {"REDIS_CIRCUIT_BREAKER_RECOVERY_TIMEOUT": "2"}
     with StubBackend(name="smart-stub") as smart:
-        a, b = gateways(llama_fast, smart, redis_config(tmp_path, redis_url), settings, env=env)
+        a, b = gateways(llama_fast, smart, redis_url, settings, env=env)
         with a, b:
             for gw in (a, b):
                 await ask(gw, SIMPLE_PROMPT)
@@ -204,7 +199,7 @@ async def test_redis_paused_killed_and_restarted_mid_traffic(
                 assert gw.metric("stratum_internal_errors_total") == 0
 
 
-def test_required_shared_state_without_redis_refuses_to_start(tmp_path: Path) -> None:
+def test_required_shared_state_without_redis_refuses_to_start() -> None:
     gw = Gateway("http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1", stratum={"shared_state": {"mode": "required"}},
                  wait=False)
     with gw:
@@ -218,11 +213,12 @@ async def test_two_workers_of_one_gateway_hold_one_limit(llama_fast: LlamaServer
                                                          tmp_path: Path) -> None:
     settings = {"latency": {"sla_ms": 120_000}, "tiers": {"smart": SMART}}
     workers = ["--num_workers", "2", "--timeout_worker_healthcheck", "300"]
-    env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}  # its own: the default is shared and wiped
+    # Its own metrics folder: the default is shared by every gateway on the host, and wiped.
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"), **redis_env(redis_url)}
     (tmp_path / "metrics").mkdir()
     with StubBackend(name="smart-stub") as smart, \
-            Gateway(llama_fast.api_base, smart.api_base, stratum=settings, config=redis_config(tmp_path, redis_url),
-                    env=env, args=workers, timeout_s=300) as gw:
+            Gateway(llama_fast.api_base, smart.api_base, stratum=settings, env=env, args=workers,
+                    timeout_s=300) as gw:
         # A connection per request, so both workers take some.
         await asyncio.gather(*(ask(gw, SIMPLE_PROMPT) for _ in range(6)))
         smart.set_behaviour(ttft_ms=6000)

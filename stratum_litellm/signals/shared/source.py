@@ -11,7 +11,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from ...config import SettingsError, StratumSettings
+from ...config import SettingsError, StratumSettings, environment_value
 
 logger = logging.getLogger("stratum_litellm")
 
@@ -21,9 +21,10 @@ def redis_source(document: Any, environ: Mapping[str, str]) -> str | None:
     config = document if isinstance(document, Mapping) else {}
     router = config.get("router_settings")
     if isinstance(router, Mapping):
-        if router.get("redis_url"):
+        if _given(router.get("redis_url"), environ):
             return "router_settings.redis_url"
-        if router.get("redis_host"):
+        # LiteLLM's Router takes a host only with its port.
+        if _given(router.get("redis_host"), environ) and _given(router.get("redis_port"), environ):
             return "router_settings.redis_host"
     litellm_settings = config.get("litellm_settings")
     if isinstance(litellm_settings, Mapping) and litellm_settings.get("cache"):
@@ -38,6 +39,13 @@ def redis_source(document: Any, environ: Mapping[str, str]) -> str | None:
         if environ.get(name):
             return f"the {name} environment variable"
     return None
+
+
+def _given(value: Any, environ: Mapping[str, str]) -> bool:
+    """A value set in the file, or an ``os.environ/NAME`` whose variable is set."""
+    if isinstance(value, str):
+        return bool(environment_value(value, environ))
+    return value is not None and value is not False
 
 
 def shares_state(settings: StratumSettings, source: str, redis: str | None, workers: int, where: str) -> bool:

@@ -17,6 +17,8 @@ from stratum_litellm.signals.shared import redis_source, shares_state
      "litellm_settings.cache_params (type: redis)"),
     ({"litellm_settings": {"cache": True}}, {}, "litellm_settings.cache_params (type: redis)"),
     ({"general_settings": {"coordination_redis": {"host": "r"}}}, {}, "general_settings.coordination_redis"),
+    ({"router_settings": {"redis_host": "os.environ/REDIS_HOST", "redis_port": "os.environ/REDIS_PORT"}},
+     {"REDIS_HOST": "redis", "REDIS_PORT": "6379"}, "router_settings.redis_host"),
     ({}, {"REDIS_HOST": "r"}, "the REDIS_HOST environment variable"),
     ({}, {"REDIS_URL": "redis://r"}, "the REDIS_URL environment variable"),
     (None, {"REDIS_HOST": "r"}, "the REDIS_HOST environment variable"),
@@ -28,6 +30,9 @@ def test_every_way_litellm_is_given_a_redis_is_found(document: object, environ: 
 @pytest.mark.parametrize("document", [
     {}, None, {"litellm_settings": {"cache": True, "cache_params": {"type": "local"}}},
     {"litellm_settings": {"cache": False, "cache_params": {"type": "redis"}}}, {"router_settings": {"num_retries": 2}},
+    # The repository's own config names the variables; unset, there is no Redis.
+    {"router_settings": {"redis_host": "os.environ/REDIS_HOST", "redis_port": "os.environ/REDIS_PORT"}},
+    {"router_settings": {"redis_host": "redis"}},  # LiteLLM wants the port too
     "not a mapping",
 ])
 def test_no_redis_is_none(document: object) -> None:
