@@ -55,8 +55,8 @@ test: setup llama-server chromium prometheus redis
 	STRATUM_PURE_PYTHON=1 $(PY) -m pytest -ra tests/unit/scoring
 
 # The SDK tests and the gateway end-to-end tests (not the whole stack) on the oldest LiteLLM.
-COMPAT_TESTS := tests/e2e/test_gateway_e2e.py tests/e2e/test_shadow_e2e.py tests/e2e/test_tier_health_e2e.py tests/integration/test_plugin.py
-test-compat: llama-server
+COMPAT_TESTS := tests/e2e/test_gateway_e2e.py tests/e2e/test_shadow_e2e.py tests/e2e/test_tier_health_e2e.py tests/e2e/test_shared_state_e2e.py tests/integration/test_plugin.py tests/integration/test_shared_state.py
+test-compat: llama-server redis
 	@compat_py="$$(bash scripts/stack/compat_env.sh)" && "$$compat_py" -m pytest -ra -p no:cacheprovider $(COMPAT_TESTS)
 
 test-fast: setup

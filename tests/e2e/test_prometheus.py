@@ -27,6 +27,7 @@ import yaml
 from conftest import COMPLEX_PROMPT, SIMPLE_PROMPT
 from gateway import Gateway
 from process import ROOT, ManagedProcess, free_port
+from redis_server import RedisServer
 from rules_for_tests import BREAK_WORD
 from servers import LlamaServer
 
@@ -132,9 +133,12 @@ def fake_gpu(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def gateway(llama_fast: LlamaServer, llama_smart: LlamaServer, fake_gpu: dict[str, str]) -> Iterator[Gateway]:
+def gateway(llama_fast: LlamaServer, llama_smart: LlamaServer, fake_gpu: dict[str, str],
+            redis_server: RedisServer) -> Iterator[Gateway]:
     # The shipped tiers, no `backend:`: each backend is read at its model_list api_base.
-    with Gateway(llama_fast.api_base, llama_smart.api_base, stratum=ROUTER_SETTINGS, env=fake_gpu) as gw:
+    # With the Redis the config reads from REDIS_HOST / REDIS_PORT: the shared-state panels.
+    env = {**fake_gpu, "REDIS_HOST": redis_server.host, "REDIS_PORT": str(redis_server.port)}
+    with Gateway(llama_fast.api_base, llama_smart.api_base, stratum=ROUTER_SETTINGS, env=env) as gw:
         yield gw
 
 
@@ -177,7 +181,7 @@ def test_prometheus_scrapes_the_gateway_with_the_master_key(prometheus: Promethe
         time.sleep(1)
     assert health["vllm"][0] == "down"
     rules = [r["name"] for g in prometheus.api("rules")["groups"] for r in g["rules"]]
-    assert "StratumSmartTierHeldOff" in rules and len(rules) == 6
+    assert "StratumSmartTierHeldOff" in rules and len(rules) == 7
 
 
 def test_every_dashboard_query_returns_data_on_a_real_prometheus(gateway: Gateway, prometheus: Prometheus) -> None:

@@ -22,7 +22,7 @@ METRICS_SOURCE = ROOT / "stratum_litellm" / "gateway" / "metrics.py"
 # What an operator of the router is promised (docs/deploy.md, "Alerts").
 EXPECTED_ALERTS = {
     "StratumSmartTierHeldOff", "StratumGpuSignalUnknown", "StratumRouterInternalErrors",
-    "StratumConfigReloadRefused", "StratumBackendDown", "StratumScrapeTargetDown",
+    "StratumConfigReloadRefused", "StratumBackendDown", "StratumSharedStateDown", "StratumScrapeTargetDown",
 }
 
 

@@ -27,6 +27,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from stratum_litellm.signals.shared import redis_source
+
 ROOT = Path(__file__).resolve().parents[2]
 BASE_FILE = ROOT / "docker-compose.yml"
 TWO_GPU_FILE = ROOT / "docker-compose.two-gpu.yml"
@@ -39,7 +41,7 @@ DASHBOARD_PROVIDERS_FILE = DEPLOY / "grafana" / "provisioning" / "dashboards" / 
 DASHBOARD_FILE = DEPLOY / "grafana" / "dashboards" / "stratum.json"
 LITELLM_CONFIG = ROOT / "litellm_config.yaml"
 
-SERVICES = {"vllm", "llamacpp", "gateway", "open-webui", "prometheus", "grafana"}
+SERVICES = {"vllm", "llamacpp", "gateway", "open-webui", "prometheus", "grafana", "redis"}
 VARIANTS = {"single-gpu": [BASE_FILE], "two-gpu": [BASE_FILE, TWO_GPU_FILE]}
 # Ports the images listen on when no flag says otherwise.
 IMAGE_DEFAULT_PORTS = {"open-webui": 8080, "prometheus": 9090, "grafana": 3000}
@@ -300,6 +302,9 @@ def test_every_service_has_a_healthcheck_on_its_own_port_and_a_restart_policy(st
         test = check.get("test")
         assert test and not check.get("disable"), f"{name} has no health check"
         assert test[0] in {"CMD", "CMD-SHELL"} and len(test) > 1
+        if test[1] == "redis-cli":  # Redis speaks its own protocol, not HTTP
+            assert test[2:] == ["-p", str(listen_port(stack, name)), "ping"], f"{name}'s health check: {test}"
+            continue
         urls = re.findall(r"https?://[^\s'\"|]+", " ".join(test[1:]))
         assert urls, f"{name}'s health check requests no URL"
         for url in urls:
@@ -366,7 +371,20 @@ def test_gateway_mounts_its_config_where_config_points(stack: dict[str, Any]) ->
     assert environment(gateway)["LITELLM_LOCAL_MODEL_COST_MAP"] == "True"
     callbacks = yaml.safe_load(LITELLM_CONFIG.read_text(encoding="utf-8"))["litellm_settings"]["callbacks"]
     assert "stratum_litellm.proxy_handler" in callbacks and "prometheus" in callbacks
-    assert flag(gateway, "--num_workers") == "1", "the router's state is per process"
+    assert int(flag(gateway, "--num_workers")) > 1, "the stack shows the scale-out set-up"
+
+
+def test_the_gateway_shares_its_state_in_the_stacks_redis(stack: dict[str, Any]) -> None:
+    gateway = service(stack, "gateway")
+    env = environment(gateway)
+    assert env["REDIS_HOST"] == "redis" and int(env["REDIS_PORT"]) == listen_port(stack, "redis")
+    assert gateway["depends_on"]["redis"]["condition"] == "service_healthy"
+    router = yaml.safe_load(LITELLM_CONFIG.read_text(encoding="utf-8"))["router_settings"]
+    assert (router["redis_host"], router["redis_port"]) == ("os.environ/REDIS_HOST", "os.environ/REDIS_PORT")
+    assert redis_source({"router_settings": router}, env) == "router_settings.redis_host"
+    # Soft state: nothing on disk.
+    redis = command(service(stack, "redis"))
+    assert redis[redis.index("--save") + 1] == "" and redis[redis.index("--appendonly") + 1] == "no"
 
 
 def test_open_webui_talks_to_the_gateway(stack: dict[str, Any], env: dict[str, str]) -> None:
@@ -498,9 +516,12 @@ def exported_metric_names() -> set[str]:
     from stratum_litellm.gateway import metrics
     from stratum_litellm.gateway.engine import RouterEngine
     from stratum_litellm.config import StratumSettings
+    from stratum_litellm.signals.shared import SharedState
 
     previous = metrics.published()
     engine = RouterEngine(StratumSettings())
+    # With shared state (no Redis to reach here: its gauge reads 0), so its metrics show too.
+    engine.signals.share(SharedState(engine.settings, lambda: None))
     try:
         metrics.publish(engine)
         for i, text in enumerate(("hi", "Prove rigorously that there are infinitely many primes, step by step.")):
@@ -539,6 +560,8 @@ def test_dashboard_covers_routing_signals_and_backends() -> None:
         "stratum_backend_requests_waiting", "stratum_backend_requests_running", "stratum_backend_slots",
         "stratum_backend_up", "stratum_config_reloads_total", "stratum_internal_errors_total",
         "vllm:num_requests_waiting", "vllm:kv_cache_usage_perc", "llamacpp:requests_deferred",
+        "stratum_shared_state_up", "stratum_shared_state_errors_total", "stratum_shared_state_local_decisions_total",
+        "stratum_shared_state_wait_seconds_bucket",
     ):
         assert name in text, f"no panel queries {name}"
     assert 'measure="ttft"' in text and 'measure="total"' in text
