@@ -7,8 +7,8 @@
 # config is not baked in: compose mounts litellm_config.yaml at /app/config.yaml and the
 # router settings at /etc/stratum/, so editing them needs no rebuild.
 
-# The LiteLLM release pyproject.toml pins (litellm[proxy]==1.105.3): the plugin is tested
-# against exactly this version. Release images are published as ghcr.io/berriai/litellm:v<version>.
+# A LiteLLM release inside the range pyproject.toml declares (docs/compat.md: make test and
+# make test-compat run its two ends). Release images are ghcr.io/berriai/litellm:v<version>.
 ARG LITELLM_IMAGE=ghcr.io/berriai/litellm:v1.105.3
 # Recent LiteLLM images keep their Python packages in a uv-made virtualenv without pip;
 # uv installs into whichever interpreter runs `litellm` (the same uv release LiteLLM's
@@ -29,7 +29,8 @@ COPY pyproject.toml README.md setup.py /opt/stratum-litellm/
 COPY stratum_litellm /opt/stratum-litellm/stratum_litellm
 
 # --no-deps keeps the image's own LiteLLM and its pinned dependencies untouched (pip would
-# otherwise re-resolve litellm[proxy]); the plugin's only extras are added explicitly.
+# otherwise re-resolve litellm[proxy]); the plugin's other dependencies are named explicitly
+# (pydantic is LiteLLM's own already: naming it only checks the range).
 # The scorer's C scan engine compiles when a C compiler and the Python headers are there;
 # on an image without them (best effort: apk on the Wolfi-based LiteLLM images), the
 # install still succeeds with the pure-Python engine, which gives the same scores more
@@ -46,10 +47,11 @@ RUN set -eu; \
     fi; \
     uv pip install --python "$py" --break-system-packages --no-cache --no-deps /opt/stratum-litellm; \
     uv pip install --python "$py" --break-system-packages --no-cache \
-        "nvidia-ml-py>=12.535" "prometheus-client>=0.20" "pyyaml>=6.0"; \
-    "$py" -c 'import stratum_litellm.gateway.plugin, pynvml, prometheus_client; from stratum_litellm.scoring.scan import ENGINE; from stratum_litellm.scoring.scorer import KERNEL; print("stratum-litellm ready; scan engine:", ENGINE, "/ score kernel:", KERNEL)'
+        "nvidia-ml-py>=12.535" "prometheus-client>=0.20" "pyyaml>=6.0" "google-re2>=1.1" \
+        "pydantic>=2.6,<3"; \
+    "$py" -c 'import stratum_litellm.gateway.plugin, pynvml, prometheus_client, re2; from stratum_litellm.scoring.scan import ENGINE; from stratum_litellm.scoring.scorer import KERNEL; print("stratum-litellm ready; scan engine:", ENGINE, "/ score kernel:", KERNEL)'
 
 # ENTRYPOINT and WORKDIR stay the base image's (its entrypoint may be a path relative to
 # /app); the main LiteLLM image runs as root, as this one does. Compose passes
-# --config /app/config.yaml --port 4000 --num_workers 1.
+# --config /app/config.yaml --port 4000 --num_workers ${GATEWAY_WORKERS}.
 EXPOSE 4000

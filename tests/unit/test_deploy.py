@@ -295,6 +295,20 @@ def test_gateway_image_installs_this_repository() -> None:
     assert {"!pyproject.toml", "!README.md", "!setup.py", "!stratum_litellm/"} <= set(ignore)
 
 
+def test_gateway_image_installs_every_runtime_dependency_the_package_declares() -> None:
+    # The image installs the package with --no-deps (its LiteLLM stays the image's own), so
+    # each other dependency must be named there, as pyproject.toml declares it.
+    declared = re.search(r"^dependencies = \[(.*?)^\]", (ROOT / "pyproject.toml").read_text(encoding="utf-8"),
+                         flags=re.M | re.S)
+    assert declared
+    requirements = [r for r in re.findall(r'^\s*"([^"]+)"', declared.group(1), flags=re.M)
+                    if not r.startswith("litellm")]
+    assert len(requirements) >= 5
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    for requirement in requirements:
+        assert f'"{requirement}"' in text, f"deploy/gateway.Dockerfile does not install {requirement}"
+
+
 def test_every_service_has_a_healthcheck_on_its_own_port_and_a_restart_policy(stack: dict[str, Any]) -> None:
     for name, svc in stack["services"].items():
         assert svc.get("restart") in {"always", "unless-stopped", "on-failure"}, f"{name} has no restart policy"
