@@ -73,3 +73,50 @@ async def test_sdk_router_routes_the_alias_and_learns_latency() -> None:
             assert 'stratum_tier_latency_samples{tier="smart"} 1.0' in exposition, exposition[-2000:]
         finally:
             router.close()
+
+
+async def test_two_sdk_routers_on_one_redis_share_a_tier_limit(redis_url: str) -> None:
+    # The Router's own redis_host / redis_port are what the router shares its state in.
+    from stratum_litellm.gateway.plugin import StratumRouter
+    from stratum_litellm.config import parse_settings
+
+    host, port = redis_url.removeprefix("redis://").split(":")
+    settings = parse_settings({"gpu": {"enabled": False}, "latency": {"sla_ms": 120_000},
+                               "tiers": {"fast": {"model_group": "gemma4-fast", "backend": "off"},
+                                         "smart": {"model_group": "gemma4-smart", "max_in_flight": 1, "backend": "off"}},
+                               "shared_state": {"mode": "required"}})
+    with StubBackend(name="fast-stub") as fast, StubBackend(name="smart-stub") as smart:
+        model_list = [
+            {"model_name": "gemma4-fast", "litellm_params": {"model": "openai/x", "api_base": fast.api_base, "api_key": "none"}},
+            {"model_name": "gemma4-smart", "litellm_params": {"model": "openai/x", "api_base": smart.api_base, "api_key": "none"}},
+        ]
+        one, two = (StratumRouter(model_list=model_list, redis_host=host, redis_port=int(port),
+                                  stratum_settings=settings) for _ in range(2))
+        try:
+            for router in (one, two):  # the first call starts each one's tick
+                await router.acompletion(model="gemma4-auto", messages=[{"role": "user", "content": SIMPLE_PROMPT}])
+            deadline = time.monotonic() + 10
+            while not (one.stratum.signals.shared.up and two.stratum.signals.shared.up):  # type: ignore[union-attr]
+                assert time.monotonic() < deadline, "the shared state never came up"
+                await asyncio.sleep(0.05)
+            smart.set_behaviour(ttft_ms=3000)
+            held = asyncio.create_task(one.acompletion(
+                model="gemma4-auto", messages=[{"role": "user", "content": COMPLEX_PROMPT}]))
+            while not smart.requests():
+                await asyncio.sleep(0.05)
+            reply = await two.acompletion(model="gemma4-auto", messages=[{"role": "user", "content": COMPLEX_PROMPT}])
+            assert "fast-stub" in reply.choices[0].message.content
+            assert "smart-stub" in (await held).choices[0].message.content
+        finally:
+            one.close()
+            two.close()
+
+
+def test_an_sdk_router_without_redis_refuses_required_shared_state() -> None:
+    from stratum_litellm.config import SettingsError, parse_settings
+    from stratum_litellm.gateway.plugin import StratumRouter
+
+    model_list = [{"model_name": g, "litellm_params": {"model": "openai/x", "api_base": "http://127.0.0.1:9/v1"}}
+                  for g in ("gemma4-fast", "gemma4-smart")]
+    with pytest.raises(SettingsError, match="shared_state.mode: 'required' needs a Redis"):
+        StratumRouter(model_list=model_list, stratum_settings=parse_settings({"shared_state": {"mode": "required"}}))
