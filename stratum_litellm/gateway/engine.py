@@ -210,7 +210,7 @@ class RouterEngine:
             self.record_error("decide", exc)
             decision = plan.policy.fallback(exc)
         metrics.SHARED_WAIT_SECONDS.observe(waited)
-        return self._apply(plan, decision, claimed=True)
+        return self._apply(plan, decision)
 
     def _claim_needed(self, plan: "_Plan", decision: Decision | None,
                       snapshot: SignalSnapshot) -> tuple[int | None, str | None, int | None, float | None] | None:
@@ -245,7 +245,7 @@ class RouterEngine:
         plan.decide_s += time.perf_counter() - started
         return decision
 
-    def _apply(self, plan: "_Plan", decision: Decision | None, claimed: bool = False) -> Decision | None:
+    def _apply(self, plan: "_Plan", decision: Decision | None) -> Decision | None:
         """Put ``decision`` in force: the body, the metrics, the in-flight count, the
         conversation's tier and the overflow's budget."""
         if decision is None:
@@ -279,7 +279,7 @@ class RouterEngine:
                 holder = owner(plan.meta, settings.fairness.by) if limited and plan.meta is not None else None
                 self.signals.latency.begin(call_id, decision.tier, decision.probe, holder)
                 if shared is not None and not shared.holds(call_id):
-                    shared.hold(call_id, decision.tier, holder if limited else None)
+                    shared.hold(call_id, decision.tier, holder)
             budget = self.signals.budget
             if budget is not None and decision.tier == policy.ladder.overflow and not shadow:
                 budget.charge_request()  # forced ones too: it is the same money

@@ -274,3 +274,5 @@ class LatencyTracker:
         expired = [cid for cid, e in self._in_flight.items() if now - e.started_at > self._in_flight_timeout_s]
         for call_id in expired:
             self._release(call_id, self._in_flight.pop(call_id))
+            if self.sink is not None:
+                self.sink.end(call_id)
