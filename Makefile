@@ -3,7 +3,8 @@
 # make test-compat  the gateway end-to-end and SDK tests against the oldest LiteLLM of the
 #                 range in pyproject.toml, in its own environment cached outside the repository
 # make test-fast  the unit tests and the integration tests that need no built llama-server
-#                 (on a fresh clone: the Python environment only, nothing heavy is built)
+#                 (on a fresh clone: the Python environment, and Debian's redis-server
+#                 when missing; nothing heavy is built)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -59,7 +60,7 @@ COMPAT_TESTS := tests/e2e/test_gateway_e2e.py tests/e2e/test_shadow_e2e.py tests
 test-compat: llama-server redis
 	@compat_py="$$(bash scripts/stack/compat_env.sh)" && "$$compat_py" -m pytest -ra -p no:cacheprovider $(COMPAT_TESTS)
 
-test-fast: setup
+test-fast: setup redis
 	$(PY) -m pytest -ra -m "not llama_server" tests/unit tests/integration
 
 run: setup llama-server
