@@ -8,7 +8,8 @@ hostile rule patterns. Prints one Markdown table ``| probe | figure |``.
 Every gateway is ``litellm --config litellm_config.yaml`` with the plugin (tests/support/
 gateway.py). Stub backends stand in where speed or an injected behaviour matters; the
 kill/restart probe uses real llama-servers; the NVML probe uses the fake NVML library of
-tests/support/nvml_fake read by the real pynvml in the gateway. The soak runs the router's
+tests/support/nvml_fake read by the real pynvml in the gateway; the Redis probe runs two
+gateways on one real redis-server (tests/support/redis_server.py) that it pauses and kills. The soak runs the router's
 engine in this process, since HTTP would measure LiteLLM rather than the router's memory.
 """
 
@@ -17,10 +18,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import json
 import os
 import random
 import signal
+import statistics
 import sys
 import tempfile
 import threading
@@ -30,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "support"))
@@ -37,8 +41,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import nvml_fake  # noqa: E402
 from conftest import COMPLEX_PROMPT, SIMPLE_PROMPT  # noqa: E402
-from gateway import Gateway  # noqa: E402
+from gateway import CONFIG, Gateway, project_stratum_settings  # noqa: E402
 from process import ManagedProcess  # noqa: E402
+from redis_server import RedisServer  # noqa: E402
 from servers import LlamaServer, StubBackend  # noqa: E402
 from waiting import wait_until  # noqa: E402
 
@@ -436,6 +441,232 @@ def probe_nvml() -> list[Row]:
     return rows
 
 
+# -- 6. Redis paused, killed and restarted ----------------------------------------------------
+
+
+def redis_config(directory: Path, redis: RedisServer) -> Path:
+    """The repository's gateway config with LiteLLM's own Redis (``router_settings``) set to
+    ``redis``, as tests/e2e/test_shared_state_e2e.py does."""
+    config = yaml.safe_load(CONFIG.read_text())
+    config.setdefault("router_settings", {}).update(redis_host=redis.host, redis_port=redis.port)
+    path = directory / "litellm_config.redis.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+class Traffic:
+    """Clients sending simple and complex requests in a loop through each gateway, from an
+    event loop of their own in a thread; every request is kept as (start, end, gateway,
+    kind, outcome, tier), the times on ``time.perf_counter``."""
+
+    def __init__(self, gws: list[Gateway], per_kind: int) -> None:
+        self.gws = gws
+        self.per_kind = per_kind
+        self.log: list[tuple[float, float, int, str, str, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+
+    async def _client(self, client: httpx.AsyncClient, index: int, kind: str) -> None:
+        gw = self.gws[index]
+        body = {"model": "gemma4-auto", "max_tokens": 4,
+                "messages": [{"role": "user", "content": SIMPLE_PROMPT if kind == "simple" else COMPLEX_PROMPT}]}
+        while not self._stop.is_set():
+            started = time.perf_counter()
+            tier = "?"
+            try:
+                r = await client.post(f"{gw.base_url}/v1/chat/completions", json=body)
+                outcome = str(r.status_code)
+                tier = r.headers.get("x-stratum-tier", "none")
+            except httpx.HTTPError as exc:
+                outcome = type(exc).__name__
+            self.log.append((started, time.perf_counter(), index, kind, outcome, tier))
+
+    async def _run(self) -> None:
+        async with httpx.AsyncClient(headers=headers(self.gws[0]), timeout=60) as client:
+            await asyncio.gather(*(self._client(client, i, kind) for i in range(len(self.gws))
+                                   for kind in ("simple", "complex") for _ in range(self.per_kind)))
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=90)
+
+    def started_in(self, t0: float, t1: float) -> list[tuple[float, float, int, str, str, str]]:
+        return [r for r in self.log if t0 <= r[0] < t1]
+
+    def overlapping(self, t0: float, t1: float) -> list[tuple[float, float, int, str, str, str]]:
+        return [r for r in self.log if r[0] < t1 and r[1] > t0]
+
+
+def counters(gw: Gateway) -> dict[str, float]:
+    """The shared state's counters on one gateway, and the router's internal errors."""
+    out = {f"errors{{op={op}}}": metric0(gw, "stratum_shared_state_errors_total", op=op)
+           for op in ("connect", "sync", "claim", "recall")}
+    out["local_decisions"] = metric0(gw, "stratum_shared_state_local_decisions_total")
+    out["internal_errors"] = metric0(gw, "stratum_internal_errors_total")
+    return out
+
+
+def wait_buckets(gw: Gateway) -> dict[float, float]:
+    """Cumulative counts of stratum_shared_state_wait_seconds by upper bound."""
+    out: dict[float, float] = collections.defaultdict(float)
+    for line in gw.gateway_metrics().splitlines():
+        if line.startswith("stratum_shared_state_wait_seconds_bucket"):
+            head, _, value = line.rpartition(" ")
+            le = head.split('le="', 1)[1].split('"', 1)[0]
+            out[float("inf") if le == "+Inf" else float(le)] += float(value)
+    return out
+
+
+def largest_bucket(before: dict[float, float], after: dict[float, float]) -> str:
+    """The bucket holding the longest observation between two reads of a histogram."""
+    bounds = sorted(after)
+    if not bounds or after[bounds[-1]] - before.get(bounds[-1], 0.0) <= 0:
+        return "none recorded"
+    total = after[bounds[-1]] - before.get(bounds[-1], 0.0)
+    lower = 0.0
+    for b in bounds:
+        if after[b] - before.get(b, 0.0) >= total:
+            return (f"> {lower * 1000:g} ms" if b == float("inf") else f"{lower * 1000:g}-{b * 1000:g} ms") \
+                + f" (of {total:g} waits)"
+        lower = b
+    return "?"
+
+
+def probe_redis(pause_s: float, dead_s: float, breaker_s: int | None, per_kind: int) -> list[Row]:
+    """Two gateways sharing one redis-server under traffic: Redis hung (SIGSTOP) then
+    continued, then SIGKILLed and restarted empty on the same port. ``breaker_s`` is
+    LiteLLM's REDIS_CIRCUIT_BREAKER_RECOVERY_TIMEOUT (None: its default, 60 s)."""
+    env = {} if breaker_s is None else {"REDIS_CIRCUIT_BREAKER_RECOVERY_TIMEOUT": str(breaker_s)}
+    breaker = "LiteLLM's default breaker, 60 s" if breaker_s is None else f"REDIS_CIRCUIT_BREAKER_RECOVERY_TIMEOUT={breaker_s}"
+    cap_s = 30.0 if breaker_s is not None and breaker_s <= 10 else 100.0
+    settings = {"latency": {"sla_ms": 120_000}, "tiers": {"smart": {"max_in_flight": 8, "backend": "off"}}}
+    budget_ms = parse_settings_budget_ms()
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stratum-redis-probe-")))
+        redis = stack.enter_context(RedisServer())
+        fast = stack.enter_context(StubBackend(name="fast-stub"))
+        smart = stack.enter_context(StubBackend(name="smart-stub"))
+        for b in (fast, smart):
+            b.set_behaviour(ttft_ms=10, token_interval_ms=5, tokens=4)
+        config = redis_config(tmp, redis)
+        gws = [Gateway(fast.api_base, smart.api_base, stratum=settings, config=config, env=env, wait=False)
+               for _ in range(2)]
+        for gw in gws:
+            stack.enter_context(gw)  # both start at once; wait for both below
+        for gw in gws:
+            assert gw.process is not None
+            gw.process.wait_ready()
+        for gw in gws:
+            post(gw, complex_body())  # the first request starts each gateway's tick
+        if not wait_until(lambda: all(gw.metric("stratum_shared_state_up") == 1 for gw in gws), timeout=20, interval=0.1):
+            return [("Redis paused and restarted", "stratum_shared_state_up never read 1 on both gateways: "
+                     + ", ".join(str(gw.metric("stratum_shared_state_up")) for gw in gws))]
+
+        def reads(value: int, since: float, cap: float) -> list[float | None]:
+            """Seconds since ``since`` until each gateway's stratum_shared_state_up reads ``value``."""
+            seen: list[float | None] = [None] * len(gws)
+            while time.perf_counter() - since < cap and None in seen:
+                for i, gw in enumerate(gws):
+                    if seen[i] is None and gw.metric("stratum_shared_state_up") == value:
+                        seen[i] = time.perf_counter() - since
+                time.sleep(0.05)
+            return seen
+
+        traffic = Traffic(gws, per_kind)
+        stack.callback(traffic.stop)
+        traffic.start()
+        time.sleep(1.0)
+        warm_waits = [wait_buckets(gw) for gw in gws]
+        time.sleep(4.0)  # warm: the baseline latency and Redis waits
+        start_counts = [counters(gw) for gw in gws]
+        start_waits = [wait_buckets(gw) for gw in gws]
+        paused_at = time.perf_counter()
+        redis.pause()
+        down_pause = reads(0, paused_at, pause_s)
+        time.sleep(max(0.0, pause_s - (time.perf_counter() - paused_at)))
+        resumed_at = time.perf_counter()
+        redis.resume()
+        up_resume = reads(1, resumed_at, cap_s)
+        mid_counts = [counters(gw) for gw in gws]
+        mid_waits = [wait_buckets(gw) for gw in gws]
+        time.sleep(2.0)
+        killed_at = time.perf_counter()
+        redis.kill()
+        down_kill = reads(0, killed_at, dead_s)
+        time.sleep(max(0.0, dead_s - (time.perf_counter() - killed_at)))
+        restarted_at = time.perf_counter()
+        redis.restart()  # empty, on the same port
+        up_restart = reads(1, restarted_at, cap_s)
+        time.sleep(1.0)
+        ended_at = time.perf_counter()
+        traffic.stop()
+        end_counts = [counters(gw) for gw in gws]
+        end_waits = [wait_buckets(gw) for gw in gws]
+
+    def secs(values: list[float | None], cap: float) -> str:
+        return " and ".join(f"{v:.1f} s" if v is not None else f"not within {cap:.0f} s" for v in values)
+
+    def delta(before: list[dict[str, float]], after: list[dict[str, float]]) -> str:
+        parts = []
+        for i, (b, a) in enumerate(zip(before, after)):
+            d = {k: a[k] - b[k] for k in a}
+            parts.append(f"gateway {'AB'[i]}: " + ", ".join(f"{k} +{v:g}" for k, v in d.items() if v or k == "internal_errors"))
+        return "; ".join(parts)
+
+    def traffic_in(t0: float, t1: float) -> str:
+        rows = traffic.started_in(t0, t1)
+        bad = [r for r in rows if r[4] != "200" or r[5] in ("?", "none")]
+        tiers = collections.Counter(r[5] for r in rows)
+        return f"{len(rows)} requests, client-visible errors {len(bad)}, tiers {dict(sorted(tiers.items()))}"
+
+    before = [r[1] - r[0] for r in traffic.started_in(0.0, paused_at) if r[0] > paused_at - 4.0]
+    median_ms = statistics.median(before) * 1000 if before else float("nan")
+    hung = traffic.overlapping(paused_at, resumed_at)
+    hung_max_ms = max((r[1] - r[0] for r in hung), default=0.0) * 1000
+    hung_slow = sum(1 for r in hung if r[1] - r[0] > 1.0)
+    hung_median_ms = statistics.median([r[1] - r[0] for r in hung]) * 1000 if hung else float("nan")
+    after_hung = traffic.overlapping(resumed_at, resumed_at + (max((v or cap_s) for v in up_resume)))
+    after_hung_max_ms = max((r[1] - r[0] for r in after_hung), default=0.0) * 1000
+    dead = traffic.overlapping(killed_at, ended_at)
+    dead_max_ms = max((r[1] - r[0] for r in dead), default=0.0) * 1000
+    all_rows = traffic.log
+    all_bad = [r for r in all_rows if r[4] != "200" or r[5] in ("?", "none")]
+    outcomes = collections.Counter(r[4] for r in all_bad)
+    clients = 2 * 2 * per_kind
+    return [
+        (f"Redis: traffic ({breaker}; {clients} clients, {per_kind} simple + {per_kind} complex per gateway, "
+         f"2 gateways, stub backends)",
+         f"{len(all_rows)} requests in {ended_at - traffic.log[0][0]:.0f} s, client-visible errors {len(all_bad)}"
+         + (f" ({dict(outcomes)})" if outcomes else "") + f"; median latency before the faults {median_ms:.0f} ms"),
+        (f"Redis hung (SIGSTOP {pause_s:g} s, then SIGCONT)",
+         f"during the hang: {traffic_in(paused_at, resumed_at)}; requests overlapping it: median {hung_median_ms:.0f} ms, "
+         f"longest {hung_max_ms:.0f} ms, {hung_slow} over 1 s (budget_ms {budget_ms:g}); stratum_shared_state_up 0 after {secs(down_pause, pause_s)} (A and B); "
+         f"1 again {secs(up_resume, cap_s)} after SIGCONT; from SIGCONT until up: {traffic_in(resumed_at, resumed_at + max((v or cap_s) for v in up_resume))}, "
+         f"longest {after_hung_max_ms:.0f} ms"),
+        ("Redis hung: counters from the pause until up again",
+         delta(start_counts, mid_counts) + "; longest Redis wait of a request (histogram bucket, A and B): "
+         + " and ".join(largest_bucket(b, a) for b, a in zip(start_waits, mid_waits)) + "; in the 4 s before the pause "
+         + " and ".join(largest_bucket(b, a) for b, a in zip(warm_waits, start_waits))),
+        (f"Redis killed (SIGKILL), {dead_s:g} s dead, restarted empty on the same port",
+         f"dead: {traffic_in(killed_at, restarted_at)}; restart until up: {traffic_in(restarted_at, ended_at)}; "
+         f"longest request {dead_max_ms:.0f} ms; stratum_shared_state_up 0 after {secs(down_kill, dead_s)}; "
+         f"1 again {secs(up_restart, cap_s)} after the restart"),
+        ("Redis killed: counters from the kill until the end",
+         delta(mid_counts, end_counts) + "; longest Redis wait of a request (histogram bucket, A and B): "
+         + " and ".join(largest_bucket(b, a) for b, a in zip(mid_waits, end_waits))),
+    ]
+
+
+def parse_settings_budget_ms() -> float:
+    from stratum_litellm.config import parse_settings
+
+    return parse_settings(project_stratum_settings()).shared_state.budget_ms
+
+
+
 # -- 7. soak ---------------------------------------------------------------------------------
 
 
@@ -569,7 +800,13 @@ def main() -> int:
     parser.add_argument("--soak", type=int, default=20_000, help="conversations routed in process")
     parser.add_argument("--dead-s", type=float, default=5.0, help="seconds of traffic with the smart server dead")
     parser.add_argument("--recover-cap-s", type=float, default=90.0, help="give up waiting for smart after this")
-    parser.add_argument("--only", default="", help="comma-separated probe names to run (fuzz,streams,kill,disconnects,nvml,soak,hostile)")
+    parser.add_argument("--redis-pause-s", type=float, default=5.0, help="seconds Redis stays SIGSTOPped")
+    parser.add_argument("--redis-dead-s", type=float, default=3.0, help="seconds Redis stays dead after SIGKILL")
+    parser.add_argument("--redis-clients", type=int, default=2, help="clients of each kind (simple, complex) per gateway")
+    parser.add_argument("--redis-breaker-s", default="2,default",
+                        help="REDIS_CIRCUIT_BREAKER_RECOVERY_TIMEOUT values to run the Redis probe with, comma-separated "
+                             "('default': unset, LiteLLM's 60 s)")
+    parser.add_argument("--only", default="", help="comma-separated probe names to run (fuzz,streams,kill,disconnects,nvml,redis,soak,hostile)")
     args = parser.parse_args()
 
     probes: list[tuple[str, Callable[[], list[Row]]]] = [
@@ -578,7 +815,9 @@ def main() -> int:
         ("kill", lambda: probe_kill_restart(args.dead_s, args.recover_cap_s)),
         ("disconnects", lambda: probe_disconnects(args.disconnects)),
         ("nvml", probe_nvml),
-        ("redis", lambda: [("Redis shared state", "n/a: shared state does not exist yet (issue #13)")]),
+        ("redis", lambda: [row for b in args.redis_breaker_s.split(",") if b
+                           for row in probe_redis(args.redis_pause_s, args.redis_dead_s,
+                                                  None if b == "default" else int(b), args.redis_clients)]),
         ("soak", lambda: probe_soak(args.soak)),
         ("hostile", probe_hostile),
     ]
