@@ -12,11 +12,11 @@ import logging
 import time
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, Mapping, MutableMapping, Sequence
+from typing import Any, Callable, Mapping, MutableMapping, Sequence
 
 from ..config import StratumSettings, Tier
 from ..model_list import fill_backends
-from ..routing.affinity import AffinityStore, conversation_key
+from ..routing.affinity import AffinityStore, continues, conversation_key
 from ..routing.decision import Decision, Reason
 from ..routing.policy import Policy
 from ..routing.rules import RequestMeta, owner
@@ -167,8 +167,8 @@ class RouterEngine:
 
     async def route_shared(self, data: MutableMapping[str, Any], meta: RequestMeta | None = None) -> Decision | None:
         """:meth:`route`, checked against every process of the gateway: a tier with a
-        limit is claimed in Redis (a refusal walks on down the ladder), and a conversation
-        this process has not seen is looked up. The waits together stay within
+        limit is claimed in Redis (a refusal walks on down the ladder), and the tier of a
+        conversation past its first turn is looked up unless this process has it on top. The waits together stay within
         ``shared_state.budget_ms``; past it, or with Redis down, this is :meth:`route`."""
         shared = self.signals.shared
         if shared is None:
@@ -183,13 +183,16 @@ class RouterEngine:
         budget_s = plan.settings.shared_state.budget_ms / 1000.0
         try:
             conversation = plan.conversation
-            if conversation is not None and self.affinity.tier(conversation) != plan.policy.ladder.local[-1]:
+            if (conversation is not None and (conversation.startswith("session:") or continues(data))
+                    and self.affinity.tier(conversation) != plan.policy.ladder.local[-1]):
                 started = time.perf_counter()
                 tier = await shared.recall(conversation, budget_s)
                 waited += time.perf_counter() - started
                 if tier is not None:
                     self.affinity.record(conversation, tier)
-            snapshot = self.signals.snapshot()
+            # The claim is what counts every process's requests, at this moment; the view's
+            # count may be a tick old (a place freed since), so the decision goes by its own.
+            snapshot = _own_counts(self.signals.snapshot(), self.signals.latency.in_flight)
             decision = self._decide(plan, snapshot)
             for _ in range(3 * len(plan.settings.tiers)):  # each refusal rules one tier or share out
                 ask = self._claim_needed(plan, decision, snapshot)
@@ -398,6 +401,13 @@ class _Plan:
     def shadow(self, decision: Decision) -> bool:
         """In shadow the decision is only reported: the request keeps the model it asked for."""
         return self.settings.mode == "shadow" and decision.model_group != self.requested
+
+
+def _own_counts(snapshot: SignalSnapshot, own: Callable[[Tier], int]) -> SignalSnapshot:
+    """``snapshot`` with each tier's in-flight count this process's own."""
+    tiers = {tier: replace(rung, latency=replace(rung.latency, in_flight=own(tier)))
+             for tier, rung in snapshot.tiers.items()}
+    return replace(snapshot, tiers=tiers)
 
 
 def _refused(snapshot: SignalSnapshot, tier: Tier, who: str | None, claim: Claim) -> SignalSnapshot:

@@ -47,6 +47,18 @@ def conversation_key(data: Mapping[str, Any]) -> str | None:
     return "hash:" + digest
 
 
+def continues(data: Mapping[str, Any]) -> bool:
+    """Whether a request is a later turn of its conversation (an assistant message comes
+    before it), so some earlier turn may have reached a tier. A first turn has none."""
+    messages = data.get("messages")
+    if not isinstance(messages, list):
+        return False
+    return any(isinstance(m, Mapping) and m.get("role") == "assistant" for m in messages[:_SCANNED_MESSAGES])
+
+
+_SCANNED_MESSAGES = 64  # bounded: a later turn has its first answer near the start
+
+
 def _bounded_text(message: Any) -> str:
     # Bounded whatever the message holds: at most a few parts, each cut short.
     if not isinstance(message, Mapping):

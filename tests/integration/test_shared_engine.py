@@ -158,3 +158,34 @@ async def test_a_broken_shared_state_fails_open(processes: tuple[Process, Proces
     decision = await a.engine.route_shared(body, RequestMeta())
     assert decision is not None and decision.label == "router_error" and body["model"] == "gemma4-fast"
     assert a.engine.error_count == 1
+
+
+async def test_a_finished_request_frees_its_place_for_the_others_at_once(processes: tuple[Process, Process]) -> None:
+    a, b = processes
+    a.shared.start()
+    b.shared.start()
+    # One at a time against max_in_flight 1, alternating processes: each finds the tier free.
+    for n in range(10):
+        p = (a, b)[n % 2]
+        tier, label, call = await p.route(COMPLEX_PROMPT)
+        assert (tier, label) == ("smart", "complex"), n
+        p.end(call)
+        await asyncio.sleep(0.05)  # well under one 0.2 s tick: the end woke one early
+
+
+async def test_a_first_turn_waits_on_nothing(processes: tuple[Process, Process]) -> None:
+    a, _ = processes
+    calls: list[str] = []
+    recall = a.shared.recall
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append("recall")
+        return await recall(*args, **kwargs)
+
+    a.shared.recall = counted  # type: ignore[method-assign]
+    assert (await a.route(SIMPLE_PROMPT))[:2] == ("fast", "simple")
+    assert calls == []
+    later = [{"role": "user", "content": "hello"}, {"role": "assistant", "content": "hi"},
+             {"role": "user", "content": SIMPLE_PROMPT}]
+    await a.route("", messages=later)
+    assert calls == ["recall"]

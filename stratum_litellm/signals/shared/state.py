@@ -45,6 +45,7 @@ Report = Callable[[str, BaseException], None]
 
 _MAX_PENDING = 10_000  # queued writes between two ticks; past it the oldest are dropped
 _LATE_IN_A_ROW = 3
+_MIN_GAP_S = 0.01
 
 
 class Claimed(Enum):
@@ -123,6 +124,9 @@ class SharedState:
         self._scripts: dict[str, Callable[..., Awaitable[Any]]] = {}
         self._register: Register | None = None
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._wake: asyncio.Event | None = None
         self._closed = False
         self.dropped = 0
         self.configure(settings)
@@ -202,13 +206,24 @@ class SharedState:
     # -- what the callbacks report (queued, no I/O) ---------------------------------------------
 
     def end(self, call_id: str | None) -> None:
-        """The request left its tier: its lease goes at the next tick."""
+        """The request left its tier: its lease goes with a tick started at once."""
         if call_id is None:
             return
         with self._lock:
             lease = self._leases.pop(call_id, None)
-            if lease is not None:
-                self._ended.append(lease)
+            if lease is None:
+                return
+            self._ended.append(lease)
+        self._wake_up()  # its place is free: tell the others now, not a tick later
+
+    def _wake_up(self) -> None:
+        loop, wake = self._loop, self._wake
+        if loop is None or wake is None:
+            return
+        if threading.get_ident() == self._loop_thread:
+            wake.set()
+        else:
+            loop.call_soon_threadsafe(wake.set)
 
     def sample(self, tier: Tier, ttft_ms: float | None, total_ms: float | None, probe: bool) -> None:
         self._queue_sample(tier, ("s", _ms(ttft_ms), _ms(total_ms), "1" if probe else "0"))
@@ -240,14 +255,23 @@ class SharedState:
             self._task = asyncio.get_running_loop().create_task(self.run(), name="stratum-shared-state")
 
     async def run(self) -> None:
+        """Tick every ``sync_interval_s``, and early when a request ended (at most one tick
+        per ``_MIN_GAP_S``, so a busy gateway batches its ends)."""
+        self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
+        self._wake = wake = asyncio.Event()
         while not self._closed:
             started = self._clock()
+            wake.clear()  # before the tick takes its batch: an end during it wakes the next
             try:
                 await self.sync()
             except Exception as exc:  # never let the tick die
                 self._failed("sync", exc)
             interval = self.settings.shared_state.sync_interval_s
-            await asyncio.sleep(max(0.0, interval - (self._clock() - started)))
+            try:
+                await asyncio.wait_for(wake.wait(), max(0.0, interval - (self._clock() - started)))
+            except asyncio.TimeoutError:
+                pass
+            await asyncio.sleep(max(0.0, _MIN_GAP_S - (self._clock() - started)))
 
     def close(self) -> None:
         self._closed = True
