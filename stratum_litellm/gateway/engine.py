@@ -203,7 +203,15 @@ class RouterEngine:
                 claim = await shared.claim(decision.tier, plan.call_id, limit, who, owner_limit, probe_s,
                                            budget_s - waited)
                 waited += time.perf_counter() - started
-                if claim.result in (Claimed.GRANTED, Claimed.UNKNOWN):
+                if claim.result is Claimed.GRANTED:
+                    break
+                if claim.result is Claimed.UNKNOWN:
+                    # No answer in time: decide as without claims, from the view (a tick
+                    # old, every process's counts), and give up the place if that moves it.
+                    local = self._decide(plan)
+                    if local is not None and local.tier != decision.tier:
+                        shared.drop(plan.call_id)
+                        decision = local
                     break
                 snapshot = _refused(snapshot, decision.tier, who, claim)
                 decision = self._decide(plan, snapshot)

@@ -189,3 +189,19 @@ async def test_a_first_turn_waits_on_nothing(processes: tuple[Process, Process])
              {"role": "user", "content": SIMPLE_PROMPT}]
     await a.route("", messages=later)
     assert calls == ["recall"]
+
+
+async def test_a_claim_without_an_answer_decides_from_the_view(processes: tuple[Process, Process]) -> None:
+    a, b = processes
+    await a.route(COMPLEX_PROMPT)  # smart is full (max_in_flight 1)...
+    await a.shared.sync()
+    await b.shared.sync()  # ...and B's view shows it
+
+    async def late(*args: Any, **kwargs: Any) -> Any:
+        raise asyncio.TimeoutError()
+
+    b.shared._run = late  # type: ignore[method-assign]  # Redis answers nothing in time
+    tier, label, call = await b.route(COMPLEX_PROMPT)
+    assert (tier, label) == ("fast", "smart_saturated")
+    # The smart place it could not confirm is given up; it is counted where it runs.
+    assert b.shared._leases[call].tier == "fast"  # type: ignore[attr-defined]

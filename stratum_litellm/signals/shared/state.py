@@ -216,6 +216,10 @@ class SharedState:
             self._ended.append(lease)
         self._wake_up()  # its place is free: tell the others now, not a tick later
 
+    def drop(self, call_id: str | None) -> None:
+        """A place claimed for nothing (the request went elsewhere): it goes as an end."""
+        self.end(call_id)
+
     def _wake_up(self) -> None:
         loop, wake = self._loop, self._wake
         if loop is None or wake is None:
