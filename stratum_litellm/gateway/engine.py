@@ -206,13 +206,11 @@ class RouterEngine:
                 if claim.result is Claimed.GRANTED:
                     break
                 if claim.result is Claimed.UNKNOWN:
-                    # No answer in time: decide as without claims, from the view (a tick
-                    # old, every process's counts), and give up the place if that moves it.
-                    local = self._decide(plan)
-                    if local is not None and local.tier != decision.tier:
-                        shared.drop(plan.call_id)
-                        decision = local
-                    break
+                    # No answer in time: the place is not confirmed, so the request does
+                    # not take it (over-filling a tier costs more than one request a rung
+                    # lower); a few in a row and no request waits (routed locally).
+                    shared.drop(plan.call_id)
+                    claim = Claim(Claimed.TIER_FULL, count=max(limit or 0, 1))
                 snapshot = _refused(snapshot, decision.tier, who, claim)
                 decision = self._decide(plan, snapshot)
         except Exception as exc:  # fail open, as route() does

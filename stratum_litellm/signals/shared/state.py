@@ -1,13 +1,14 @@
 """One router's share of the state every gateway process holds in common, in Redis.
 
 Each process keeps its own signals (they go on working when Redis does not) and, on a
-background tick every ``sync_interval_s``, publishes what it has seen since the last one
-(ended requests, latency samples and failures, conversations' tiers, overflow charges),
-renews the leases of its requests in flight and reads every tier back. Decisions read the
-view of the last tick: no I/O. Only three things wait on Redis on the request path, each
-bounded by what is left of the request's ``budget_ms``: claiming a place on a tier with a
-limit (``in_flight``, per user, a probe), so a burst split over processes cannot overshoot;
-and reading the tier of a conversation this process has not seen.
+background tick every ``sync_interval_s`` (and early when a request ended), publishes
+what it has seen since the last one (ended requests, latency samples and failures,
+conversations' tiers, overflow charges), renews the leases of its requests in flight and
+reads every tier back. Decisions read the view of the last tick: no I/O. Only two things
+wait on Redis on the request path, bounded together by the request's ``budget_ms``:
+claiming a place on a tier with a limit (``in_flight``, per user, a probe), so a burst
+split over processes cannot overshoot; and reading the tier of a conversation past its
+first turn.
 
 In-flight requests are leases (a sorted set per tier, scored by expiry), renewed each tick:
 a process that dies stops renewing and its share is gone within ``lease_ttl_s``. A write
