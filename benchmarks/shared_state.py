@@ -50,11 +50,13 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "support"))
+sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import redis.asyncio as aioredis  # noqa: E402
 
+from conftest import COMPLEX_PROMPT, SIMPLE_PROMPT  # noqa: E402
 from gateway import CONFIG, MASTER_KEY, Gateway  # noqa: E402
 from redis_server import RedisServer  # noqa: E402
 from scoring_cost import percentile  # noqa: E402
@@ -65,14 +67,6 @@ from stratum_litellm.config import parse_settings  # noqa: E402
 from stratum_litellm.gateway.engine import RouterEngine  # noqa: E402
 from stratum_litellm.signals.shared import SharedState, scripts  # noqa: E402
 
-# The two ends tests/conftest.py routes by: a greeting (fast) and a long, hard question (smart).
-SIMPLE_PROMPT = "hi there! thanks"
-COMPLEX_PROMPT = (
-    "Prove rigorously that for every prime p greater than 3 the number p squared minus one is divisible "
-    "by 24, then analyse step by step why the argument fails for composite numbers, compare it with a "
-    "proof by modular arithmetic, and explain under which additional constraints the statement could be "
-    "generalised to higher powers without assuming anything beyond elementary number theory."
-)
 AUTH = {"Authorization": f"Bearer {MASTER_KEY}"}
 SCRIPT_NAMES = {scripts.CLAIM: "claim", scripts.RECALL: "recall", scripts.TIER: "tier", scripts.OWNERS: "owners",
                 scripts.REMEMBER: "remember", scripts.BUDGET: "budget"}

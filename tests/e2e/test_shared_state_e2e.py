@@ -55,6 +55,14 @@ def shared_up(gw: Gateway) -> float | None:
     return gw.metric("stratum_shared_state_up")
 
 
+async def warm(*gws: Gateway) -> None:
+    """A first request through each (it starts the gateway's tick), then wait until each
+    reads its shared state as up."""
+    for gw in gws:
+        await ask(gw, SIMPLE_PROMPT)
+    wait_until(lambda: all(shared_up(gw) == 1 for gw in gws), timeout=10)
+
+
 async def test_a_tier_held_through_one_gateway_is_held_for_the_other(
         llama_fast: LlamaServer, redis_url: str) -> None:
     settings = {"latency": {"sla_ms": 120_000}, "tiers": {"smart": SMART}}
@@ -62,10 +70,8 @@ async def test_a_tier_held_through_one_gateway_is_held_for_the_other(
         a, b = gateways(llama_fast, smart, redis_url, settings)
         local = Gateway(llama_fast.api_base, smart.api_base, stratum=settings)  # no Redis: its own state
         with a, b, local:
-            await ask(a, SIMPLE_PROMPT)  # the first request starts each gateway's tick
-            await ask(b, SIMPLE_PROMPT)
+            await warm(a, b)
             await ask(local, SIMPLE_PROMPT)
-            wait_until(lambda: shared_up(a) == 1 and shared_up(b) == 1, timeout=10)
             assert local.metric("stratum_shared_state_up") is None  # no Redis: not shown
 
             smart.set_behaviour(ttft_ms=30_000)
@@ -101,9 +107,7 @@ async def test_a_stall_seen_through_one_gateway_holds_the_other_off_with_one_pro
     with StubBackend(name="smart-stub") as smart:
         a, b = gateways(llama_fast, smart, redis_url, settings)
         with a, b:
-            await ask(a, SIMPLE_PROMPT)
-            await ask(b, SIMPLE_PROMPT)
-            wait_until(lambda: shared_up(a) == 1 and shared_up(b) == 1, timeout=10)
+            await warm(a, b)
             smart.set_behaviour(ttft_ms=2500)
             assert await ask(a, COMPLEX_PROMPT, stream=True) == ("smart", "complex")  # 2.5 s to the first token
             await asyncio.sleep(0.5)  # A's next tick publishes the sample
@@ -134,9 +138,7 @@ async def test_turn_two_through_the_other_gateway_stays_on_the_tier_turn_one_rea
     with StubBackend(name="smart-stub") as smart:
         a, b = gateways(llama_fast, smart, redis_url, settings)
         with a, b:
-            await ask(a, SIMPLE_PROMPT)
-            await ask(b, SIMPLE_PROMPT)
-            wait_until(lambda: shared_up(a) == 1 and shared_up(b) == 1, timeout=10)
+            await warm(a, b)
             turn_one = [{"role": "user", "content": "Please check this contract."}]
             assert await ask(a, "", messages=turn_one) == ("smart", "rule:contracts")
             await asyncio.sleep(0.5)  # A's tick publishes the conversation's tier
@@ -158,9 +160,7 @@ async def test_redis_paused_killed_and_restarted_mid_traffic(
     with StubBackend(name="smart-stub") as smart:
         a, b = gateways(llama_fast, smart, redis_url, settings, env=env)
         with a, b:
-            for gw in (a, b):
-                await ask(gw, SIMPLE_PROMPT)
-            wait_until(lambda: shared_up(a) == 1 and shared_up(b) == 1, timeout=10)
+            await warm(a, b)
             stop = asyncio.Event()
             results: list[tuple[str, str] | BaseException] = []
 
