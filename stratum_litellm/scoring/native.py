@@ -17,7 +17,7 @@ __all__ = ["PARTS", "load"]
 
 # Part name -> its C extension in this package. The measurements read the C scan's results
 # in place, so they are off whenever the scan is.
-PARTS: dict[str, str] = {"scan": "_bytescan", "measure": "_measure", "kernel": "_score_kernel"}
+PARTS: dict[str, str] = {"scan": "_bytescan", "measure": "_measure", "kernel": "_score_kernel", "text": "_text"}
 _NEEDS = {"measure": ("scan",)}
 
 

@@ -14,9 +14,12 @@ A prompt becomes a score in four steps, in this order below:
 4. ``_score``: the weighted levels (``Score.parts``, in logit units, so the parts explain
    the value) and the value. ``_score_kernel.c`` does the same in C, where it was built.
 
-Weights and bias live in ``data/weights.json``, produced by ``scripts/fit_scorer.py`` from
-labelled routing data; operators may override any weight. The work is bounded: a view holds
-at most ``MAX_SCANNED_CHARS`` characters whatever the request size.
+Weights and bias come from a profile (:mod:`.profile`): the shipped default, or one the
+operator fitted on their own labels with ``stratum fit``; operators may also override any
+weight. A profile may add a learned part over the words of the last user turn
+(:mod:`.text`), which enters the logit beside the dimensions (``Score.learned``). The work is
+bounded: a view holds at most ``MAX_SCANNED_CHARS`` characters whatever the request size,
+and the learned part reads at most ``text.MAX_TOKENS`` words.
 """
 
 from __future__ import annotations
@@ -29,30 +32,15 @@ from importlib import resources
 from types import MappingProxyType
 from typing import NamedTuple
 
+from .dimensions import DIMENSIONS
 from .measure import FIELDS, Counts, measure
 from .native import load
+from .profile import Profile, builtin
 from .view import RequestView
 
-__all__ = ["DIMENSIONS", "KERNEL", "SEGMENT_WEIGHTS", "Score", "Scorer", "default_weights", "levels", "score_text"]
+__all__ = ["DIMENSIONS", "KERNEL", "SEGMENT_WEIGHTS", "Score", "Scorer", "default_profile", "default_weights", "levels",
+           "score_text"]
 
-DIMENSIONS: tuple[str, ...] = (
-    "length",  # how much there is to read and answer (CJK-aware token estimate)
-    "math",  # equations, math notation and vocabulary
-    "arithmetic",  # a word problem asking for a computed quantity, by its size
-    "code",  # code or programming in any common language
-    "reasoning",  # asks to prove, derive, analyse, compare, justify...
-    "steps",  # several parts: enumerated items, sequences, several questions
-    "entities",  # proper nouns and acronyms
-    "constraints",  # requirements: exactly, at least, must, format...
-    "negation",  # not, except, unless, without...
-    "law",  # specialised domains, where a weak model fails more often
-    "medicine",
-    "physics",  # physics, electrical engineering, astronomy
-    "logic",  # formal logic, proofs, theory of computation, abstract algebra
-    "economics",  # economics, finance, accounting, econometrics
-    "ethics",  # moral judgement
-    "context",  # a long system prompt, many turns, tools, attachments
-)
 
 # How much each text of a request counts, relative to the last user turn.
 SEGMENT_WEIGHTS: Mapping[str, float] = MappingProxyType(
@@ -199,17 +187,20 @@ _KERNEL = _load_kernel()
 KERNEL = "python" if _KERNEL is _score else "c"
 
 
-def _load_weights() -> tuple[float, dict[str, float]]:
-    raw = json.loads(resources.files("stratum_litellm.scoring").joinpath("data/weights.json").read_text(encoding="utf-8"))
-    return float(raw["bias"]), {d: float(raw["weights"][d]) for d in DIMENSIONS}
+_DEFAULT: Profile | None = None
 
 
-_BIAS, _DEFAULT_WEIGHTS = _load_weights()
+def default_profile() -> Profile:
+    """The shipped default profile (read once)."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = builtin("default")
+    return _DEFAULT
 
 
 def default_weights() -> dict[str, float]:
-    """A copy of the shipped weights (logit units per unit of level)."""
-    return dict(_DEFAULT_WEIGHTS)
+    """A copy of the default profile's dimension weights (logit units per unit of level)."""
+    return dict(default_profile().weights)
 
 
 class DimensionValues(Mapping[str, float]):
@@ -244,31 +235,36 @@ _NO_VALUES: Mapping[str, float] = MappingProxyType({})
 class Score(NamedTuple):
     """A score and what made it (immutable).
 
-    ``parts[d]`` is dimension d's contribution in logit units (weight x level), so
-    ``value == sigmoid(bias + sum(parts.values()))``; ``levels[d]`` is its level in [0, 1].
+    ``parts[d]`` is dimension d's contribution in logit units (weight x level) and
+    ``learned`` the learned part's (the profile's words), so
+    ``value == sigmoid(bias + sum(parts.values()) + learned)``; ``levels[d]`` is its level in [0, 1].
     """
 
     value: float  # in [0, 1]
     parts: Mapping[str, float] = _NO_VALUES
     levels: Mapping[str, float] = _NO_VALUES
+    learned: float = 0.0
 
 
 class Scorer:
-    """Scores requests; ``weights`` overrides some dimensions' default weights (numbers
-    the settings have already checked; a name that is not a dimension is refused here, where
-    the dimensions are known)."""
+    """Scores requests with a profile (None: the shipped default); ``weights`` overrides
+    some of its dimension weights (numbers the settings have already checked; a name that
+    is not a dimension is refused here, where the dimensions are known)."""
 
-    __slots__ = ("_bias", "_weights", "_ordered")
+    __slots__ = ("_bias", "_weights", "_ordered", "_profile", "_text")
 
-    def __init__(self, weights: Mapping[str, float] | None = None) -> None:
-        merged = dict(_DEFAULT_WEIGHTS)
+    def __init__(self, weights: Mapping[str, float] | None = None, profile: Profile | None = None) -> None:
+        profile = profile if profile is not None else default_profile()
+        merged = dict(profile.weights)
         for name, value in (weights or {}).items():
             if name not in merged:
                 raise ValueError(f"unknown scoring dimension {name!r}; the dimensions are: {', '.join(DIMENSIONS)}")
             merged[name] = float(value)
         self._weights = merged
         self._ordered = tuple(merged[d] for d in DIMENSIONS)
-        self._bias = _BIAS
+        self._bias = profile.bias
+        self._profile = profile
+        self._text = profile.text
 
     @property
     def weights(self) -> Mapping[str, float]:
@@ -278,13 +274,21 @@ class Scorer:
     def bias(self) -> float:
         return self._bias
 
+    @property
+    def profile(self) -> Profile:
+        return self._profile
+
     def score(self, view: RequestView) -> Score:
         """Score a request view; never raises (an unreadable view scores as an empty one)."""
         try:
-            value, parts, level = _KERNEL(_counts(view), _context(view), self._ordered, self._bias)
+            learned = 0.0
+            if self._text is not None and view.last_user:
+                learned = self._text.contribution(view.last_user)
+            value, parts, level = _KERNEL(_counts(view), _context(view), self._ordered, self._bias + learned)
         except Exception:  # noqa: BLE001 - a router must not fail a request over scoring
+            learned = 0.0
             value, parts, level = _score(Counts(), 0.0, self._ordered, self._bias)
-        return Score(value, DimensionValues(parts), DimensionValues(level))
+        return Score(value, DimensionValues(parts), DimensionValues(level), learned)
 
 
 _DEFAULT_SCORER: Scorer | None = None

@@ -101,12 +101,13 @@ def pip_install(base: Path, python: Path, target: Path, **env: str) -> str:
                env=clean_env(**env))
 
 
-def engines(python: Path) -> tuple[str, str]:
+def engines(python: Path) -> tuple[str, str, str]:
     code = ("from stratum_litellm.scoring.scan import ENGINE\n"
             "from stratum_litellm.scoring.measure import MEASURE_ENGINE\n"
-            "print(ENGINE, MEASURE_ENGINE)")
-    scan, measure = run([python, "-c", code], env=clean_env(), cwd=Path("/")).split()
-    return scan, measure
+            "from stratum_litellm.scoring.text import ENGINE as TEXT_ENGINE\n"
+            "print(ENGINE, MEASURE_ENGINE, TEXT_ENGINE)")
+    scan, measure, text = run([python, "-c", code], env=clean_env(), cwd=Path("/")).split()
+    return scan, measure, text
 
 
 def scores(python: Path, **env: str) -> list[float]:
@@ -130,9 +131,9 @@ def test_the_wheel_installs_with_its_c_parts(dist: dict[str, Path], litellm_only
     pip_install(litellm_only, python, dist["wheel"])
     assert dist["wheel"].name.endswith(".whl") and "-py3-none-any" not in dist["wheel"].name, \
         "a wheel with C parts is platform-specific"
-    assert engines(python) == ("c", "c")
+    assert engines(python) == ("c", "c", "c")
     native = [f for f in installed_files(python) if f.endswith(".so")]
-    assert len(native) == 3, native
+    assert len(native) == 4, native  # scan, measurements, score kernel, learned text part
     # The pure-Python path of the same install gives the same scores.
     assert scores(python) == scores(python, STRATUM_PURE_PYTHON="1")
 
@@ -142,13 +143,13 @@ def test_the_sdist_installs_with_and_without_a_c_compiler_and_scores_the_same(
 ) -> None:
     with_cc = fresh_venv(tmp_path / "with-cc", litellm_only)
     pip_install(litellm_only, with_cc, dist["sdist"])
-    assert engines(with_cc) == ("c", "c")
+    assert engines(with_cc) == ("c", "c", "c")
 
     # No compiler at all: CC and CXX fail, setup.py's optional extensions are skipped.
     without_cc = fresh_venv(tmp_path / "without-cc", litellm_only)
     log = pip_install(litellm_only, without_cc, dist["sdist"], CC="false", CXX="false")
     assert "Successfully installed" in log
-    assert engines(without_cc) == ("python", "python")
+    assert engines(without_cc) == ("python", "python", "python")
     assert not [f for f in installed_files(without_cc) if f.endswith(".so")]
     assert scores(without_cc) == scores(with_cc)
 

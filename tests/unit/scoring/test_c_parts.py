@@ -140,7 +140,8 @@ def compile_c_part(gcc: str, name: str, out: Path, *flags: str) -> subprocess.Co
 def test_c_engine_is_memory_safe_under_address_sanitizer(tmp_path: Path) -> None:
     # The engine runs in the gateway's request path: an out-of-bounds read there would not
     # fail a comparison, it would crash or leak memory contents. Build it with ASan and UBSan
-    # and run it on thousands of random specs and texts (tests/support/asan_scan.py).
+    # and run it on thousands of random specs and texts (tests/support/asan_scan.py); the
+    # learned part's features (_text) too, on random texts and weight tables.
     gcc = gcc_or_skip()
     runtimes = []
     for lib in ("libasan.so", "libubsan.so"):
@@ -149,7 +150,8 @@ def test_c_engine_is_memory_safe_under_address_sanitizer(tmp_path: Path) -> None
             pytest.skip(f"gcc has no {lib}")
         runtimes.append(path)
     built = {}
-    for name in ("_bytescan", "_measure"):  # the measurements read the scan's results in place
+    # (the measurements read the scan's results in place; the features stand alone)
+    for name in ("_bytescan", "_measure", "_text"):
         built[name] = tmp_path / f"{name}_asan.so"
         build = compile_c_part(gcc, name, built[name], "-g", "-O1", "-fsanitize=address,undefined",
                                "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer")
@@ -159,7 +161,7 @@ def test_c_engine_is_memory_safe_under_address_sanitizer(tmp_path: Path) -> None
            "PYTHONMALLOC": "malloc",
            "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1"}
     run = subprocess.run([sys.executable, str(ROOT / "tests" / "support" / "asan_scan.py"), str(built["_bytescan"]),
-                          str(built["_measure"]), "600"],
+                          str(built["_measure"]), "600", str(built["_text"])],
                          capture_output=True, text=True, env=env, timeout=600)
     assert run.returncode == 0 and run.stdout.strip() == "clean", run.stderr[-4000:]
 

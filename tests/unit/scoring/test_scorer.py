@@ -66,7 +66,7 @@ def test_the_package_exports_the_scorer_the_score_and_the_dimensions() -> None:
 def test_parts_explain_the_value() -> None:
     s = score(HARD_PROSE)
     assert tuple(s.parts) == DIMENSIONS and tuple(s.levels) == DIMENSIONS
-    z = Scorer().bias + sum(s.parts.values())
+    z = Scorer().bias + sum(s.parts.values()) + s.learned  # the learned part: the profile's words
     assert s.value == pytest.approx(1 / (1 + math.exp(-z)))
     for d in DIMENSIONS:
         assert 0.0 <= s.levels[d] <= 1.0
