@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .learning.settings import LearningSettings
+
 #: A tier's name: the operator's key under ``tiers`` (``fast`` and ``smart`` by default).
 Tier = str
 #: The tier names of the default two-tier ladder, cheapest first.
@@ -209,6 +211,9 @@ class ComplexitySettings(_Strict):
     threshold: float = Field(default=0.65, ge=0.0, le=1.0)
     #: Per-dimension weight overrides for the scorer, e.g. ``{code: 1.2}``.
     weights: dict[str, float] = Field(default_factory=dict)
+    #: The scoring profile: ``default`` (shipped), ``handmade`` (the dimensions alone), or a
+    #: file written by ``stratum fit --out`` (relative to this settings file's folder).
+    profile: str | None = Field(default=None, min_length=1)
 
     @field_validator("weights")
     @classmethod
@@ -394,6 +399,8 @@ class StratumSettings(_Strict):
     fairness: FairnessSettings = Field(default_factory=FairnessSettings)
     python_rules: list[PythonRuleSettings] = Field(default_factory=list)
     shared_state: SharedStateSettings = Field(default_factory=SharedStateSettings)
+    #: Labels from the deployment (judged samples, Open WebUI's ratings) and their store.
+    learning: LearningSettings = Field(default_factory=LearningSettings)
     #: Add x-stratum-tier / -reason / -score headers to routed responses.
     response_headers: bool = True
     #: "shadow": decide and report every request, but leave its model as the client asked
@@ -411,6 +418,7 @@ class StratumSettings(_Strict):
                 raise ValueError(f"rules.{index}.route: {rule.route!r} is not a tier (tiers: {', '.join(self.tiers)})")
         if self.fallback_tier is not None and self.fallback_tier not in self.tiers:
             raise ValueError(f"fallback_tier: {self.fallback_tier!r} is not a tier (tiers: {', '.join(self.tiers)})")
+        _check_judged(self)
         return self
 
     def model_group(self, tier: Tier) -> str:
@@ -460,6 +468,42 @@ class Ladder:
         while index and score < entry[index]:
             index -= 1
         return local[index]
+
+
+def _check_judged(settings: StratumSettings) -> None:
+    """The judged samples' tiers exist, and the weak one is below the strong one."""
+    judged = settings.learning.judged
+    local = [t for t, s in settings.tiers.items() if not s.overflow]
+    for key in ("weak_tier", "strong_tier"):
+        tier = getattr(judged, key)
+        if tier is not None and tier not in settings.tiers:
+            raise ValueError(f"learning.judged.{key}: {tier!r} is not a tier (tiers: {', '.join(settings.tiers)})")
+    for key in ("weak_tier", "strong_tier"):
+        tier = getattr(judged, key)
+        if tier is not None and settings.tiers[tier].overflow:
+            raise ValueError(f"learning.judged.{key}: {tier!r} is the overflow tier; samples compare local tiers")
+    weak, strong = judged_pair(settings)
+    if local.index(weak) >= local.index(strong):
+        raise ValueError(f"learning.judged.weak_tier: {weak!r} must be below strong_tier {strong!r} on the ladder")
+
+
+def judged_pair(settings: StratumSettings) -> tuple[Tier, Tier]:
+    """The tier whose answers are judged and the one they are judged against."""
+    judged = settings.learning.judged
+    local = [t for t, s in settings.tiers.items() if not s.overflow]
+    return judged.weak_tier or local[0], judged.strong_tier or local[1]
+
+
+def judge_of(settings: StratumSettings) -> tuple[Tier | None, str]:
+    """Who judges: (its tier, its model group), the tier None for a model group outside the
+    ladder. The top local tier unless ``learning.judged.judge`` names another."""
+    named = settings.learning.judged.judge
+    if named is None:
+        named = [t for t, s in settings.tiers.items() if not s.overflow][-1]
+    if named in settings.tiers:
+        return named, settings.model_group(named)
+    tier = settings.tier_of_group(named)
+    return tier, named
 
 
 def _entry_scores(settings: StratumSettings, local: tuple[Tier, ...]) -> tuple[float, ...]:

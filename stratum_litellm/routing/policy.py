@@ -25,10 +25,12 @@ A request that names a tier's model group directly is ``forced`` and passes unto
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Mapping
 
 from ..config import Ladder, RulePosition, SettingsError, StratumSettings, Tier
-from ..scoring import Scorer
+from ..scoring import Score, Scorer
+from ..scoring.profile import ProfileError, load_profile, settings_folder
 from ..scoring.view import RequestView
 from ..signals.snapshot import SignalSnapshot
 from ..signals.status import Status
@@ -53,8 +55,13 @@ class Policy:
 
     def __init__(self, settings: StratumSettings, scorer: Scorer | None = None, source: str = "settings") -> None:
         self.settings = settings
+        if scorer is None:
+            try:
+                profile = load_profile(settings.complexity.profile, settings_folder(source))
+            except ProfileError as exc:
+                raise SettingsError(f"invalid stratum settings in {source}:\n  complexity.profile: {exc}") from None
         try:
-            self.scorer = scorer or Scorer(settings.complexity.weights or None)
+            self.scorer = scorer or Scorer(settings.complexity.weights or None, profile)
         except ValueError as exc:  # the settings cannot know the dimensions; the scorer does
             raise SettingsError(f"invalid stratum settings in {source}:\n  complexity.weights: {exc}") from None
         self.ladder: Ladder = settings.ladder()
@@ -164,6 +171,28 @@ class Policy:
                                     held.rule, wanted)
             passed_over[tier] = label(_reason(verdict), verdict.rule)
         return self._finish(ladder.floor, held_reason, value, evidence, inp, False, held.rule, wanted)
+
+    def room(self, tier: Tier, signals: SignalSnapshot, keep_free: int = 0, now: float | None = None) -> str | None:
+        """Whether ``tier`` can take one more request the router sends itself (a judged
+        sample), with ``keep_free`` places left for users: None if so, else why not (the
+        reason of the capacity check that blocks; ``latency_sla`` while over its SLA). A
+        check whose signal is unknown abstains, as it does for users' requests."""
+        rung = signals[tier]
+        if keep_free:
+            latency = replace(rung.latency, in_flight=rung.latency.in_flight + keep_free)
+            signals = replace(signals, tiers={**signals.tiers, tier: replace(rung, latency=latency)})
+        inp = RuleInput(view=RequestView(), meta=RequestMeta(), score=Score(0.0), signals=signals)
+        ctx = Context(self.settings, signals, signals.taken_at if now is None else now, inp, {})
+        ctx.at(tier, self.ladder.rank[tier], self._keys[tier])
+        for check in OVERFLOW_CHECKS if tier == self.ladder.overflow else CHECKS:
+            if check.name == "user_share":
+                continue
+            verdict = check.run(ctx)
+            if verdict is not None and verdict.kind == "block":
+                return label(_reason(verdict), verdict.rule)
+            if verdict is not None and verdict.kind == "probe":
+                return str(Reason.LATENCY_SLA)
+        return None
 
     def fallback(self, error: BaseException | str) -> Decision:
         """The decision when the router itself fails: the tier the request would get

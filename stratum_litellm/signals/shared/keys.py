@@ -44,3 +44,9 @@ class Keys:
 
     def budget_hour(self, hour: int) -> str:
         return f"{self.base}:budget:hour:{hour}"
+
+    def samples_hour(self, hour: int) -> str:
+        return f"{self.base}:samples:hour:{hour}"
+
+    def samples_day(self, day: int) -> str:
+        return f"{self.base}:samples:day:{day}"

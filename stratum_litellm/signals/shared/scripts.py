@@ -161,3 +161,17 @@ for n = 3, #KEYS do
 end
 return {tostring(sums[1]), tostring(sums[2]), tostring(sums[3]), tostring(sums[4])}
 """
+
+#: Take one judged sample from the hour's and the day's budget, if both have some left.
+#: KEYS: the hour's count, the day's count. ARGV: per hour, per day, the hour key's life
+#: ms, the day key's life ms. Returns 1 taken, 0 spent.
+SAMPLES = """
+local hour = tonumber(redis.call('GET', KEYS[1]) or '0')
+local day = tonumber(redis.call('GET', KEYS[2]) or '0')
+if hour >= tonumber(ARGV[1]) or day >= tonumber(ARGV[2]) then return 0 end
+redis.call('INCR', KEYS[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('INCR', KEYS[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+return 1
+"""

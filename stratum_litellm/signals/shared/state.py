@@ -195,6 +195,21 @@ class SharedState:
         tier = value.split("|", 1)[1]
         return tier if tier in self.settings.tiers else None
 
+    async def take_samples(self, per_hour: int, per_day: int, budget_s: float) -> bool | None:
+        """Take one judged sample from this clock hour's and day's budget, counted across
+        every process: True taken, False spent, None unknown (Redis down or late)."""
+        if not self.up:
+            return None
+        hour = int(self._wall() // 3600)
+        keys = [self.keys.samples_hour(hour), self.keys.samples_day(hour // 24)]
+        try:
+            reply = await self._run("samples", keys, [per_hour, per_day, 2 * 3_600_000, 2 * 86_400_000], budget_s)
+        except Exception as exc:
+            if self._report is not None:
+                self._report("samples", exc)
+            return None
+        return bool(int(reply))
+
     def holds(self, call_id: str) -> bool:
         return call_id in self._leases
 
@@ -421,7 +436,7 @@ class SharedState:
 
 
 _SOURCES = {"claim": scripts.CLAIM, "tier": scripts.TIER, "owners": scripts.OWNERS, "remember": scripts.REMEMBER,
-            "recall": scripts.RECALL, "budget": scripts.BUDGET}
+            "recall": scripts.RECALL, "budget": scripts.BUDGET, "samples": scripts.SAMPLES}
 
 
 def _by_owner(ended: list[_Lease], held: list[_Lease]) -> dict[str, tuple[list[str], list[str]]]:
