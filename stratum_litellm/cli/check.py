@@ -9,7 +9,8 @@ from typing import Any
 
 import yaml
 
-from ..config import SECTION_PATH, SettingsError, StratumSettings, load_settings
+from ..config import SECTION_PATH, SettingsError, StratumSettings, judge_of, load_settings
+from ..learning.store import store_path
 from ..model_list import fill_backends, model_list_of
 from ..routing.policy import Policy
 from ..signals.shared import redis_source, shares_state
@@ -37,6 +38,15 @@ def run(args: argparse.Namespace) -> int:
     _, notes = fill_backends(settings, models)
     for tier, note in notes.items():
         print(f"  {tier} backend signals: {note}")
+    learning = settings.learning
+    if learning.active:
+        tier, group = judge_of(settings)
+        judged = (f"judged samples: {learning.judged.share:.1%} of routed requests, at most {learning.judged.per_hour}"
+                  f"/hour and {learning.judged.per_day}/day, judged by {group}" if learning.judged.enabled
+                  else "judged samples: off")
+        feedback = "decisions kept for Open WebUI's ratings" if learning.feedback.enabled else "no decisions kept"
+        print(f"  learning: {judged}; {feedback}; labels in {store_path(settings, args.file)}")
+    print(f"  profile: {policy.scorer.profile.name} ({policy.scorer.profile.source})")
     if shared:
         print(f"  shared state: in the gateway's Redis ({redis})")
     else:
@@ -62,3 +72,8 @@ def _groups_are_served(settings: StratumSettings, models: list[Any] | None, file
             raise SettingsError(f"invalid stratum settings in {file}:\n  {where}.tiers.{tier}.model_group: "
                                 f"{tier_settings.model_group!r} is not a model_name in model_list "
                                 f"(model_list has: {', '.join(sorted(str(n) for n in served))})")
+    _, judge = judge_of(settings)
+    if settings.learning.judged.enabled and judge not in served:
+        raise SettingsError(f"invalid stratum settings in {file}:\n  {where}.learning.judged.judge: {judge!r} is "
+                            f"neither a tier nor a model_name in model_list "
+                            f"(model_list has: {', '.join(sorted(str(n) for n in served))})")

@@ -12,12 +12,12 @@ from ..routing.policy import Policy
 from ..scoring.view import RequestView
 from ..signals.gpu import GpuMonitor
 from ..signals.snapshot import Signals, SignalSnapshot
-from .inputs import EXIT_OK, decide, settings_for
+from .inputs import EXIT_OK, decide, policy_for, settings_for
 
 
 def run(args: argparse.Namespace) -> int:
     settings, source = settings_for(args.config)
-    policy = Policy(settings)
+    policy = policy_for(settings, source, args.profile)
     monitor = None
     if settings.gpu.enabled:
         # One synchronous NVML poll, so the explanation shows the GPU as it is now.
@@ -29,13 +29,24 @@ def run(args: argparse.Namespace) -> int:
     view = RequestView.from_prompt(args.prompt)
     score = policy.scorer.score(view)
     decision = decide(policy, view, snapshot)
+    profile = policy.scorer.profile
+    words = profile.text.top(view.last_user) if profile.text is not None else []
     if args.json:
-        print(json.dumps(explanation(settings, source, score.parts, decision, snapshot), indent=2, default=str))
+        shown = explanation(settings, source, score.parts, decision, snapshot)
+        shown["profile"] = {"name": profile.name, "source": profile.source, "fitted": profile.fitted_at,
+                            "labels": profile.labels}
+        shown["learned"] = {"part": score.learned, "words": dict(words)}
+        print(json.dumps(shown, indent=2, default=str))
         return EXIT_OK
     print(f"settings: {source}")
+    fitted = f"fitted {profile.fitted_at} on {profile.labels} labels" if profile.fitted_at else "not fitted on labels"
+    print(f"profile: {profile.name} ({profile.source}; {fitted})")
     print(f"score {score.value:.4f} (threshold {settings.complexity.threshold})")
-    for name, part in sorted(score.parts.items(), key=lambda kv: -abs(kv[1])):
+    rows = sorted([*score.parts.items(), ("learned", score.learned)], key=lambda kv: -abs(kv[1]))
+    for name, part in rows:
         print(f"  {name:<14} {part:+.4f}")
+    if words:
+        print("  learned part, its weightiest words: " + ", ".join(f"{w!r} {v:+.3f}" for w, v in words))
     print(f"decision: {decision.tier} ({decision.model_group}) because {decision.label}")
     rungs = policy.ladder
     print("ladder: " + " < ".join(f"{t} (from {e})" for t, e in zip(rungs.local, rungs.entry))

@@ -26,6 +26,15 @@ def settings_for(config: str | None) -> tuple[StratumSettings, str]:
     return resolve_settings()
 
 
+def policy_for(settings: StratumSettings, source: str, profile: str | None = None) -> Policy:
+    """The policy of these settings, with ``--profile`` in place of ``complexity.profile``
+    when given (read from the working directory)."""
+    if profile is not None:
+        settings = settings.model_copy(update={"complexity": settings.complexity.model_copy(update={"profile": str(
+            Path(profile).resolve()) if profile not in ("default", "handmade") else profile})})
+    return Policy(settings, source=source)
+
+
 def offline_snapshot(settings: StratumSettings) -> SignalSnapshot:
     # Scoring offline reads no live signal: every capacity rule abstains.
     return Signals(settings).snapshot()

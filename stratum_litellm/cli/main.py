@@ -7,7 +7,7 @@ import sys
 from typing import Sequence
 
 from ..config import SettingsError
-from . import calibrate, check, explain, score
+from . import calibrate, check, explain, fit, labels, score
 from .inputs import EXIT_BAD_CONFIG, EXIT_OK
 
 
@@ -19,12 +19,15 @@ def build_parser() -> argparse.ArgumentParser:
     scoring.add_argument("prompt", nargs="?")
     scoring.add_argument("--jsonl", action="store_true", help="read {id, prompt|messages} lines on stdin")
     scoring.add_argument("--config", help="settings file (default: $STRATUM_CONFIG or ./litellm_config.yaml)")
+    scoring.add_argument("--profile", help="score with this profile (a file, default or handmade) instead of the "
+                                           "settings' complexity.profile")
     scoring.set_defaults(run=score.run)
 
     explaining = sub.add_parser("explain", help="show each dimension, the decision and the signals it read")
     explaining.add_argument("prompt")
     explaining.add_argument("--config")
     explaining.add_argument("--json", action="store_true")
+    explaining.add_argument("--profile", help="explain with this profile instead of the settings' complexity.profile")
     explaining.set_defaults(run=explain.run)
 
     cal = sub.add_parser("calibrate", help="the threshold that sends a target share of requests to the smart tier")
@@ -38,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     checking = sub.add_parser("check", help="validate a config file without starting anything")
     checking.add_argument("file")
     checking.set_defaults(run=check.run)
+
+    fit.add_parser(sub)
+    labels.add_parser(sub)
     return parser
 
 

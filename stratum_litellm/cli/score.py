@@ -11,7 +11,8 @@ from typing import Any, Iterable, TextIO
 from ..routing.policy import Policy
 from ..scoring.view import RequestView
 from ..signals.snapshot import SignalSnapshot
-from .inputs import EXIT_BAD_CONFIG, EXIT_FAILED, EXIT_OK, decide, offline_snapshot, settings_for, view_of
+from .inputs import (EXIT_BAD_CONFIG, EXIT_FAILED, EXIT_OK, decide, offline_snapshot, policy_for, settings_for,
+                     view_of)
 
 
 def score_jsonl(lines: Iterable[str], out: TextIO, policy: Policy, snapshot: SignalSnapshot) -> int:
@@ -39,8 +40,8 @@ def score_jsonl(lines: Iterable[str], out: TextIO, policy: Policy, snapshot: Sig
 
 
 def run(args: argparse.Namespace) -> int:
-    settings, _ = settings_for(args.config)
-    policy = Policy(settings)
+    settings, source = settings_for(args.config)
+    policy = policy_for(settings, source, args.profile)
     snapshot = offline_snapshot(settings)
     if args.jsonl:
         return score_jsonl(sys.stdin, sys.stdout, policy, snapshot)

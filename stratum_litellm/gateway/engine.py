@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, Callable, Mapping, MutableMapping, Sequence
@@ -20,11 +21,14 @@ from ..routing.affinity import AffinityStore, continues, conversation_key
 from ..routing.decision import Decision, Reason
 from ..routing.policy import Policy
 from ..routing.rules import RequestMeta, owner
+from ..scoring.profile import resolve, settings_folder
 from ..scoring.view import RequestView
 from ..routing.checks import in_flight_limit
 from ..signals.shared import Claim, Claimed, Connect, SharedState
 from ..signals.snapshot import SignalSnapshot, Signals
 from . import metrics
+from ..learning.sampler import is_sample
+from .learning import LearningLoop
 from .outcome import Outcome, outcome
 from .reload import ConfigWatcher
 from .stats import RouterStats
@@ -52,6 +56,9 @@ class RouterEngine:
         self._logged_errors: set[str] = set()
         self.error_count = 0
         self._watcher: ConfigWatcher | None = None
+        #: Judged samples and decisions kept for users' ratings (``learning``).
+        self.learning = LearningLoop(self)
+        self.learning.configure(settings)
 
     @classmethod
     def polling(cls, settings: StratumSettings, source: str, model_list: Sequence[Any] | None = None,
@@ -84,6 +91,7 @@ class RouterEngine:
         nothing) when they cannot be built, e.g. a python rule that does not import."""
         settings, _ = fill_backends(settings, self.model_list)
         policy = Policy(settings, source=self.source)  # may raise: nothing changed yet
+        self.learning.configure(settings)  # may raise (a store that cannot be opened): nothing changed yet
         self.signals.reconfigure(settings)  # all or nothing
         if self.signals.shared is not None:
             self.signals.shared.configure(settings)
@@ -119,14 +127,20 @@ class RouterEngine:
         def refused(message: str) -> None:
             metrics.CONFIG_RELOADS.labels("error").inc()
 
-        self._watcher = ConfigWatcher(path, accepted, refused, reload.interval_s)
+        self._watcher = ConfigWatcher(path, accepted, refused, reload.interval_s, also=self._profile_files)
         self._watcher.start()
+
+    def _profile_files(self) -> list[Path]:
+        """The scoring profile's file, when the settings in force name one (not a builtin)."""
+        where = resolve(self.settings.complexity.profile, settings_folder(self.source))
+        return [] if where.startswith("builtin:") else [Path(where)]
 
     def close(self) -> None:
         if self._watcher is not None:
             self._watcher.stop()
             self._watcher = None
         metrics.withdraw(self)
+        self.learning.close()
         self.signals.close()
 
     def stats(self) -> RouterStats:
@@ -148,6 +162,10 @@ class RouterEngine:
             latency={tier: replace(signals.latency, in_flight=local.in_flight(tier))
                      for tier, signals in snapshot.tiers.items()},
             shared_up=None if shared is None else shared.up,
+            profile=getattr(self.policy.scorer, "profile", None),  # a test's fixed scorer has none
+            learning_active=settings.learning.active,
+            samples_in_progress=self.learning.in_progress,
+            agreement=self.learning.agreement,
             gpus=gpus,
             backends=backends,  # type: ignore[arg-type]
             budgets=budgets,  # type: ignore[arg-type]
@@ -294,6 +312,8 @@ class RouterEngine:
                 budget.charge_request()  # forced ones too: it is the same money
                 if shared is not None:
                     shared.charge(requests=1)
+            if settings.learning.active:
+                self.learning.note(plan.call_id, data, plan.meta, plan.view, decision, policy)
         except Exception as exc:
             if plan.requested == settings.routed_model:
                 self.fail_open(data, exc, "apply")
@@ -314,15 +334,22 @@ class RouterEngine:
 
     # -- outcomes (the gateway's success / failure callbacks) ---------------------------
 
-    def observe(self, kwargs: Mapping[str, Any], start_time: Any, end_time: Any, ok: bool) -> Tier | None:
-        """Feed one finished call back into the tier that served it. Never raises."""
+    def observe(self, kwargs: Mapping[str, Any], start_time: Any, end_time: Any, ok: bool,
+                answer: str | None = None) -> Tier | None:
+        """Feed one finished call back into the tier that served it (``answer``: its text,
+        for a judged sample). Never raises."""
         try:
+            params = kwargs.get("litellm_params")
+            if is_sample(params.get("metadata") if isinstance(params, Mapping) else None):
+                return None  # a judged sample's own call: the sampler counts it
             tier = self._served_tier(kwargs)
             call_id = kwargs.get("litellm_call_id")
             call_id = call_id if isinstance(call_id, str) else None
             total_ms = _elapsed_ms(start_time, end_time)
             latency = self.signals.latency
             result = outcome(kwargs, ok)
+            if result is not Outcome.SERVED:
+                self.learning.forget(call_id)
             if result is Outcome.NOT_THE_TIER:
                 latency.release(call_id)
             elif result is Outcome.TIER_FAILED:
@@ -343,6 +370,8 @@ class RouterEngine:
                     budget.charge_spend(cost)
                     if self.signals.shared is not None and cost > 0:
                         self.signals.shared.charge(spend_usd=cost)
+                if result is Outcome.SERVED:
+                    self.learning.answered(call_id, tier, answer)
             return tier
         except Exception as exc:
             self.record_error("observe", exc)

@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import threading
 import weakref
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Iterator
 
 from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from ..config import StratumSettings
+from ..config import StratumSettings, judged_pair
+from ..learning.labels import SOURCES
+from ..learning.sampler import OUTCOMES
 from ..routing.decision import Reason
 from ..signals.status import Status
 from .multiprocess import GaugeMirror, multiprocess_dir
@@ -53,8 +56,20 @@ SHARED_WAIT_SECONDS = Histogram(
     "Time a request waited on Redis (claims, conversation look-ups), within shared_state.budget_ms",
     buckets=(1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1),
 )
+SAMPLES = Counter("stratum_samples", "Judged samples by how they ended: labelled, dropped before any call (why), "
+                  "or failed after one (why)", ["outcome"])
+JUDGE_VERDICTS = Counter("stratum_judge_verdicts", "Judges' verdicts (needs_strong, first_enough), by the tier that "
+                         "served the request", ["tier", "verdict"])
+JUDGE_DISAGREEMENTS = Counter("stratum_judge_disagreements", "Verdicts against the router's decision: the first "
+                              "tier served and the stronger one was needed, or the stronger served and the first "
+                              "was enough", ["tier"])
+LEARNING_CALLS = Counter("stratum_learning_calls", "Calls made by judged samples, by kind (answer, judge)", ["kind"])
+LEARNING_COST = Counter("stratum_learning_cost_usd", "LiteLLM's cost of the judged samples' calls, by kind", ["kind"])
+LABEL_DROPS = Counter("stratum_label_writes_dropped", "Labels and decisions the label store's writer dropped, by "
+                      "reason (store_busy: its queue was full; store_error: the write failed)", ["reason"])
+FEEDBACK_DECISIONS = Counter("stratum_feedback_decisions", "Decisions recorded for Open WebUI's ratings")
 #: The operations of the shared state (the ``op`` label of ``SHARED_ERRORS``).
-SHARED_OPS = ("connect", "sync", "claim", "recall")
+SHARED_OPS = ("connect", "sync", "claim", "recall", "samples")
 #: Where the router records an internal error (the ``where`` label of ``ERRORS``).
 ERROR_PLACES = ("pre_call_hook", "response_headers", "decide", "apply", "observe", "warm_up",
                 "metrics")
@@ -67,6 +82,13 @@ for _where in ERROR_PLACES:
     ERRORS.labels(_where)
 for _op in SHARED_OPS:
     SHARED_ERRORS.labels(_op)
+for _outcome in OUTCOMES:
+    SAMPLES.labels(_outcome)
+for _kind in ("answer", "judge"):
+    LEARNING_CALLS.labels(_kind)
+    LEARNING_COST.labels(_kind)
+for _reason in ("store_busy", "store_error"):
+    LABEL_DROPS.labels(_reason)
 
 
 def start_at_zero(settings: StratumSettings) -> None:
@@ -76,6 +98,11 @@ def start_at_zero(settings: StratumSettings) -> None:
         for reason in Reason:
             for counter in counters:
                 counter.labels(tier, str(reason))
+    if settings.learning.judged.enabled:
+        for tier in judged_pair(settings):
+            JUDGE_DISAGREEMENTS.labels(tier)
+            for verdict in ("needs_strong", "first_enough"):
+                JUDGE_VERDICTS.labels(tier, verdict)
 
 
 class EngineCollector(Collector):
@@ -167,10 +194,51 @@ def gauges(stats: RouterStats) -> Iterator[GaugeMetricFamily]:
             if value is not None:
                 budget.add_metric([tier, limit], value)
     yield budget
+    yield from _learning(stats)
     if stats.shared_up is not None:
         yield GaugeMetricFamily("stratum_shared_state_up",
                                 "1 while the state shared with the gateway's other processes (Redis) is fresh",
                                 value=1 if stats.shared_up else 0)
+
+
+def _learning(stats: RouterStats) -> Iterator[GaugeMetricFamily]:
+    """The profile in use, how it agrees with the newest labels, and the store's labels."""
+    profile = stats.profile
+    if profile is not None:
+        info = GaugeMetricFamily("stratum_profile_info", "The scoring profile in use (1), named, and when it was "
+                                 "fitted", labels=["profile", "fitted"])
+        info.add_metric([profile.name, profile.fitted_at or "never"], 1)
+        yield info
+        yield GaugeMetricFamily("stratum_profile_labels", "Labels the profile in use was fitted on",
+                                value=profile.labels)
+        fitted = _timestamp(profile.fitted_at)
+        if fitted is not None:
+            yield GaugeMetricFamily("stratum_profile_fitted_timestamp_seconds", "When the profile in use was fitted",
+                                    value=fitted)
+    if stats.learning_active:
+        yield GaugeMetricFamily("stratum_samples_in_progress", "Judged samples in progress", value=stats.samples_in_progress)
+    agreement = stats.agreement
+    if agreement is None:
+        return
+    yield GaugeMetricFamily("stratum_profile_agreement_labels", "The newest labels the profile in use is measured on",
+                            value=agreement.labels)
+    if agreement.auroc is not None:
+        yield GaugeMetricFamily("stratum_profile_agreement_auroc", "AUROC of the profile in use on the newest labels "
+                                "(0.5: no better than chance)", value=agreement.auroc)
+    counts = GaugeMetricFamily("stratum_labels", "Labels in the store, by source and verdict", labels=["source", "verdict"])
+    for source in SOURCES:
+        for verdict in ("needs_strong", "first_enough"):
+            counts.add_metric([source, verdict], agreement.counts.get((source, verdict), 0))
+    yield counts
+
+
+def _timestamp(at: str | None) -> float | None:
+    if at is None:
+        return None
+    try:
+        return datetime.strptime(at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+    except ValueError:
+        return None
 
 
 _collector: EngineCollector | None = None

@@ -36,6 +36,8 @@ MODES: dict[str, Mode] = {
     "stratum_shared_state_up": "livemin",  # down as soon as one worker cannot reach it
     "stratum_budget_left": "livemin",  # the worker that has spent most is the one that knows
     "stratum_tier_latency_ema_seconds": "livemax",  # the slowest worker's view, as an SLA check wants
+    "stratum_samples_in_progress": "livesum",
+    "stratum_labels": "livemax",  # every worker reads the same store; the freshest count is the highest
 }
 DEFAULT_MODE: Mode = "livemostrecent"
 REFRESH_S = 1.0

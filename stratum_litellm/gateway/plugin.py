@@ -30,6 +30,7 @@ from litellm.router import Router
 from litellm.types.router import PreRoutingHookResponse
 
 from ..config import StratumSettings, load_settings, resolve_settings
+from ..learning.sampler import Reply, is_sample
 from ..model_list import model_list_of
 from ..signals.shared import Register, redis_source, shares_state
 from ..routing.rules import RequestMeta
@@ -117,10 +118,43 @@ def engine_from_gateway() -> RouterEngine:
     redis = shares_state(settings, source, redis_source(document, os.environ), _workers(), "the gateway config")
     engine = RouterEngine.polling(settings, source, _gateway_model_list(document),
                                   shared=_gateway_redis if redis else None)
+    engine.learning.attach(_proxy_complete)
     metrics.publish(engine)  # its gauges on the gateway's /metrics
     if os.path.isfile(source):
         engine.watch(source)
     return engine
+
+
+async def _proxy_complete(group: str, messages: list[Any], metadata: dict[str, Any], params: dict[str, Any]) -> Reply:
+    """One call to a model group through the gateway's own router, for a judged sample:
+    no proxy hook runs (the router is not re-entered), no retry, no fallback."""
+    proxy = sys.modules.get("litellm.proxy.proxy_server")
+    router = getattr(proxy, "llm_router", None)
+    if router is None:
+        raise RuntimeError("the gateway's router is not up yet")
+    return _reply(await router.acompletion(model=group, messages=messages, metadata=metadata, stream=False,
+                                           num_retries=0, fallbacks=[], disable_fallbacks=True, **params))
+
+
+def _reply(response: Any) -> Reply:
+    hidden = getattr(response, "_hidden_params", None) or {}
+    headers = hidden.get("additional_headers") or {}
+    cost = hidden.get("response_cost")
+    group = headers.get("x-litellm-model-group")
+    return Reply(_answer(response) or "", float(cost) if isinstance(cost, (int, float)) else 0.0,
+                 group if isinstance(group, str) else None)
+
+
+def _answer(response: Any) -> str | None:
+    """The text of a chat completion's answer (None: not one, or a tool call)."""
+    try:
+        message = response.choices[0].message
+    except (AttributeError, IndexError, TypeError):
+        return None
+    if getattr(message, "tool_calls", None) or getattr(message, "function_call", None):
+        return None
+    content = getattr(message, "content", None)
+    return content if isinstance(content, str) else None
 
 
 def _workers() -> int:
@@ -185,7 +219,7 @@ class StratumProxyHandler(CustomLogger):
         return data
 
     async def async_log_success_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
-        self.engine.observe(kwargs, start_time, end_time, ok=True)
+        self.engine.observe(kwargs, start_time, end_time, ok=True, answer=_answer(response_obj))
 
     async def async_log_failure_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
         self.engine.observe(kwargs, start_time, end_time, ok=False)
@@ -240,6 +274,7 @@ class StratumRouter(Router):
         shared = shares_state(settings, source, redis, 1, "the Router (redis_host / redis_url)")
         self.stratum = RouterEngine.polling(settings, source, model_list if isinstance(model_list, list) else None,
                                             shared=connect if shared else None)
+        self.stratum.learning.attach(self._complete)
         self.stratum.signals.start()
         metrics.publish(self.stratum)  # gauges on prometheus-client's default registry, as in the gateway
         if os.path.isfile(source):
@@ -256,7 +291,8 @@ class StratumRouter(Router):
         specific_deployment: bool | None = False,
     ) -> PreRoutingHookResponse | None:
         settings = self.stratum.settings
-        if model != settings.routed_model and settings.tier_of_group(model) is None:
+        if (model != settings.routed_model and settings.tier_of_group(model) is None) \
+                or is_sample(request_kwargs.get("metadata")):
             return await super().async_pre_routing_hook(model, request_kwargs, messages, input, specific_deployment)
         # The SDK call id is made later; pick it now so the callbacks can close the loop.
         call_id = request_kwargs.setdefault("litellm_call_id", str(uuid.uuid4()))
@@ -275,6 +311,12 @@ class StratumRouter(Router):
             return None
         request_kwargs["metadata"] = data["metadata"]
         return PreRoutingHookResponse(model=data["model"], messages=messages)  # kept as asked in shadow
+
+    async def _complete(self, group: str, messages: list[Any], metadata: dict[str, Any],
+                        params: dict[str, Any]) -> Reply:
+        """A judged sample's call through this router (its pre-routing hook lets it pass)."""
+        return _reply(await Router.acompletion(self, model=group, messages=messages, metadata=metadata, stream=False,
+                                               num_retries=0, fallbacks=[], disable_fallbacks=True, **params))
 
     def close(self) -> None:
         if self.stratum_callback in litellm.callbacks:

@@ -1,7 +1,9 @@
 """Live reload: an edit to the settings file takes effect within seconds, no restart.
 
-A daemon thread looks at the file's modification time and size every ``interval_s``; on a
-change it validates the whole file and hands the new settings over. An invalid edit is
+A daemon thread looks at the file's modification time and size every ``interval_s`` (and at
+those of the files the settings name, such as the scoring profile: a profile rewritten by
+``stratum fit --out`` reloads too); on a change it validates the whole file and hands the
+new settings over. An invalid edit is
 refused (logged, counted) and the last good settings stay in force. Nothing here touches
 the request path: the router swaps one reference when it accepts new settings.
 """
@@ -26,8 +28,11 @@ class ConfigWatcher:
         on_settings: Callable[[StratumSettings], None],
         on_error: Callable[[str], None] | None = None,
         interval_s: float = 2.0,
+        also: Callable[[], list[Path]] | None = None,
     ) -> None:
         self.path = Path(path)
+        #: The other files the settings in force read (looked up at each look).
+        self._also = also or (lambda: [])
         self._on_settings = on_settings
         self._on_error = on_error
         self._interval_s = interval_s
@@ -35,12 +40,15 @@ class ConfigWatcher:
         self._thread: threading.Thread | None = None
         self._seen = self._stamp()
 
-    def _stamp(self) -> tuple[int, int] | None:
-        try:
-            st = self.path.stat()
-        except OSError:
+    def _stamp(self) -> tuple[tuple[int, int] | None, ...] | None:
+        main = _stamp(self.path)
+        if main is None:
             return None
-        return (st.st_mtime_ns, st.st_size)
+        try:
+            others = tuple(_stamp(path) for path in self._also())
+        except Exception:  # noqa: BLE001 - the settings' own reading of its files is the judge
+            others = ()
+        return (main, *others)
 
     def check_once(self) -> bool | None:
         """Reload if the file changed: True accepted, False refused, None unchanged."""
@@ -89,3 +97,11 @@ class ConfigWatcher:
                 self.check_once()
             except Exception:  # the watcher must outlive any surprise
                 logger.exception("stratum: settings watcher error")
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 from ..config import StratumSettings, Tier
+from ..learning.writer import Agreement
+from ..scoring.profile import Profile
 from ..signals.backends import BackendLoad
 from ..signals.budget import BudgetLeft
 from ..signals.gpu import GpuReading
@@ -30,3 +32,10 @@ class RouterStats:
     budgets: Mapping[Tier, BudgetLeft] = field(default_factory=dict)
     #: Whether the state shared in Redis is fresh; None when this router shares none.
     shared_up: bool | None = None
+    #: The scoring profile in use.
+    profile: Profile | None = None
+    #: The learning loop is on (judged samples or recorded decisions).
+    learning_active: bool = False
+    samples_in_progress: int = 0
+    #: The profile against the newest labels, and the store's labels (None: not measured yet).
+    agreement: Agreement | None = None

@@ -9,7 +9,12 @@ Endpoints:
   POST /v1/chat/completions  streaming (SSE, a final usage chunk, ``data: [DONE]``) and not
   GET  /v1/models, GET /health
   POST /admin/behaviour      partial update of {"ttft_ms", "token_interval_ms", "tokens",
-                             "status", "fail"}; returns the whole behaviour
+                             "status", "fail", "judge"}; returns the whole behaviour
+
+``judge`` makes it a judge that follows a rule no real model can be made to follow on
+demand: ``{"needle": "pelican", "match": 1, "otherwise": 5}`` answers every completion
+with ``{"rating": R, "reason": "..."}``, R = ``match`` when the needle is in the request's
+``[Conversation]`` part (the router's judge prompt) and ``otherwise`` when it is not.
   GET  /admin/requests       {"count": n, "requests": [{"model": ..., "messages": k}, ...]}
   DELETE /admin/requests     forget received requests
 
@@ -40,6 +45,7 @@ DEFAULT_BEHAVIOUR: dict[str, Any] = {
     "tokens": 8,
     "status": 200,
     "fail": False,
+    "judge": None,
 }
 
 
@@ -94,6 +100,8 @@ def make_app(name: str, models: list[str]) -> Starlette:
         if body.get("max_tokens"):
             n = max(1, min(n, int(body["max_tokens"])))
         toks = words(n)
+        if b["judge"]:
+            toks, n = [_verdict(b["judge"], messages)], 1
         model = body.get("model") or name
         cid = f"chatcmpl-{uuid.uuid4().hex[:12]}"
         created = int(time.time())
@@ -165,6 +173,14 @@ def make_app(name: str, models: list[str]) -> Starlette:
         Route("/admin/requests", get_requests, methods=["GET"]),
         Route("/admin/requests", clear_requests, methods=["DELETE"]),
     ])
+
+
+def _verdict(rule: dict[str, Any], messages: list[Any]) -> str:
+    last = str(messages[-1].get("content", "")) if messages and isinstance(messages[-1], dict) else ""
+    conversation = last.split("[Reference answer]")[0]
+    found = str(rule["needle"]).lower() in conversation.lower()
+    rating = rule["match"] if found else rule["otherwise"]
+    return json.dumps({"rating": rating, "reason": f"the rule: {rule['needle']!r} {'in' if found else 'not in'} it"})
 
 
 def _error(status: int, message: str, kind: str) -> JSONResponse:
