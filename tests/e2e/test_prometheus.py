@@ -30,6 +30,9 @@ from process import ROOT, ManagedProcess, free_port
 from redis_server import RedisServer
 from rules_for_tests import BREAK_WORD
 from servers import LlamaServer
+from stratum_litellm.learning.example import Example
+from stratum_litellm.learning.labels import Label
+from stratum_litellm.learning.store import Store
 
 PROMETHEUS_FILE = ROOT / "deploy" / "prometheus.yml"
 RULES = ROOT / "deploy" / "prometheus" / "alerts.yml"
@@ -53,6 +56,17 @@ ROUTER_SETTINGS: dict[str, Any] = {
     "reload": {"interval_s": 0.5},
     "python_rules": [{"callable": "rules_for_tests:sabotage"}],
 }
+
+
+def router_settings(label_store: Path) -> dict[str, Any]:
+    """ROUTER_SETTINGS with the learning loop on (the learning row): judged samples taken
+    from every answer but all dropped at the hour's budget (per_hour 0: no extra calls to the
+    CPU tiers), Open WebUI's decisions recorded, and the label store given."""
+    return dict(ROUTER_SETTINGS, learning={
+        "store": {"path": str(label_store)},
+        "judged": {"enabled": True, "share": 1.0, "per_hour": 0},
+        "feedback": {"enabled": True},
+    })
 
 
 def dashboard_exprs() -> list[str]:
@@ -133,12 +147,24 @@ def fake_gpu(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
+def label_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A label store holding enough labels of both verdicts (learning.agreement.min_labels,
+    50) for the profile's AUROC to be measured: the agreement panel has data."""
+    path = tmp_path_factory.mktemp("labels") / "labels.db"
+    store = Store(path)
+    store.add(Label(Example.of_prompt(COMPLEX_PROMPT if i % 2 else SIMPLE_PROMPT), needs_strong=bool(i % 2),
+                    source="judge", ref=f"prometheus-e2e-{i}") for i in range(60))
+    store.close()
+    return path
+
+
+@pytest.fixture(scope="module")
 def gateway(llama_fast: LlamaServer, llama_smart: LlamaServer, fake_gpu: dict[str, str],
-            redis_server: RedisServer) -> Iterator[Gateway]:
+            redis_server: RedisServer, label_store: Path) -> Iterator[Gateway]:
     # The shipped tiers, no `backend:`: each backend is read at its model_list api_base.
     # With the Redis the config reads from REDIS_HOST / REDIS_PORT: the shared-state panels.
     env = {**fake_gpu, "REDIS_HOST": redis_server.host, "REDIS_PORT": str(redis_server.port)}
-    with Gateway(llama_fast.api_base, llama_smart.api_base, stratum=ROUTER_SETTINGS, env=env) as gw:
+    with Gateway(llama_fast.api_base, llama_smart.api_base, stratum=router_settings(label_store), env=env) as gw:
         yield gw
 
 
@@ -181,7 +207,7 @@ def test_prometheus_scrapes_the_gateway_with_the_master_key(prometheus: Promethe
         time.sleep(1)
     assert health["vllm"][0] == "down"
     rules = [r["name"] for g in prometheus.api("rules")["groups"] for r in g["rules"]]
-    assert "StratumSmartTierHeldOff" in rules and len(rules) == 7
+    assert rules == [r["alert"] for g in yaml.safe_load(RULES.read_text(encoding="utf-8"))["groups"] for r in g["rules"]]
 
 
 def test_every_dashboard_query_returns_data_on_a_real_prometheus(gateway: Gateway, prometheus: Prometheus) -> None:
@@ -191,7 +217,7 @@ def test_every_dashboard_query_returns_data_on_a_real_prometheus(gateway: Gatewa
                             (COMPLEX_PROMPT, True), ("hello again", False)):
         ask(gateway, content, stream)
     # A settings edit the gateway picks up (reload panel).
-    gateway.write_stratum(dict(ROUTER_SETTINGS, complexity={"threshold": 0.66}))
+    gateway.write_stratum(dict(gateway.stratum, complexity={"threshold": 0.66}))
     deadline = time.monotonic() + 20
     while (gateway.metric("stratum_config_reloads_total", result="ok") or 0) < 1:
         assert time.monotonic() < deadline, "the settings edit was never reloaded"
@@ -204,6 +230,9 @@ def test_every_dashboard_query_returns_data_on_a_real_prometheus(gateway: Gatewa
     assert not empty, f"{len(empty)} of {len(expected_now)} dashboard queries return no data: {empty}"
     for expr in ZERO_UNTIL_ERROR:
         assert all(float(r["value"][1]) == 0 for r in results[expr]), f"{expr} is not 0 before any error"
+    auroc = results["max(stratum_profile_agreement_auroc)"]
+    assert float(auroc[0]["value"][1]) > 0.5, "the default profile ranks the store's labels better than chance"
+    assert prometheus.query('stratum_samples_total{outcome="budget"} > 0'), "the samples dropped at per_hour 0"
     backend_up = {r["metric"]["tier"]: r["metric"]["status"] for r in prometheus.query("stratum_backend_up == 1")}
     assert backend_up == {"fast": "ok", "smart": "ok"}, "both backends read from model_list's api_base"
 

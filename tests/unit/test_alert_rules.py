@@ -23,6 +23,7 @@ METRICS_SOURCE = ROOT / "stratum_litellm" / "gateway" / "metrics.py"
 EXPECTED_ALERTS = {
     "StratumSmartTierHeldOff", "StratumGpuSignalUnknown", "StratumRouterInternalErrors",
     "StratumConfigReloadRefused", "StratumBackendDown", "StratumSharedStateDown", "StratumScrapeTargetDown",
+    "StratumProfileAgreementLow", "StratumJudgedSamplesFailing",
 }
 
 

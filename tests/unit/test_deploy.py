@@ -524,19 +524,40 @@ def test_dashboard_uses_the_provisioned_datasource_by_uid() -> None:
 
 def exported_metric_names() -> set[str]:
     """Every sample and family name the router really exposes, from a live engine."""
+    import tempfile
+    import time
+
     from prometheus_client import REGISTRY, generate_latest
     from prometheus_client.parser import text_string_to_metric_families
 
     from stratum_litellm.gateway import metrics
     from stratum_litellm.gateway.engine import RouterEngine
     from stratum_litellm.config import StratumSettings
+    from stratum_litellm.learning.example import Example
+    from stratum_litellm.learning.labels import Label
+    from stratum_litellm.learning.store import Store
     from stratum_litellm.signals.shared import SharedState
 
     previous = metrics.published()
-    engine = RouterEngine(StratumSettings())
+    folder = tempfile.TemporaryDirectory(prefix="stratum-deploy-test-")
+    # With learning on and a store holding enough labels of both verdicts, so the learning
+    # gauges (labels, samples in progress, the profile's agreement and its AUROC) show too.
+    store_file = Path(folder.name) / "labels.db"
+    store = Store(store_file)
+    prompts = ("hi", "Prove rigorously that there are infinitely many primes, step by step.")
+    store.add(Label(Example.of_prompt(prompts[i % 2]), needs_strong=bool(i % 2), source="judge", ref=f"deploy-{i}")
+              for i in range(60))
+    store.close()
+    settings = StratumSettings.model_validate({"learning": {
+        "store": {"path": str(store_file)}, "judged": {"enabled": True}, "feedback": {"enabled": True}}})
+    engine = RouterEngine(settings)
     # With shared state (no Redis to reach here: its gauge reads 0), so its metrics show too.
     engine.signals.share(SharedState(engine.settings, lambda: None))
     try:
+        deadline = time.monotonic() + 10
+        while engine.learning.agreement is None:  # the store's writer measures it first thing
+            assert time.monotonic() < deadline, "the label store's writer never measured the profile"
+            time.sleep(0.05)
         metrics.publish(engine)
         for i, text in enumerate(("hi", "Prove rigorously that there are infinitely many primes, step by step.")):
             engine.route({"model": "gemma4-auto", "messages": [{"role": "user", "content": text}],
@@ -544,6 +565,7 @@ def exported_metric_names() -> set[str]:
         exposition = generate_latest(REGISTRY).decode()
     finally:
         engine.close()
+        folder.cleanup()
         if previous is not None:
             metrics.publish(previous)
     names: set[str] = set()
@@ -576,6 +598,10 @@ def test_dashboard_covers_routing_signals_and_backends() -> None:
         "vllm:num_requests_waiting", "vllm:kv_cache_usage_perc", "llamacpp:requests_deferred",
         "stratum_shared_state_up", "stratum_shared_state_errors_total", "stratum_shared_state_local_decisions_total",
         "stratum_shared_state_wait_seconds_bucket",
+        "stratum_labels", "stratum_samples_total", "stratum_learning_calls_total", "stratum_learning_cost_usd_total",
+        "stratum_judge_disagreements_total", "stratum_judge_verdicts_total", "stratum_samples_in_progress",
+        "stratum_profile_info", "stratum_profile_labels", "stratum_profile_agreement_auroc",
+        "stratum_profile_agreement_labels",
     ):
         assert name in text, f"no panel queries {name}"
     assert 'measure="ttft"' in text and 'measure="total"' in text
