@@ -77,13 +77,17 @@ def grade(reply: str) -> int | None:
     start, end = text.find("{"), text.rfind("}")
     if 0 <= start < end:
         try:
-            value = json.loads(text[start:end + 1]).get("rating")
-        except (ValueError, AttributeError):
-            value = None
-        if isinstance(value, str) and value.strip().isdigit():
-            value = int(value.strip())
-        if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 5:
-            return value
+            found = json.loads(text[start:end + 1])
+        except ValueError:
+            found = None
+        if isinstance(found, dict) and "rating" in found:  # its JSON decides: 3.5 is no grade
+            value = found["rating"]
+            if isinstance(value, str) and value.strip().isdigit():
+                value = int(value.strip())
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 5
+            return value if ok else None
     match = _RATING.search(text)
     return int(match.group(1)) if match else None
 

@@ -40,7 +40,7 @@ def auroc(scores: Sequence[float], labels: Sequence[bool], weights: Sequence[flo
         neg = sum(w[i] for i in block if not labels[i])
         area += pos * (neg_total - neg_above - neg) + 0.5 * pos * neg
         neg_above += neg
-    return area / (pos_total * neg_total)
+    return min(1.0, max(0.0, area / (pos_total * neg_total)))  # (rounding of weighted sums)
 
 
 def apgr(scores: Sequence[float], labels: Sequence[bool], weights: Sequence[float] | None = None,

@@ -113,7 +113,7 @@ class Store:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
             connection.execute("PRAGMA busy_timeout = 10000")
-            connection.execute("PRAGMA journal_mode = WAL")
+            _wal(connection)
             connection.execute("PRAGMA synchronous = NORMAL")
             with _transaction(connection):
                 for statement in _SCHEMA.split(";"):
@@ -262,6 +262,21 @@ class Store:
         return [Decision(m, tier, bool(first), Example.from_features_json(features, text), chat, user, score, profile,
                          created)
                 for m, created, chat, user, tier, first, score, profile, features, text in rows]
+
+
+def _wal(connection: sqlite3.Connection, timeout_s: float = 10.0) -> None:
+    """Switch to the WAL journal. Several processes opening a new file at once (a gateway's
+    workers at their first start) can find it locked: SQLite does not wait the busy timeout
+    for this step, so it is tried again until the timeout."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
 
 
 class _transaction:
