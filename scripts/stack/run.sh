@@ -212,13 +212,18 @@ if ((WEBUI)); then
     [[ -s "$WEBUI_DATA/.stratum_secret_key" ]] ||
         "$py" -c 'import secrets; print(secrets.token_hex(32))' >"$WEBUI_DATA/.stratum_secret_key"
     echo "==> starting Open WebUI $WEBUI_VERSION on 127.0.0.1:$WEBUI_PORT (data: $WEBUI_DATA)"
+    WEBUI_CONNECTION='{"0": {"enable": true, "headers": {"X-OpenWebUI-Message-Id": "{{MESSAGE_ID}}", "X-OpenWebUI-Chat-Id": "{{CHAT_ID}}", "X-OpenWebUI-User-Message-Id": "{{USER_MESSAGE_ID}}", "X-OpenWebUI-Task": "{{TASK}}"}}}'
     # Offline, no login (a local single-user demo), only the gateway as model source;
     # config from the environment on every start (not frozen into its database); the
     # background title/tag/follow-up generations are off so a chat costs one generation.
+    # The connection sends each answer's message id (and its chat and user message) as
+    # headers, so the router can join the thumbs given to an answer to its decision
+    # (learning.feedback; `stratum labels import-openwebui`, docs/learning.md).
     start_service "Open WebUI" "$LOG_DIR/open-webui.log" \
         env -C "$WEBUI_DATA" DATA_DIR="$WEBUI_DATA" OFFLINE_MODE=true HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
         WEBUI_AUTH=False ENABLE_PERSISTENT_CONFIG=False ENABLE_OLLAMA_API=false ENABLE_OPENAI_API=true \
         OPENAI_API_BASE_URL="http://127.0.0.1:$PORT/v1" OPENAI_API_KEY="$LITELLM_MASTER_KEY" \
+        OPENAI_API_CONFIGS="$WEBUI_CONNECTION" \
         WEBUI_SECRET_KEY="$(cat "$WEBUI_DATA/.stratum_secret_key")" \
         ENABLE_TITLE_GENERATION=False ENABLE_TAGS_GENERATION=False ENABLE_FOLLOW_UP_GENERATION=False \
         ENABLE_AUTOCOMPLETE_GENERATION=False ENABLE_VERSION_UPDATE_CHECK=False \

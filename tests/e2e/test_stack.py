@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -24,12 +26,14 @@ from typing import Any, Iterator
 
 import httpx
 import pytest
+import yaml
 from PIL import Image
 
 import browser
 from clients import parse_metric
 from conftest import COMPLEX_PROMPT, SIMPLE_PROMPT
 from stack import MASTER_KEY, RUN_SH, Stack, group_members
+from waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,8 +42,20 @@ THROUGHPUT: dict[str, list[float]] = {"fast": [], "smart": []}
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
-    with Stack(webui=True) as s:
+def labels_settings(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The repository's router settings as they are, but for the label store: in a temp dir
+    (STRATUM_CONFIG), not beside litellm_config.yaml."""
+    folder = tmp_path_factory.mktemp("stack-settings")
+    section = yaml.safe_load((ROOT / "litellm_config.yaml").read_text())["callback_settings"]["stratum"]
+    section["learning"]["store"]["path"] = str(folder / "labels.db")
+    path = folder / "stratum.yaml"
+    path.write_text(yaml.safe_dump({"stratum": section}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def stack(labels_settings: Path) -> Iterator[Stack]:
+    with Stack(webui=True, env={"STRATUM_CONFIG": str(labels_settings)}) as s:
         yield s
 
 
@@ -255,6 +271,64 @@ def test_open_webui_lists_gemma4_auto_and_chats_through_the_gateway(stack: Stack
     assert body["choices"][0]["message"]["content"].strip(), body
     after = parse_metric(stack.gateway_metrics(), "stratum_decisions_total", tier="fast", reason="simple") or 0
     assert after == before + 1  # the router decided it: Open WebUI went through the gateway
+
+
+def stratum_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(ROOT / ".venv" / "bin" / "stratum"), *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.slow
+def test_a_thumbs_down_in_open_webui_becomes_a_label_joined_to_the_decision(stack: Stack, labels_settings: Path) -> None:
+    headers = webui_headers(stack)
+    api = f"{stack.webui_url}/api"
+    model_item = next(m for m in httpx.get(f"{api}/models", headers=headers, timeout=60).json()["data"]
+                      if m["id"] == "gemma4-auto")
+    # A new chat as Open WebUI's page starts one (without a socket: the reply comes back
+    # at once): the answer's message id is the page's, and the connection sends it as a header.
+    question, answer_id, user_id = "hello, what day comes after monday?", str(uuid.uuid4()), str(uuid.uuid4())
+    before = decisions(stack)
+    r = httpx.post(f"{api}/chat/completions", headers=headers, timeout=300, json={
+        "model": "gemma4-auto", "stream": False, "max_tokens": 24, "params": {}, "features": {},
+        "model_item": model_item, "messages": [{"role": "user", "content": question}],
+        "id": answer_id, "message_ids": [{"model_id": "gemma4-auto", "message_id": answer_id, "modelIdx": 0}],
+        "parent_id": None,
+        "user_message": {"id": user_id, "parentId": None, "childrenIds": [answer_id], "role": "user",
+                         "content": question, "timestamp": int(time.time()), "models": ["gemma4-auto"]}})
+    r.raise_for_status()
+    assert r.json()["choices"][0]["message"]["content"].strip(), r.json()
+    after = decisions(stack)
+    assert after.get(("fast", "simple"), 0) == before.get(("fast", "simple"), 0) + 1, (before, after)
+
+    store = Path(yaml.safe_load(labels_settings.read_text())["stratum"]["learning"]["store"]["path"])
+
+    def kept() -> list[tuple[str, str, int]]:
+        if not store.exists():
+            return []
+        with sqlite3.connect(store) as db:
+            return db.execute("SELECT message_id, tier, first_tier FROM decisions").fetchall()
+
+    assert wait_until(lambda: answer_id in {row[0] for row in kept()}, 30, 0.2), kept()
+    assert (answer_id, "fast", 1) in kept()
+
+    # The user gives the answer a thumbs-down, as the page does.
+    r = httpx.post(f"{api}/v1/evaluations/feedback", headers=headers, timeout=30, json={
+        "type": "rating", "data": {"rating": -1, "model_id": "gemma4-auto"},
+        "meta": {"message_id": answer_id, "model_id": "gemma4-auto"}})
+    r.raise_for_status()
+
+    token = headers["Authorization"].removeprefix("Bearer ")
+    imported = stratum_cli("labels", "import-openwebui", "--url", stack.webui_url, "--key", token,
+                           "--config", str(labels_settings))
+    assert imported.returncode == 0, imported.stdout + imported.stderr
+    assert "1 labels from ratings of first-tier answers" in imported.stdout, imported.stdout
+    exported = stratum_cli("labels", "export", "--config", str(labels_settings))
+    assert exported.returncode == 0, exported.stderr
+    rows = [json.loads(line) for line in exported.stdout.splitlines()]
+    assert [(row["ref"], row["source"], row["needs_strong"], row["tier"]) for row in rows] == [
+        (f"openwebui:{answer_id}", "openwebui", True, "fast")]
+    assert "prompt" not in rows[0]  # text off: the label holds features, not the question
+    with sqlite3.connect(store) as db:
+        assert not any(question in str(value) for row in db.execute("SELECT * FROM labels") for value in row)
 
 
 WEBUI_QUESTION = "What is the capital of France?"

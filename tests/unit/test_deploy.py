@@ -667,7 +667,7 @@ def test_each_tier_reads_its_own_gpu_and_backend(stack: dict[str, Any], monkeypa
 
 def test_deploy_settings_repeat_the_gateway_config(stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     """STRATUM_CONFIG replaces litellm_config.yaml's section as a whole: only the deployment's
-    own facts (backends, GPU indexes) may differ from it."""
+    own facts (backends, GPU indexes, where the label store lives) may differ from it."""
     from stratum_litellm.config import load_settings
 
     def comparable(settings: Any) -> dict[str, Any]:
@@ -675,6 +675,7 @@ def test_deploy_settings_repeat_the_gateway_config(stack: dict[str, Any], monkey
         for tier in dumped["tiers"].values():
             tier.pop("backend")
             tier.pop("gpu_index")
+        dumped["learning"]["store"].pop("path")
         return dumped
 
     deployed = load_deploy_settings(settings_file(stack), stack, monkeypatch)
