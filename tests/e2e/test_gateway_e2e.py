@@ -281,6 +281,19 @@ def test_a_bad_config_refuses_to_start_naming_the_key_and_the_file(tmp_path: Pat
     assert "stratum.complexity.threshold" in log and "stratum.latency.sla_msec: unknown key" in log
 
 
+def test_a_profile_that_cannot_be_read_refuses_to_start_naming_the_key_and_the_file(tmp_path: Path) -> None:
+    (tmp_path / "broken.json").write_text('{"bias": 1.0, "weights": {}}')
+    settings = tmp_path / "stratum.yaml"
+    settings.write_text("stratum:\n  complexity:\n    profile: broken.json\n")
+    gw = Gateway("http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1", stratum_file=settings, wait=False)
+    with gw:
+        code = gw.wait_exit(timeout_s=120)
+        log = gw.log()
+    assert code != 0
+    assert str(settings) in log and "complexity.profile" in log and str(tmp_path / "broken.json") in log
+    assert "'weights' must name exactly the dimensions" in log
+
+
 async def test_a_burst_of_concurrent_streams_all_succeed(gateway: Gateway) -> None:
     ask(gateway, SIMPLE_PROMPT)  # the pollers start with the first request
     assert wait_until(lambda: gateway.metric("stratum_backend_slots", tier="smart") == 2, timeout=30, interval=0.2), \
