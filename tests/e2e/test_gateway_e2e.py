@@ -269,14 +269,20 @@ def test_a_broken_router_still_serves_every_request(stub_fast: StubBackend, stub
         assert errors >= 3
 
 
-def test_a_bad_config_refuses_to_start_naming_the_key_and_the_file(tmp_path: Path) -> None:
-    bad = tmp_path / "stratum.yaml"
-    bad.write_text("stratum:\n  complexity:\n    threshold: high\n  latency:\n    sla_msec: 5\n")
-    gw = Gateway("http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1", stratum_file=bad, wait=False)
+def start_refused(settings: Path) -> str:
+    """Start a gateway with this settings file, which it must refuse: its log."""
+    gw = Gateway("http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1", stratum_file=settings, wait=False)
     with gw:
         code = gw.wait_exit(timeout_s=120)
         log = gw.log()
-    assert code != 0
+    assert code != 0, log[-2000:]
+    return log
+
+
+def test_a_bad_config_refuses_to_start_naming_the_key_and_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "stratum.yaml"
+    bad.write_text("stratum:\n  complexity:\n    threshold: high\n  latency:\n    sla_msec: 5\n")
+    log = start_refused(bad)
     assert str(bad) in log
     assert "stratum.complexity.threshold" in log and "stratum.latency.sla_msec: unknown key" in log
 
@@ -285,11 +291,7 @@ def test_a_profile_that_cannot_be_read_refuses_to_start_naming_the_key_and_the_f
     (tmp_path / "broken.json").write_text('{"bias": 1.0, "weights": {}}')
     settings = tmp_path / "stratum.yaml"
     settings.write_text("stratum:\n  complexity:\n    profile: broken.json\n")
-    gw = Gateway("http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1", stratum_file=settings, wait=False)
-    with gw:
-        code = gw.wait_exit(timeout_s=120)
-        log = gw.log()
-    assert code != 0
+    log = start_refused(settings)
     assert str(settings) in log and "complexity.profile" in log and str(tmp_path / "broken.json") in log
     assert "'weights' must name exactly the dimensions" in log
 
