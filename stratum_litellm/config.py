@@ -126,6 +126,24 @@ class BudgetSettings(_Strict):
         return self
 
 
+class LimitSettings(_Strict):
+    """What a tier's model can take, when the operator knows better than (or in place of)
+    its ``model_info`` in LiteLLM's ``model_list`` and its backend; see
+    :mod:`stratum_litellm.signals.limits`. A limit left out is learned from those."""
+
+    #: Tokens one request may fill, its input and its answer together (a llama.cpp slot's
+    #: context: ``-c`` divided by ``-np``; vLLM's ``--max-model-len``).
+    context_tokens: int | None = Field(default=None, ge=1)
+    #: Tokens one request's input may have (LiteLLM's ``max_input_tokens``).
+    input_tokens: int | None = Field(default=None, ge=1)
+    #: It takes images (LiteLLM's ``supports_vision``).
+    vision: bool | None = None
+    #: It takes audio input (LiteLLM's ``supports_audio_input``).
+    audio: bool | None = None
+    #: It takes tool definitions and calls tools (LiteLLM's ``supports_function_calling``).
+    tools: bool | None = None
+
+
 class TierSettings(_Strict):
     """One rung of the ladder: the LiteLLM model group it is, and where it runs."""
 
@@ -152,6 +170,11 @@ class TierSettings(_Strict):
     #: wants has no room, and only within its ``budget``.
     overflow: bool = False
     budget: BudgetSettings | None = None
+    #: What this tier's model can take (context window, images, audio, tools). None, and
+    #: any limit left out: learned from the group's ``model_info`` in ``model_list``, then
+    #: from what its backend reports (llama-server ``/props``, vLLM ``/v1/models``); a limit
+    #: nobody knows never holds a request off.
+    limits: LimitSettings | None = None
 
     @field_validator("backend", mode="before")
     @classmethod

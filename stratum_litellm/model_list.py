@@ -7,6 +7,9 @@ backend, with a note saying why, when its group has no ``api_base`` (a hosted pr
 several different ones (say which with ``backend:``), one from an unset environment
 variable, or when it is the overflow tier (a hosted API has no load signals to read).
 
+The same entries' ``model_info`` tells what each tier's model can take
+(:mod:`stratum_litellm.signals.limits`).
+
 Plain data in, settings out: LiteLLM is never imported here.
 """
 
@@ -25,6 +28,13 @@ def model_list_of(document: Any) -> list[Any] | None:
     """The ``model_list`` of a parsed gateway config, if it has one."""
     models = document.get("model_list") if isinstance(document, Mapping) else None
     return models if isinstance(models, list) else None
+
+
+def deployments(group: str, model_list: Sequence[Any]) -> list[Mapping[str, Any]]:
+    """The entries of ``model_list`` that serve ``group`` (their ``model_name``), in order;
+    what is not a mapping is skipped. Their ``model_info`` says what the model can take
+    (:func:`stratum_litellm.signals.limits.from_model_info`)."""
+    return [d for d in model_list if isinstance(d, Mapping) and d.get("model_name") == group]
 
 
 def fill_backends(settings: StratumSettings, model_list: Sequence[Any] | None,
@@ -53,7 +63,7 @@ def fill_backends(settings: StratumSettings, model_list: Sequence[Any] | None,
 
 def _from_model_list(group: str, model_list: Sequence[Any],
                      environ: Mapping[str, str]) -> tuple[BackendSettings | None, str]:
-    params = [d.get("litellm_params") for d in model_list if isinstance(d, Mapping) and d.get("model_name") == group]
+    params = [d.get("litellm_params") for d in deployments(group, model_list)]
     params = [p for p in params if isinstance(p, Mapping)]
     bases = {p.get("api_base") for p in params}
     if not params or bases == {None}:

@@ -9,10 +9,12 @@ from typing import Any
 
 import yaml
 
-from ..config import SECTION_PATH, SettingsError, StratumSettings, judge_of, load_settings
+from ..config import SECTION_PATH, BackendSettings, SettingsError, StratumSettings, judge_of, load_settings
 from ..learning.store import store_path
 from ..model_list import fill_backends, model_list_of
 from ..routing.policy import Policy
+from ..signals.backends.load import BackendTarget
+from ..signals.limits import LIMITS, REPORTS, SHOWN, TierLimits, configured, describe
 from ..signals.shared import redis_source, shares_state
 from .inputs import EXIT_BAD_CONFIG, EXIT_OK
 
@@ -35,9 +37,12 @@ def run(args: argparse.Namespace) -> int:
         rungs.append(f"{ladder.overflow} ({settings.model_group(ladder.overflow)}, overflow)")
     print(f"ok: {args.file}: routed model {settings.routed_model!r} -> {' < '.join(rungs)}, "
           f"{len(settings.rules)} config rules")
-    _, notes = fill_backends(settings, models)
+    filled, notes = fill_backends(settings, models)
     for tier, note in notes.items():
         print(f"  {tier} backend signals: {note}")
+    limits = configured(settings, models)
+    for tier, tier_settings in filled.tiers.items():
+        print(f"  {tier} limits: {limits_line(tier, tier_settings.model_group, limits[tier], tier_settings.polled)}")
     learning = settings.learning
     if learning.active:
         tier, group = judge_of(settings)
@@ -53,6 +58,35 @@ def run(args: argparse.Namespace) -> int:
         why = "shared_state.mode: off" if settings.shared_state.mode == "off" else "no Redis configured"
         print(f"  shared state: none, each gateway process keeps its own ({why})")
     return EXIT_OK
+
+
+def limits_line(tier: str, group: str, limits: TierLimits, backend: BackendSettings | None) -> str:
+    """What the tier's model can take and where each came from; then what its backend
+    will add at run time (only what the configuration left unknown), and where it is read."""
+    known = describe(limits)
+    later = _from_backend(limits, backend)
+    if not known and later is None:
+        return f"none known (tiers.{tier}.limits, or model_info of {group} in model_list, can say them)"
+    return "; ".join(part for part in (known or "none configured", later) if part)
+
+
+def _from_backend(limits: TierLimits, backend: BackendSettings | None) -> str | None:
+    if backend is None:
+        return None
+    url = BackendTarget(backend.kind, backend.url).url  # as the poller reads it: no /v1
+    if backend.kind == "llama-swap":
+        return f"none from its backend (llama-swap at {url} reports none)"
+    said = []
+    for kind in tuple(REPORTS) if backend.kind == "auto" else (backend.kind,):
+        source, names = REPORTS[kind]
+        server, path = source.split(" ", 1)
+        wanted = ", ".join(SHOWN[name] for name in LIMITS if name in names and getattr(limits, name) is None)
+        if wanted:
+            said.append(f"{wanted} if {server} ({path})" if backend.kind == "auto" else f"{wanted} ({source})")
+    if not said:
+        return None
+    detected = ", kind detected" if backend.kind == "auto" else ""
+    return f"from its backend at run time ({url}{detected}): {', '.join(said)}"
 
 
 def _document(file: str) -> Any:

@@ -26,6 +26,7 @@ from ..scoring.view import RequestView
 from ..routing.checks import in_flight_limit
 from ..signals.shared import Claim, Claimed, Connect, SharedState
 from ..signals.snapshot import SignalSnapshot, Signals
+from ..signals.limits import configured
 from . import metrics
 from ..learning.sampler import is_sample
 from .learning import LearningLoop
@@ -69,7 +70,8 @@ class RouterEngine:
         settings, notes = fill_backends(settings, model_list)
         for tier, note in notes.items():
             logger.info("stratum router: tier %s backend signals: %s", tier, note)
-        engine = cls(settings, Signals.polling(settings), source=source, model_list=model_list)
+        limits = configured(settings, model_list)  # each tier's limits: settings, then model_info
+        engine = cls(settings, Signals.polling(settings, limits), source=source, model_list=model_list)
         if shared is not None:
             engine.signals.share(SharedState(settings, shared, report=_count_shared_error))
         return engine
@@ -92,7 +94,7 @@ class RouterEngine:
         settings, _ = fill_backends(settings, self.model_list)
         policy = Policy(settings, source=self.source)  # may raise: nothing changed yet
         self.learning.configure(settings)  # may raise (a store that cannot be opened): nothing changed yet
-        self.signals.reconfigure(settings)  # all or nothing
+        self.signals.reconfigure(settings, configured(settings, self.model_list))  # all or nothing
         if self.signals.shared is not None:
             self.signals.shared.configure(settings)
         self.affinity.configure(settings.affinity.ttl_s, settings.affinity.max_conversations, policy.ladder.rank)

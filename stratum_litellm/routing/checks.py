@@ -21,6 +21,7 @@ from ..config import StratumSettings, Tier, TierSettings
 from ..signals.snapshot import SignalSnapshot, TierSignals
 from ..signals.status import Status
 from .decision import Reason
+from .needs import Needs
 from .rules import NamedRule, RuleInput, owner, run_rule
 from .verdict import PASS, Verdict, abstain, block, probe
 
@@ -49,7 +50,7 @@ class Context:
     frozen dataclass builds slower)."""
 
     __slots__ = ("settings", "signals", "now", "inp", "evidence", "tier", "rung", "tier_settings", "rank",
-                 "sla_ms", "keys")
+                 "sla_ms", "keys", "needs")
 
     def __init__(self, settings: StratumSettings, signals: SignalSnapshot, now: float, inp: RuleInput,
                  evidence: dict[str, Any]) -> None:
@@ -58,6 +59,8 @@ class Context:
         self.now = now
         self.inp = inp
         self.evidence = evidence
+        #: What the request needs of a tier (its token estimate made once, if ever asked).
+        self.needs = Needs(inp.view)
 
     def at(self, tier: Tier, rank: int, keys: Keys) -> "Context":
         """Point the checks at ``tier`` (its place on the ladder is ``rank``)."""
@@ -80,6 +83,43 @@ class Check:
     run: Callable[[Context], "Verdict | None"]
     #: The reasons its verdicts can give the decision.
     reasons: tuple[Reason, ...]
+
+
+#: The reasons a tier cannot take a request at all, however idle it is.
+FIT_REASONS = frozenset({Reason.CONTEXT_FIT, Reason.MODALITY_FIT, Reason.TOOLS_FIT})
+
+
+def fit(ctx: Context) -> Verdict | None:
+    """The tier can take the request: the tools, images and audio it has, the tokens its
+    context holds. A limit nobody knows never holds a request off; a tier with none known
+    leaves no trace."""
+    limits = ctx.rung.limits
+    if not limits.known:
+        return None
+    needs, sources = ctx.needs, limits.sources
+    if needs.tools and limits.tools is False:
+        return block(Reason.TOOLS_FIT, f"takes no tools ({sources.get('tools', 'limits')})")
+    if needs.vision and limits.vision is False:
+        return block(Reason.MODALITY_FIT, f"takes no images ({sources.get('vision', 'limits')})")
+    if needs.audio and limits.audio is False:
+        return block(Reason.MODALITY_FIT, f"takes no audio ({sources.get('audio', 'limits')})")
+    if limits.input_tokens is None and limits.context_tokens is None:
+        return PASS
+    tokens, asked = needs.input_tokens, needs.output_tokens
+    ctx.evidence["input_tokens"] = tokens
+    if limits.input_tokens is not None and tokens > limits.input_tokens:
+        return block(Reason.CONTEXT_FIT, f"about {tokens} input tokens > {limits.input_tokens} "
+                                         f"({sources.get('input_tokens', 'limits')})")
+    if limits.context_tokens is not None and tokens + asked > limits.context_tokens:
+        return block(Reason.CONTEXT_FIT, f"about {tokens} input + {asked} asked tokens > {limits.context_tokens} "
+                                         f"({sources.get('context_tokens', 'limits')})")
+    return PASS
+
+
+def room_for(limits: Any) -> int:
+    """How many tokens a tier can take, for a request no tier fits (-1: unknown)."""
+    known = [n for n in (limits.context_tokens, limits.input_tokens) if n is not None]
+    return max(known) if known else -1
 
 
 def health(ctx: Context) -> Verdict:
@@ -202,9 +242,11 @@ def _gpu_unknown(ctx: Context) -> Verdict:
     return abstain(f"GPU {ctx.signals.gpu_status} ({ctx.signals.gpu_error or 'no reading'})")
 
 
-#: The built-in checks, in the order they run (the README's decision table lists them so).
+#: The built-in checks, in the order they run (the README's decision table lists them so):
+#: ``fit`` first (a tier that cannot take the request at all), then the capacity checks.
 #: An overflow tier runs :data:`OVERFLOW_CHECKS` instead: its budget, and no GPU checks.
 CHECKS: tuple[Check, ...] = (
+    Check("fit", fit, (Reason.CONTEXT_FIT, Reason.MODALITY_FIT, Reason.TOOLS_FIT)),
     Check("health", health, (Reason.SMART_UNHEALTHY,)),
     Check("backend", backend, (Reason.SMART_DOWN, Reason.SMART_LOADING, Reason.SMART_QUEUE_FULL)),
     Check("in_flight", in_flight, (Reason.SMART_SATURATED,)),

@@ -25,6 +25,13 @@ class Reason(str, Enum):
     COMPLEX = "complex"
     #: Its conversation already reached a higher tier than this turn's score.
     AFFINITY = "affinity"
+    #: The tier cannot take the request: its context cannot hold it, it takes no images or
+    #: audio, or no tools (first among the checks; any rung, the first one too).
+    CONTEXT_FIT = "context_fit"
+    MODALITY_FIT = "modality_fit"
+    TOOLS_FIT = "tools_fit"
+    #: No tier can take it: it went to the one with the most room.
+    NO_TIER_FITS = "no_tier_fits"
     # Capacity checks that held off the tier a request wanted (the smart tier of two, any
     # rung above the first of a ladder), in the order they run.
     SMART_UNHEALTHY = "smart_unhealthy"

@@ -34,7 +34,7 @@ from ..scoring.profile import ProfileError, load_profile, settings_folder
 from ..scoring.view import RequestView
 from ..signals.snapshot import SignalSnapshot
 from ..signals.status import Status
-from .checks import CHECKS, OVERFLOW_CHECKS, Check, Context, Keys, rule_check
+from .checks import CHECKS, FIT_REASONS, OVERFLOW_CHECKS, Check, Context, Keys, fit, room_for, rule_check
 from .decision import Decision, Reason, label
 from .override import override_tier
 from .rules import (
@@ -116,7 +116,7 @@ class Policy:
         settings = self.settings
         forced = settings.tier_of_group(requested_model)
         if forced is not None:
-            return self._forced(forced, requested_model, signals)
+            return self._forced(forced, requested_model, signals, view, now)
         if requested_model != settings.routed_model:
             return None
 
@@ -129,6 +129,7 @@ class Policy:
         if ignored:
             evidence["override"] = ignored
         if asked is not None:
+            self._note_fit(asked, signals, view, now, evidence)
             return Decision(asked, settings.model_group(asked), Reason.OVERRIDE, score.value, evidence)
 
         delta = 0.0
@@ -151,10 +152,13 @@ class Policy:
                 and sticky_tier != ladder.overflow:
             wanted, reason = sticky_tier, Reason.AFFINITY
             evidence["affinity"] = sticky_tier
-        if wanted == ladder.floor:
-            return self._finish(wanted, Reason.SIMPLE, value, evidence, inp)
-
         ctx = Context(settings, signals, signals.taken_at if now is None else now, inp, evidence)
+        if wanted == ladder.floor:
+            cannot = self._cannot_take(ctx, wanted)
+            if cannot is None:
+                return self._finish(wanted, Reason.SIMPLE, value, evidence, inp)
+            return self._climb(ctx, wanted, cannot, value, inp, {wanted: label(_reason(cannot))})
+
         verdict = self._capacity(ctx, wanted, "checks")
         if verdict.kind != "block":  # every check passed or abstained, or the SLA's probe
             if verdict.reason is None:
@@ -170,7 +174,61 @@ class Policy:
                 return self._finish(tier, held_reason, value, evidence, inp, verdict.kind == "probe",
                                     held.rule, wanted)
             passed_over[tier] = label(_reason(verdict), verdict.rule)
-        return self._finish(ladder.floor, held_reason, value, evidence, inp, False, held.rule, wanted)
+        cannot = self._cannot_take(ctx, ladder.floor)
+        if cannot is None:
+            return self._finish(ladder.floor, held_reason, value, evidence, inp, False, held.rule, wanted)
+        passed_over[ladder.floor] = label(_reason(cannot))
+        return self._climb(ctx, wanted, cannot if held_reason not in FIT_REASONS else held, value, inp, passed_over)
+
+    def _cannot_take(self, ctx: Context, tier: Tier) -> Verdict | None:
+        """Why ``tier`` cannot take the request at all (its ``fit`` check blocks), or None.
+        Used for the first tier, which has no capacity checks: its verdict goes into the
+        evidence only when its limits are known."""
+        ctx.at(tier, self.ladder.rank[tier], self._keys[tier])
+        verdict = fit(ctx)
+        if verdict is None:
+            return None
+        ctx.evidence[self._keys[tier].checks] = {"fit": verdict.text}
+        return verdict if verdict.kind == "block" else None
+
+    def _climb(self, ctx: Context, start: Tier, cannot: Verdict, value: float, inp: RuleInput,
+               passed_over: dict[Tier, str]) -> Decision:
+        """The request cannot stay where it was going (``cannot`` says why), and no rung below
+        can take it: up the ladder from ``start`` to the first tier that fits and has room;
+        else the first that fits, room or not (a queue beats a certain error); else, when no
+        tier can take it, the one with the most room (``no_tier_fits``)."""
+        ladder, evidence = self.ladder, ctx.evidence
+        reason = _reason(cannot)
+        evidence["passed_over"] = passed_over
+        above = [t for t in ladder.local if ladder.rank[t] > ladder.rank[start]]
+        if ladder.overflow is not None and ladder.overflow not in passed_over:
+            above.append(ladder.overflow)
+        for tier in above:
+            verdict = self._capacity(ctx, tier)
+            if verdict.kind != "block":
+                return self._finish(tier, reason, value, evidence, inp, verdict.kind == "probe", None, start)
+            passed_over[tier] = label(_reason(verdict), verdict.rule)
+        # Held off for room, not for fit (their ``fit`` check ran first and passed); never
+        # an overflow tier past its budget (that is money, not room).
+        for tier, why in passed_over.items():
+            if why not in _NOT_ROOM:
+                evidence["held"] = why
+                return self._finish(tier, reason, value, evidence, inp, False, None, start)
+        roomiest = max(ladder.local, key=lambda t: room_for(ctx.signals[t].limits))
+        if room_for(ctx.signals[roomiest].limits) < 0:
+            roomiest = start
+        evidence["no_tier_fits"] = label(reason)
+        return self._finish(roomiest, Reason.NO_TIER_FITS, value, evidence, inp, False, None, start)
+
+    def _note_fit(self, tier: Tier, signals: SignalSnapshot, view: RequestView, now: float | None,
+                  evidence: dict[str, Any]) -> None:
+        """For a tier the client picked itself: if it cannot take the request, say why."""
+        inp = RuleInput(view=view, meta=RequestMeta(), score=_NO_SCORE, signals=signals)
+        ctx = Context(self.settings, signals, signals.taken_at if now is None else now, inp, evidence)
+        ctx.at(tier, self.ladder.rank[tier], self._keys[tier])
+        verdict = fit(ctx)
+        if verdict is not None and verdict.kind == "block":
+            evidence["fit"] = f"{tier}: {label(_reason(verdict))}: {verdict.text}"
 
     def room(self, tier: Tier, signals: SignalSnapshot, keep_free: int = 0, now: float | None = None) -> str | None:
         """Whether ``tier`` can take one more request the router sends itself (a judged
@@ -202,11 +260,14 @@ class Policy:
 
     # -- the steps ------------------------------------------------------------------------
 
-    def _forced(self, tier: Tier, requested_model: str, signals: SignalSnapshot) -> Decision:
+    def _forced(self, tier: Tier, requested_model: str, signals: SignalSnapshot, view: RequestView,
+                now: float | None) -> Decision:
         """A request naming a tier's model group; one naming a tier above the first may be
-        redirected one rung down while its backend cannot serve it."""
+        redirected one rung down while its backend cannot serve it. One the tier cannot take
+        (``fit``) still goes there, as the client asked, and the evidence says so."""
         settings = self.settings
         evidence: dict[str, Any] = {"requested_model": requested_model}
+        self._note_fit(tier, signals, view, now, evidence)
         backend = signals[tier].backend
         rank = self.ladder.rank[tier]
         if (rank > 0 and settings.backend_polling.redirect_forced_when_unavailable
@@ -255,6 +316,10 @@ class Policy:
                 evidence["overridden"] = label(reason, rule)
                 tier, reason, rule, probe, wanted = outcome.tier, Reason.RULE, last.name, False, None
         return Decision(tier, self.settings.model_group(tier), reason, score, evidence, probe, rule, wanted)
+
+
+_NOT_ROOM = frozenset(str(reason) for reason in (*FIT_REASONS, Reason.BUDGET_SPENT))
+_NO_SCORE = Score(0.0)
 
 
 def _reason(verdict: Verdict) -> Reason:

@@ -53,6 +53,13 @@ _MEDIA_PART_TYPES = frozenset(
     {"image_url", "image", "input_image", "input_audio", "audio", "file", "input_file", "document", "video",
      "video_url"}
 )
+_AUDIO_PART_TYPES = frozenset({"input_audio", "audio"})
+_FILE_PART_TYPES = frozenset({"file", "input_file", "document"})
+# A media part's weight in the count a walk returns: one int carries three counts (any
+# media, audio, files; each under 2**16 by the walk's bounds), so a walk still adds ints.
+_AUDIO = 1 << 16
+_FILE = 1 << 32
+_ONE = 0xFFFF
 # JSON-schema and envelope keys say nothing about the task; parameter names do.
 _SCHEMA_KEYS = frozenset(
     {"function", "name", "description", "parameters", "properties", "required", "arguments", "text", "content",
@@ -78,6 +85,9 @@ class RequestView(NamedTuple):
     turns: int = 0  # number of messages
     total_chars: int = 0  # characters in the whole request before any capping
     last_user_chars: int = -1  # length of the last user turn before capping (-1: len(last_user))
+    audio: int = 0  # of the media parts, how many are audio
+    files: int = 0  # of the media parts, how many are files or documents
+    output_tokens: int = 0  # the answer's length the request asks for (max_tokens; 0: not said)
 
     @property
     def last_user_length(self) -> int:
@@ -108,8 +118,8 @@ class RequestView(NamedTuple):
                 ):
                     view = _plain_chat(messages)
                     if view is not None:
-                        return view
-            return _from_request_general(data)
+                        return _with_output(view, data)
+            return _with_output(_from_request_general(data), data)
         except Exception:  # noqa: BLE001 - a router must never fail a request over its shape
             return cls()
 
@@ -136,6 +146,18 @@ class RequestView(NamedTuple):
 
 
 # --------------------------------------------------------------------------- building
+
+
+def _with_output(view: RequestView, data: Any) -> RequestView:
+    """The view with the answer's length the body asks for (OpenAI's ``max_tokens`` or
+    ``max_completion_tokens``, the Responses API's ``max_output_tokens``)."""
+    if not _is_map(data):
+        return view
+    for key in ("max_tokens", "max_completion_tokens", "max_output_tokens"):
+        value = data.get(key)
+        if type(value) is int and value > 0:
+            return view._replace(output_tokens=value)
+    return view
 
 
 _PLAIN_ROLES = frozenset({"user", "assistant", "system", "developer"})
@@ -242,7 +264,7 @@ class _Builder:
         self._history_len = 0
         self._tools: list[str] = []
         self._tools_len = 0
-        self.images = 0
+        self.images = 0  # media parts met, packed (see _AUDIO): any, audio, files
         self.turns = 0
         self.total_chars = 0
         self._nodes = [_MAX_NODES]  # shared by every walk of this request
@@ -383,10 +405,12 @@ class _Builder:
             system="\n".join(self._system)[:SYSTEM_CAP],
             history="\n".join(reversed(self._history))[-HISTORY_CAP:],
             tools="\n".join(self._tools)[:TOOLS_CAP],
-            images=self.images,
+            images=self.images & _ONE,
             turns=self.turns,
             total_chars=max(self.total_chars, full_len),
             last_user_chars=full_len,
+            audio=(self.images >> 16) & _ONE,
+            files=self.images >> 32,
         )
 
 
@@ -467,23 +491,28 @@ def _is_tool_part(part: Any) -> bool:
 def _count_media(content: Any) -> int:
     if not isinstance(content, (list, tuple)):
         return 0
-    return sum(1 for part in content[:_MAX_PARTS] if _is_media(part))
+    return sum(_media(part) for part in content[:_MAX_PARTS])
 
 
-def _is_media(part: Any) -> bool:
+def _media(part: Any) -> int:
+    """0 for a part that is not media, else its weight in the packed count (see _AUDIO)."""
     if not _is_map(part):
-        return False
+        return 0
     kind = _get(part, "type")
     if isinstance(kind, str) and kind in _MEDIA_PART_TYPES:
-        return True
-    return kind is None and ("image_url" in part or "input_audio" in part)
+        return 1 + (_AUDIO if kind in _AUDIO_PART_TYPES else _FILE if kind in _FILE_PART_TYPES else 0)
+    if kind is None and "image_url" in part:
+        return 1
+    if kind is None and "input_audio" in part:
+        return 1 + _AUDIO
+    return 0
 
 
 def _collect_text(obj: Any, out: list[str], nodes: list[int], budget: int, depth: int, *, keys: bool = False) -> int:
     """Append the strings found in ``obj`` to ``out`` within a node and character budget.
 
-    Returns the number of media parts (images, audio, files) met, which are counted and
-    never read. ``keys`` also collects mapping keys (tool schemas name their parameters
+    Returns the media parts (images, audio, files) met, which are counted and never read,
+    as a packed count (see _AUDIO). ``keys`` also collects mapping keys (tool schemas name their parameters
     in keys). ``nodes`` is a one-item list shared by every walk of the request.
     """
     return _walk(obj, out, nodes, [budget], depth, keys)
@@ -501,8 +530,9 @@ def _walk(obj: Any, out: list[str], nodes: list[int], chars: list[int], depth: i
         return 0
     media = 0
     if _is_map(obj):
-        if _is_media(obj):
-            return 1
+        weight = _media(obj)
+        if weight:
+            return weight
         try:
             items = list(islice(obj.items(), nodes[0]))
         except Exception:  # noqa: BLE001

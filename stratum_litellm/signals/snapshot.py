@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Callable, Mapping, Union
 
 from ..config import StratumSettings, Tier
@@ -18,10 +19,13 @@ from .budget import BudgetLeft, BudgetTracker
 from .circuit import UtilisationCircuit
 from .gpu import GpuMonitor, GpuReading
 from .latency import LatencyTracker, TierLatency
+from .limits import NONE_KNOWN, TierLimits, merged as merged_limits, reported
 from .shared import SharedState, SharedView, merged
 from .status import Status
 
 _Poller = Union[GpuMonitor, BackendPoller]
+#: The loads of signals without a backend poller (one object, so the limits merged from it keep).
+_NO_LOADS: Mapping[Tier, BackendLoad] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +39,10 @@ class TierSignals:
     backend: BackendLoad | None = None
     #: What is left of an overflow tier's budget (None for every other tier).
     budget: BudgetLeft | None = None
+    #: What the tier's model can take (context window, images, audio, tools), each limit
+    #: from the first that knows it: the settings, the group's ``model_info``, what its
+    #: backend reports now (:mod:`.limits`); None in a field: unknown.
+    limits: TierLimits = NONE_KNOWN
 
 
 def _nobody(tier: Tier, owner: str) -> int:
@@ -67,8 +75,15 @@ class Signals:
         gpu_monitor: GpuMonitor | None = None,
         clock: Callable[[], float] = time.monotonic,
         backend_poller: BackendPoller | None = None,
+        limits: Mapping[Tier, TierLimits] | None = None,
     ) -> None:
         self._settings = settings
+        #: Each tier's limits known from the configuration (:func:`.limits.configured`).
+        self._limits: Mapping[Tier, TierLimits] = dict(limits or {})
+        # tier -> (configured limits, backend load, their merge), see _tier_limits; and the
+        # whole mapping with what it was made of (loads, configured, settings), see snapshot.
+        self._merged_limits: dict[Tier, tuple[TierLimits | None, BackendLoad | None, TierLimits]] = {}
+        self._limits_of: tuple[object, object, object, Mapping[Tier, TierLimits]] = (None, None, None, {})
         lat = settings.latency
         self.latency = latency or LatencyTracker(
             alpha=lat.ema_alpha,
@@ -98,12 +113,20 @@ class Signals:
         self._lifecycle_lock = threading.Lock()
 
     @classmethod
-    def polling(cls, settings: StratumSettings) -> "Signals":
+    def polling(cls, settings: StratumSettings, limits: Mapping[Tier, TierLimits] | None = None) -> "Signals":
         """Signals with the background pollers the settings ask for (NVML, backends'
-        HTTP load signals), not yet started."""
-        signals = cls(settings, gpu_monitor=_monitor(settings), backend_poller=_backend_poller(settings))
+        HTTP load signals), not yet started; ``limits``: see :meth:`limit`."""
+        signals = cls(settings, gpu_monitor=_monitor(settings), backend_poller=_backend_poller(settings),
+                      limits=limits)
         signals._owns_monitor = True
         return signals
+
+    def limit(self, configured: Mapping[Tier, TierLimits]) -> None:
+        """Put in force each tier's limits as the configuration knows them (the settings'
+        ``tiers.<tier>.limits``, then ``model_info``: :func:`.limits.configured`); each
+        snapshot adds what the tier's backend reports. A tier left out has only its
+        backend's. A reload passes the new ones to :meth:`reconfigure` instead."""
+        self._limits = dict(configured)
 
     def start(self) -> None:
         """Start the background pollers (idempotent). The gateway calls this on its first
@@ -121,18 +144,19 @@ class Signals:
             if self.backend_poller is not None and self._owns_monitor:
                 self.backend_poller.start()
 
-    def reconfigure(self, settings: StratumSettings) -> None:
+    def reconfigure(self, settings: StratumSettings, limits: Mapping[Tier, TierLimits] | None = None) -> None:
         """Put new settings in force (a reload), all or nothing: everything that can raise
         (building circuits and pollers, starting the new pollers' threads) happens before
-        anything is swapped, so when this raises nothing has changed.
+        anything is swapped, so when this raises nothing has changed. ``limits``, when
+        given, replaces the configured limits with the settings (:meth:`limit`).
 
         Latency averages and counts carry over (a new ``latency.seed_ms`` reaches only the
         averages nothing has measured yet); the circuits are rebuilt when the GPU or tier
         settings changed; a poller is replaced only when its own settings changed."""
         with self._lifecycle_lock:
-            self._reconfigure(settings)
+            self._reconfigure(settings, limits)
 
-    def _reconfigure(self, settings: StratumSettings) -> None:
+    def _reconfigure(self, settings: StratumSettings, limits: Mapping[Tier, TierLimits] | None = None) -> None:
         old = self._settings
         circuits = self._circuits
         if old.gpu != settings.gpu or old.tiers != settings.tiers:
@@ -157,6 +181,8 @@ class Signals:
             self.latency.seed(lat.seed_ms)
         with self._gpu_lock:
             self._settings, self._circuits, self.gpu_monitor = settings, circuits, monitor
+            if limits is not None:
+                self._limits = dict(limits)
         self.backend_poller = poller
         for previous in retired:
             previous.stop()
@@ -190,7 +216,14 @@ class Signals:
                     gpu_error = gpu_error or f"no GPU at index {', '.join(map(str, missing))}"
             busy = {i: circuits[i].update(r.utilization_pct if r is not None else None) for i, r in readings.items()}
         backend_poller = self.backend_poller
-        loads = backend_poller.snapshot() if backend_poller is not None else {}
+        loads = backend_poller.snapshot() if backend_poller is not None else _NO_LOADS
+        # The poller hands out the same mapping until its next poll: the limits are merged
+        # again only then (or after a reload), not per snapshot.
+        made_of = self._limits_of
+        if made_of[0] is loads and made_of[1] is self._limits and made_of[2] is settings:
+            limits = made_of[3]
+        else:
+            limits = self._all_limits(settings, loads)
         tiers = {}
         budget = self.budget
         view = self.shared.view() if self.shared is not None else None
@@ -203,13 +236,41 @@ class Signals:
                 if budget is not None:
                     left = budget.left(_shared_use(view, self.shared))
                 tiers[tier] = TierSignals(gpu=None, gpu_busy=None, latency=latency,
-                                          backend=loads.get(tier), budget=left)
+                                          backend=loads.get(tier), budget=left, limits=limits[tier])
                 continue
             index = tier_settings.gpu_index
             tiers[tier] = TierSignals(gpu=readings[index], gpu_busy=busy[index], latency=latency,
-                                      backend=loads.get(tier))
+                                      backend=loads.get(tier), limits=limits[tier])
         return SignalSnapshot(tiers=tiers, gpu_status=gpu_status, gpu_error=gpu_error, taken_at=self._clock(),
                               held=self.latency.held)
+
+    def _all_limits(self, settings: StratumSettings, loads: Mapping[Tier, BackendLoad]) -> Mapping[Tier, TierLimits]:
+        configured = self._limits
+        limits = {tier: self._tier_limits(tier, configured.get(tier), loads.get(tier)) for tier in settings.tiers}
+        self._limits_of = (loads, configured, settings, limits)  # one store: racing snapshots build it twice at worst
+        return limits
+
+    def _tier_limits(self, tier: Tier, configured: TierLimits | None, load: BackendLoad | None) -> TierLimits:
+        """The configured limits, then the backend's, merged only when either changed: the
+        poller hands out the same reading until its next poll, and a new reading mostly
+        reports the same limits, so a snapshot rarely merges."""
+        cached = self._merged_limits.get(tier)
+        if cached is not None and cached[0] is configured:
+            last = cached[1]
+            if last is load:
+                return cached[2]
+            if last is not None and load is not None and (
+                    last.kind, last.context_tokens, last.vision, last.audio) == (
+                    load.kind, load.context_tokens, load.vision, load.audio):
+                self._merged_limits[tier] = (configured, load, cached[2])
+                return cached[2]
+        backend = reported(load)
+        if backend is None:
+            limits = configured if configured is not None else NONE_KNOWN
+        else:
+            limits = merged_limits(configured, backend)
+        self._merged_limits[tier] = (configured, load, limits)  # one store: racing snapshots merge twice at worst
+        return limits
 
 
 def _shared_use(view: "SharedView | None", shared: SharedState | None) -> tuple[int, int, float, float] | None:

@@ -3,7 +3,8 @@
 Real (the test launcher's ``LlamaServer``: the cached llama.cpp build, SmolLM2-135M):
 idle readings, queueing under 4 concurrent streams on 2 slots, down -> up recovery, ``/metrics``
 disabled (fallback to ``/slots``), sleep mode (``--sleep-idle-seconds``) and warm-up, auto detection,
-and the raw ``/slots``, ``/props``, ``/metrics`` formats the reader relies on.
+one slot's context and the modalities from ``/props``, and the raw ``/slots``, ``/props``,
+``/metrics`` formats the reader relies on.
 
 Stand-ins (``FakeBackend`` below: a ThreadingHTTPServer in this process serving fixed replies)
 serve the documented response shapes of what cannot be had on demand here:
@@ -22,7 +23,9 @@ serve the documented response shapes of what cannot be had on demand here:
   for ``vllm:num_requests_running``, ``vllm:num_requests_waiting``, ``vllm:kv_cache_usage_perc``
   and ``vllm:engine_sleep_state{sleep_state=...}`` (vLLM ``vllm/v1/metrics/loggers.py``; older
   releases name the cache gauge ``vllm:gpu_cache_usage_perc``); ``/health`` is 200 with an
-  empty body. vLLM on CPU takes minutes to start and is exercised by other tests.
+  empty body; ``GET /v1/models`` lists each base model with ``max_model_len`` and each LoRA
+  adapter with none (``vllm/entrypoints/openai/models/serving.py``). vLLM on CPU takes
+  minutes to start and is exercised by other tests.
 """
 
 from __future__ import annotations
@@ -240,6 +243,8 @@ def test_real_llama_server_formats_are_what_the_reader_expects(llama: LlamaServe
         assert props["total_slots"] == 2
         assert props["is_sleeping"] is False
         assert props["endpoint_metrics"] is True and props["endpoint_slots"] is True
+        assert props["default_generation_settings"]["n_ctx"] == llama.ctx // 2  # one slot's share of -c
+        assert props["modalities"]["vision"] is False and props["modalities"]["audio"] is False
 
         slots = client.get("/slots").json()
         assert isinstance(slots, list) and len(slots) == 2
@@ -392,6 +397,20 @@ def test_sleeping_llama_server_is_not_loaded_polling_keeps_it_asleep_warm_up_wak
         assert poller.snapshot()["smart"].model_loaded is True
 
 
+@pytest.mark.usefixtures("llama_build")
+def test_real_llama_server_reports_one_slots_context_and_no_images_or_audio(
+    make_poller: Callable[..., BackendPoller],
+) -> None:
+    # -c 1024 shared by -np 2: one request may fill one slot, 512 tokens.
+    with LlamaServer(slots=2, ctx=1024) as server:
+        for kind in ("llamacpp", "auto"):
+            load = make_poller({"smart": BackendTarget(kind, server.base_url)}).poll_once()["smart"]
+
+            assert load.status == "ok" and load.error is None and load.kind == "llamacpp", load
+            assert (load.context_tokens, load.vision, load.audio) == (512, False, False)
+            assert load.slots_total == 2
+
+
 def test_auto_detects_llama_server(llama: LlamaServer, make_poller: Callable[..., BackendPoller]) -> None:
     load = make_poller({"smart": BackendTarget("auto", llama.base_url)}).poll_once()["smart"]
     assert load.kind == "llamacpp" and load.status == "ok" and load.slots_total == 2
@@ -531,9 +550,25 @@ def test_warm_up_skips_a_model_that_is_already_loaded(fake: FakeBackend, make_po
 # -- vLLM (stand-in) ---------------------------------------------------------------------
 
 
+def vllm_models(max_model_len: int = 8192, model: str = "gemma4-fast") -> dict[str, Any]:
+    """vLLM's ``GET /v1/models``: each base model with the engine's ``max_model_len``, a LoRA
+    adapter with none (vLLM ``vllm/entrypoints/openai/models/serving.py``)."""
+    permission = [{"id": "modelperm-0", "object": "model_permission", "created": 1, "allow_create_engine": False,
+                   "allow_sampling": True, "allow_logprobs": True, "allow_search_indices": False,
+                   "allow_view": True, "allow_fine_tuning": False, "organization": "*", "group": None,
+                   "is_blocking": False}]
+    return {"object": "list", "data": [
+        {"id": model, "object": "model", "created": 1, "owned_by": "vllm", "root": f"/models/{model}",
+         "parent": None, "max_model_len": max_model_len, "permission": permission},
+        {"id": "a-lora", "object": "model", "created": 1, "owned_by": "vllm", "root": "/loras/a", "parent": model,
+         "max_model_len": None, "permission": permission},
+    ]}
+
+
 def serve_vllm(fake: FakeBackend, metrics: str) -> None:
     fake.text("/health", "")
     fake.text("/metrics", metrics)
+    fake.json("/v1/models", vllm_models())
 
 
 def test_vllm_metrics_sum_engines_and_saturate_on_waiting(fake: FakeBackend, make_poller: Callable[..., BackendPoller]) -> None:
@@ -546,6 +581,24 @@ def test_vllm_metrics_sum_engines_and_saturate_on_waiting(fake: FakeBackend, mak
     assert (load.slots_total, load.slots_idle) == (None, None)  # vLLM has no slots
     assert load.model_loaded is True
     assert load.saturated is True
+    assert (load.context_tokens, load.vision, load.audio) == (8192, None, None)
+
+
+def test_vllm_context_comes_from_v1_models_and_its_failure_is_only_a_problem_line(
+    fake: FakeBackend, make_poller: Callable[..., BackendPoller]
+) -> None:
+    serve_vllm(fake, vllm_metrics(running=(1.0,)))
+    poller = make_poller({"fast": BackendTarget("vllm", fake.url)}, timeout_s=0.3)
+    assert poller.poll_once()["fast"].context_tokens == 8192
+
+    fake.json("/v1/models", {"error": {"message": "Unauthorized"}}, status=401)  # vLLM --api-key, none sent
+    load = poller.poll_once()["fast"]
+    assert load.status == "ok" and load.requests_running == 1 and load.context_tokens is None
+    assert load.error == "GET /v1/models: HTTP 401 (check the target's api_key)"
+
+    fake.json("/v1/models", vllm_models(), delay_s=2.0)  # hangs: bounded by the poll's timeout
+    load = poller.poll_once()["fast"]
+    assert load.status == "ok" and load.context_tokens is None and "GET /v1/models: timed out" in (load.error or "")
 
 
 @pytest.mark.parametrize(

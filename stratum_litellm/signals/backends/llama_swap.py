@@ -6,6 +6,11 @@ processes, early ones listed starting/stopping ones too, with their state. The
 ``/upstream/<model>/...`` pass-through is deliberately not read: every proxied request
 starts the model if it is not loaded and restarts its ``ttl`` countdown, so polling
 through it would load the smart model and keep it resident for ever.
+
+For the same reason it reports no limits of the model (context window, images, audio):
+``/running`` says none, and the model's own ``/props`` is only reachable through that
+pass-through. They stay unknown unless ``tiers.<tier>.limits`` or the group's
+``model_info`` say them (:mod:`stratum_litellm.signals.limits`).
 """
 
 from __future__ import annotations

@@ -2,7 +2,10 @@
 
 Until its model is loaded llama-server answers 503 ``{"error": {"message": "Loading
 model", ...}}`` on every path, ``/health`` too (tools/server/server-http.cpp). ``/props``
-gives ``total_slots``, ``is_sleeping`` and which endpoints are enabled; ``/metrics``
+gives ``total_slots``, ``is_sleeping``, which endpoints are enabled and what the model can
+take: ``default_generation_settings.n_ctx``, the context of ONE slot (``-c`` divided by
+``-np``: started with ``-c 1024 -np 2`` it says 512), and ``modalities`` (``{"vision":
+false, "audio": false}``; older releases say nothing, which stays unknown); ``/metrics``
 (needs ``--metrics``) gives ``llamacpp:requests_processing`` and
 ``llamacpp:requests_deferred``.
 
@@ -39,6 +42,10 @@ class _Props(NamedTuple):
     #: Which endpoints /props says are enabled (None: not said), to skip requests bound to fail.
     has_metrics: bool | None = None
     has_slots: bool | None = None
+    #: What the model can take: one slot's context, and the modalities.
+    context_tokens: int | None = None
+    vision: bool | None = None
+    audio: bool | None = None
 
 
 def poll(fetcher: Fetcher, target: BackendTarget) -> Reading:
@@ -102,7 +109,7 @@ def read(health: Reply, props: Answer | None = None, metrics: Answer | None = No
         "llama-server is sleeping (model unloaded after idling; the next request reloads it)" if known.sleeping
         else None,
         problems, requests_running=running, requests_waiting=waiting, kv_cache_usage=kv, slots_total=total,
-        slots_idle=idle,
+        slots_idle=idle, context_tokens=known.context_tokens, vision=known.vision, audio=known.audio,
     )
 
 
@@ -110,11 +117,19 @@ def _props(answer: Answer | None, problems: list[str]) -> _Props:
     body = json_of(answer, problems)
     if not isinstance(body, dict):
         return _Props()
+    settings = body.get("default_generation_settings")
+    context = _non_negative_int(settings.get("n_ctx")) if isinstance(settings, dict) else None
+    modalities = body.get("modalities")
+    if not isinstance(modalities, dict):
+        modalities = {}
     return _Props(
         total=_non_negative_int(body.get("total_slots")),
         sleeping=_flag(body.get("is_sleeping")),
         has_metrics=_flag(body.get("endpoint_metrics")),
         has_slots=_flag(body.get("endpoint_slots")),
+        context_tokens=context or None,  # 0 would be no context at all: not a limit to trust
+        vision=_flag(modalities.get("vision")),
+        audio=_flag(modalities.get("audio")),
     )
 
 

@@ -41,7 +41,9 @@ class BackendLoad:
     has it unloaded, llama-server or vLLM sleeps), ``down`` (unreachable or erroring;
     ``error`` says why) or ``unknown`` (never polled, stale, or not a backend the poller
     knows). An ``ok`` entry may still carry an ``error`` naming a reading that failed
-    (e.g. ``/metrics`` disabled); the matching fields are then ``None``.
+    (e.g. ``/metrics`` disabled); the matching fields are then ``None``. The model's
+    limits (``context_tokens``, ``vision``, ``audio``) come with a reading and go with it:
+    a ``down`` or ``unknown`` entry has none.
     """
 
     kind: str  # "vllm" | "llamacpp" | "llama-swap" ("auto" until detected)
@@ -57,21 +59,29 @@ class BackendLoad:
     taken_at: float  # clock() when the reading finished; 0.0 if never polled
     #: Copied from the target so that :attr:`saturated` needs nothing else.
     kv_cache_saturation: float = 0.95
+    #: What the model can take, as the backend says: tokens one request may fill (prompt
+    #: and answer: a llama.cpp slot's context, vLLM's ``max_model_len``), and whether it
+    #: takes images and audio (llama.cpp's ``modalities``). None: not said, or not read.
+    context_tokens: int | None = None
+    vision: bool | None = None
+    audio: bool | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", Status(self.status))  # "ok" given as text is Status.OK
 
     @classmethod
     def blank(cls, target: BackendTarget, reason: str) -> BackendLoad:
-        """An ``unknown`` entry with no numbers: the target has not been read yet."""
+        """An ``unknown`` entry with no numbers and no limits: the target has not been read yet."""
         return cls(kind=target.kind, url=target.url, status=Status.UNKNOWN, error=reason, requests_running=None,
                    requests_waiting=None, kv_cache_usage=None, slots_total=None, slots_idle=None,
                    model_loaded=None, taken_at=0.0, kv_cache_saturation=target.kv_cache_saturation)
 
     def unknown(self, reason: str) -> BackendLoad:
-        """This entry, no longer trusted: ``unknown`` with the reason, its numbers dropped."""
+        """This entry, no longer trusted: ``unknown`` with the reason, its numbers and the
+        model's limits dropped (the server may have restarted with another model)."""
         return replace(self, status=Status.UNKNOWN, error=reason, requests_running=None, requests_waiting=None,
-                       kv_cache_usage=None, slots_total=None, slots_idle=None, model_loaded=None)
+                       kv_cache_usage=None, slots_total=None, slots_idle=None, model_loaded=None,
+                       context_tokens=None, vision=None, audio=None)
 
     @property
     def saturated(self) -> bool | None:

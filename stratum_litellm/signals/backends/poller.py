@@ -214,6 +214,9 @@ class BackendPoller(PollerThread):
             model_loaded=reading.model_loaded,
             taken_at=self._clock(),
             kv_cache_saturation=target.kv_cache_saturation,
+            context_tokens=reading.context_tokens,
+            vision=reading.vision,
+            audio=reading.audio,
         )
         self._schedule(state, load)
         self._log_transition(tier, state, load)

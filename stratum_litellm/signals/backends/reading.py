@@ -28,6 +28,10 @@ class Reading:
     slots_total: int | None = None
     slots_idle: int | None = None
     model_loaded: bool | None = None
+    #: What the model can take, as the backend says (see :class:`BackendLoad`).
+    context_tokens: int | None = None
+    vision: bool | None = None
+    audio: bool | None = None
 
 
 def asleep_or_serving(asleep: str | None, problems: list[str], **load: Any) -> Reading:

@@ -31,7 +31,8 @@ def test_the_readme_lists_the_checks_in_the_order_they_run_with_their_reasons() 
 
 
 def test_the_checks_run_in_the_documented_order() -> None:
-    assert [c.name for c in CHECKS] == ["health", "backend", "in_flight", "user_share", "vram", "gpu_utilisation", "latency_sla"]
+    assert [c.name for c in CHECKS] == ["fit", "health", "backend", "in_flight", "user_share", "vram",
+                                        "gpu_utilisation", "latency_sla"]
 
 
 def test_a_verdict_reads_as_the_evidence_shows_it() -> None:

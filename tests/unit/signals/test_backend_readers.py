@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from stratum_litellm.signals.backends import detect, llama_swap, llamacpp, vllm
 from stratum_litellm.signals.backends.fetch import FetchError, Reply
 from stratum_litellm.signals.status import Status
@@ -69,7 +71,71 @@ def test_llamacpp_secondary_failures_are_noted_not_fatal() -> None:
     assert (r.slots_total, r.requests_running, r.slots_idle) == (None, None, None)
 
 
+def test_llamacpp_reads_one_slots_context_and_the_modalities_from_props() -> None:
+    # As the real llama-server says it when started with -c 1024 -np 2 (the context is per slot).
+    props = reply("/props", {"total_slots": 2, "is_sleeping": False, "endpoint_metrics": True,
+                             "default_generation_settings": {"n_ctx": 512, "temperature": 0.8},
+                             "modalities": {"vision": True, "video": False, "audio": False}})
+    r = llamacpp.read(HEALTHY, props, LLAMA_METRICS)
+    assert r.status is Status.OK and r.error is None
+    assert (r.context_tokens, r.vision, r.audio) == (512, True, False)
+
+    asleep = reply("/props", {"total_slots": 2, "is_sleeping": True, "default_generation_settings": {"n_ctx": 512}})
+    assert llamacpp.read(HEALTHY, asleep).context_tokens == 512  # what it can take does not sleep
+
+
+@pytest.mark.parametrize("props", [
+    {"total_slots": 2},  # an older release: no modalities
+    {"default_generation_settings": {"n_ctx": "512"}, "modalities": ["vision"]},
+    {"default_generation_settings": {"n_ctx": 0}, "modalities": {"vision": "yes", "audio": 1}},
+    {"default_generation_settings": {"n_ctx": True}, "modalities": {"vision": None}},
+    {"default_generation_settings": [512], "modalities": None},
+    {"default_generation_settings": {"n_ctx": -1}},
+])
+def test_llamacpp_limits_it_cannot_read_stay_unknown(props: dict[str, Any]) -> None:
+    r = llamacpp.read(HEALTHY, reply("/props", props), LLAMA_METRICS)
+    assert r.status is Status.OK and (r.context_tokens, r.vision, r.audio) == (None, None, None)
+    assert llamacpp.read(HEALTHY, FetchError("GET /props: timed out after 0.5s"), LLAMA_METRICS).context_tokens is None
+    assert llamacpp.read(reply("/health", status=503)).context_tokens is None  # loading: nothing read
+
+
 # -- vLLM -------------------------------------------------------------------------------
+
+#: vLLM's /v1/models: the base model with max_model_len, a LoRA adapter without (vLLM
+#: vllm/entrypoints/openai/models/serving.py, show_available_models).
+VLLM_MODELS = {"object": "list", "data": [
+    {"id": "gemma4-fast", "object": "model", "created": 1, "owned_by": "vllm", "root": "/models/gemma",
+     "parent": None, "max_model_len": 8192, "permission": [{"id": "modelperm-1", "object": "model_permission"}]},
+    {"id": "my-lora", "object": "model", "created": 1, "owned_by": "vllm", "root": "/loras/a",
+     "parent": "gemma4-fast", "max_model_len": None, "permission": []},
+]}
+
+
+def test_vllm_reads_max_model_len_from_v1_models() -> None:
+    metrics = reply("/metrics", "vllm:num_requests_running 1\nvllm:num_requests_waiting 0\n")
+    r = vllm.read(HEALTHY, metrics, reply("/v1/models", VLLM_MODELS))
+    assert r.status is Status.OK and r.error is None and r.context_tokens == 8192
+    assert (r.vision, r.audio) == (None, None)  # vLLM does not say
+
+    asleep = vllm.read(HEALTHY, reply("/metrics", 'vllm:engine_sleep_state{sleep_state="awake"} 0\n'),
+                       reply("/v1/models", VLLM_MODELS))
+    assert asleep.status is Status.LOADING and asleep.context_tokens == 8192
+
+
+def test_vllm_models_that_cannot_be_read_only_leave_the_context_unknown() -> None:
+    metrics = reply("/metrics", "vllm:num_requests_running 1\nvllm:num_requests_waiting 0\n")
+    for models, problem in [
+        (reply("/v1/models", {"error": "unauthorized"}, status=401), "GET /v1/models: HTTP 401 (check the target's api_key)"),
+        (FetchError("GET /v1/models: timed out after 0.5s"), "GET /v1/models: timed out after 0.5s"),
+        (reply("/v1/models", "<html>"), "GET /v1/models: reply is not JSON"),
+        (reply("/v1/models", {"models": []}), "GET /v1/models: reply has no 'data' list"),
+        (reply("/v1/models", {"data": [{"id": "old-vllm"}]}),
+         "GET /v1/models: no max_model_len (the context window stays unknown)"),
+    ]:
+        r = vllm.read(HEALTHY, metrics, models)
+        assert r.status is Status.OK and r.context_tokens is None and r.requests_running == 1, problem
+        assert r.error == problem
+    assert vllm.read(HEALTHY, metrics).context_tokens is None  # not fetched: nothing said
 
 
 def test_vllm_reads_the_fullest_engine_and_sleep() -> None:
