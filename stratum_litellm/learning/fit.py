@@ -1,22 +1,27 @@
 """Fitting a profile to labels, and measuring it against the profile in use.
 
 The new profile builds on a base profile (the shipped default unless told otherwise): a
-logistic regression (scikit-learn) over
+logistic regression whose logit is
 
-- the base profile's logit (one column, lightly penalised, so a few labels can only rescale
-  what the base already knows, and many can overrule it),
-- the level of each dimension (so the labels can re-weigh them),
-- the hashed words and word pairs of the last user turn (the learned text part),
+    (1 + scale) * base logit + intercept + Σ correction_d * level_d + Σ weight_w * word_w
 
-on the labels' weights. Its coefficients fold back into one profile of the usual form (bias,
-dimension weights, text table), so scoring costs what it always did. The penalty is chosen
-by cross-validation (stratified folds) among :data:`STRENGTHS`, on held-out log loss (the
-score is a probability: of two equal rankings the better calibrated wins); the figures
-printed are those folds' held-out APGR and AUROC. The fitted score is a probability that a request needs
-the stronger tier; ``keep_share`` shifts its bias instead so that the labelled requests keep
-the share above the entry score they get today.
+the base logit entering as an offset: with few labels (or a strong penalty) every correction
+stays near zero and the new profile ranks as the base does; labels that disagree with the
+base move the corrections to the dimensions' weights and the weights of words and word
+pairs of the last user turn (the learned part). The corrections are penalised (L2, at the
+chosen strength), the base's scale much less (a prior of 1 +- 1), the intercept not at all.
+No library fits a logistic regression with an offset, so the loss and its gradient are
+written here and minimised by scipy's L-BFGS-B. The result folds back into one profile of
+the usual form (bias, dimension weights, text table): scoring costs what it always did.
 
-Needs numpy, scipy and scikit-learn: ``pip install 'stratum-litellm[learn]'``.
+The strength is chosen by cross-validation (stratified folds) among :data:`STRENGTHS`, on
+held-out log loss (the score is a probability: of two equal rankings the better calibrated
+wins); the figures printed are those folds' held-out APGR and AUROC. The fitted score is a
+probability that a request needs the stronger tier; ``keep_share_at`` scales it back to the
+base's scale and shifts it so that the labelled requests keep the share above that entry
+score they get from the current profile.
+
+Needs numpy and scipy: ``pip install 'stratum-litellm[learn]'``.
 """
 
 from __future__ import annotations
@@ -40,9 +45,6 @@ MIN_LABELS = 50
 MIN_EACH = 10
 #: Inverse penalties tried (scikit-learn's C): smaller keeps closer to the base profile.
 STRENGTHS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
-#: Scale of the base logit's column: its coefficient is penalised this many times less
-#: (squared) than a word's, so the base's ranking is the starting point.
-BASE_SCALE = 5.0
 #: Bits of the learned part's table (2**18 float32: 1 MB in memory).
 BITS = 18
 #: The learned part keeps at most this many words and word pairs, the weightiest (a profile
@@ -78,16 +80,14 @@ class Fit:
         return self.new.apgr < self.current.apgr - TOLERANCE
 
 
-def _libraries() -> tuple[Any, Any, Any, Any]:
+def _libraries() -> tuple[Any, Any, Any]:
     try:
         import numpy
-        from scipy import sparse
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.model_selection import StratifiedKFold
+        from scipy import optimize, sparse
     except ImportError as exc:
-        raise LabelsError(f"stratum fit needs numpy, scipy and scikit-learn ({exc.name} is missing): "
+        raise LabelsError(f"stratum fit needs numpy and scipy ({exc.name} is missing): "
                           "pip install 'stratum-litellm[learn]'") from None
-    return numpy, sparse, LogisticRegression, StratifiedKFold
+    return numpy, sparse, optimize
 
 
 def check(labels: Sequence[Label]) -> None:
@@ -100,17 +100,16 @@ def check(labels: Sequence[Label]) -> None:
             f"least {MIN_LABELS}, with at least {MIN_EACH} of each verdict")
 
 
-def _design(labels: Sequence[Label], base: Profile, bits: int) -> tuple[Any, Any, Any]:
-    numpy, sparse, _, _ = _libraries()
+def _design(labels: Sequence[Label], base: Profile, bits: int) -> tuple[Any, Any, Any, Any]:
+    """(X, offset, y, w): the levels and hashed words of each label (one column per
+    dimension, then one per table slot), the base's logit of each, the verdicts, the weights."""
+    numpy, sparse, _ = _libraries()
     mask = (1 << bits) - 1
     rows, cols, vals = [], [], []
-    width = 1 + len(DIMENSIONS)
+    width = len(DIMENSIONS)
     for row, label in enumerate(labels):
         example = label.example
-        rows.append(row)
-        cols.append(0)
-        vals.append(base.logit(example.levels, example.hashes))
-        for column, level in enumerate(example.levels, start=1):
+        for column, level in enumerate(example.levels):
             if level:
                 rows.append(row)
                 cols.append(column)
@@ -123,21 +122,60 @@ def _design(labels: Sequence[Label], base: Profile, bits: int) -> tuple[Any, Any
                 vals.append(share)
     X = sparse.csr_matrix((vals, (rows, cols)), shape=(len(labels), width + (1 << bits)))
     X.sum_duplicates()
-    y = numpy.array([label.needs_strong for label in labels])
+    offset = numpy.array([base.logit(label.example.levels, label.example.hashes) for label in labels])
+    y = numpy.array([1.0 if label.needs_strong else 0.0 for label in labels])
     w = numpy.array([label.weight for label in labels])
-    return X, y, w
+    return X, offset, y, w
 
 
-def _model(strength: float) -> Any:
-    _, _, LogisticRegression, _ = _libraries()
-    return LogisticRegression(C=strength, max_iter=3000, tol=1e-5)
+@dataclass(frozen=True)
+class _Model:
+    """A fitted regression: the logit is ``(1 + scale) * offset + intercept + X @ beta``."""
+
+    intercept: float
+    scale: float
+    beta: Any
+
+    def logits(self, X: Any, offset: Any) -> Any:
+        return offset * (1.0 + self.scale) + self.intercept + X @ self.beta
 
 
-def _scaled(X: Any) -> Any:
-    """The design with the base logit's column scaled up (lighter penalty on it)."""
-    _, sparse, _, _ = _libraries()
-    scale = sparse.diags([BASE_SCALE] + [1.0] * (X.shape[1] - 1))
-    return (X @ scale).tocsr()
+#: The prior on the base's scale: (1 + scale) is 1 +- this (one standard deviation).
+SCALE_PRIOR = 1.0
+
+
+def _train(X: Any, offset: Any, y: Any, w: Any, strength: float) -> _Model:
+    """Minimise  Σ w·logloss + ½‖beta‖²/strength + ½(scale/SCALE_PRIOR)²  (intercept free)."""
+    numpy, _, optimize = _libraries()
+    sign = 2.0 * y - 1.0
+    X_t = X.T.tocsr()
+
+    def objective(theta: Any) -> tuple[float, Any]:
+        intercept, scale, beta = theta[0], theta[1], theta[2:]
+        z = offset * (1.0 + scale) + intercept + X @ beta
+        loss = float(w @ numpy.logaddexp(0.0, -sign * z))
+        g = w * (0.5 * (1.0 + numpy.tanh(0.5 * z)) - y)  # w * (sigmoid(z) - y), overflow-free
+        value = loss + 0.5 * float(beta @ beta) / strength + 0.5 * (scale / SCALE_PRIOR) ** 2
+        gradient = numpy.concatenate(([g.sum(), float(g @ offset) + scale / SCALE_PRIOR ** 2],
+                                      X_t @ g + beta / strength))
+        return value, gradient
+
+    start = numpy.zeros(X.shape[1] + 2)
+    found = optimize.minimize(objective, start, jac=True, method="L-BFGS-B", options={"maxiter": 3000})
+    return _Model(float(found.x[0]), float(found.x[1]), found.x[2:])
+
+
+def _folds(y: Any, folds: int, seed: int) -> list[tuple[Any, Any]]:
+    """Stratified folds: each verdict's labels shuffled (seeded) and dealt round-robin."""
+    numpy = _libraries()[0]
+    rng = numpy.random.RandomState(seed)
+    assigned = numpy.zeros(len(y), dtype=int)
+    for verdict in (0.0, 1.0):
+        members = numpy.flatnonzero(y == verdict)
+        rng.shuffle(members)
+        assigned[members] = numpy.arange(len(members)) % folds
+    everything = numpy.arange(len(y))
+    return [(everything[assigned != k], everything[assigned == k]) for k in range(folds)]
 
 
 def fit(labels: Sequence[Label], current: Profile, base: Profile, *, name: str = "fitted", bits: int = BITS,
@@ -147,39 +185,43 @@ def fit(labels: Sequence[Label], current: Profile, base: Profile, *, name: str =
     current profile's on the same folds. ``keep_share_at``: an entry score at which the new
     profile keeps the current one's share of these requests."""
     check(labels)
-    numpy, _, _, StratifiedKFold = _libraries()
-    X, y, w = _design(labels, base, bits)
+    numpy = _libraries()[0]
+    if base.text is not None:
+        bits = base.text.bits  # the base's learned part maps words to slots of its own table
+    X, offset, y, w = _design(labels, base, bits)
     # Only the columns some label has (a word no label has gets no weight anyway): the
-    # regression then works on thousands of columns, not 2**bits.
+    # regression works on thousands of columns, not 2**bits.
     columns = numpy.unique(X.indices)
-    X = _scaled(X)[:, columns]
-    splits = list(StratifiedKFold(n_splits=min(folds, int(min(y.sum(), (~y).sum()))), shuffle=True,
-                                  random_state=seed).split(numpy.zeros(len(y)), y))
+    X = X[:, columns]
+    splits = _folds(y, min(folds, int(min(y.sum(), len(y) - y.sum()))), seed)
+    needs, weights = y.astype(bool).tolist(), w.tolist()
     current_scores = [current.logit(label.example.levels, label.example.hashes) for label in labels]
     best: tuple[float, float, float, float] | None = None  # log loss, strength, APGR, AUROC
     for strength in strengths:
         held_apgr, held_auroc, losses = [], [], []
         for train, test in splits:
-            model = _model(strength).fit(X[train], y[train], sample_weight=w[train])
-            scores = model.decision_function(X[test]).tolist()
-            held_apgr.append(apgr(scores, y[test].tolist(), w[test].tolist()))
-            held_auroc.append(auroc(scores, y[test].tolist(), w[test].tolist()))
-            losses.append(_log_loss(scores, y[test].tolist(), w[test].tolist()))
+            model = _train(X[train], offset[train], y[train], w[train], strength)
+            scores = model.logits(X[test], offset[test]).tolist()
+            truth, weight = [needs[i] for i in test], [weights[i] for i in test]
+            held_apgr.append(apgr(scores, truth, weight))
+            held_auroc.append(auroc(scores, truth, weight))
+            losses.append(_log_loss(scores, truth, weight))
         candidate = (_mean(losses), strength, _mean(held_apgr), _mean(held_auroc))
         if best is None or candidate[0] < best[0] - 1e-9:
             best = candidate
     assert best is not None
     _, strength, new_apgr, new_auroc = best
-    cur_apgr = _mean([apgr([current_scores[i] for i in test], y[test].tolist(), w[test].tolist()) for _, test in splits])
-    cur_auroc = _mean([auroc([current_scores[i] for i in test], y[test].tolist(), w[test].tolist()) for _, test in splits])
-    model = _model(strength).fit(X, y, sample_weight=w)
-    profile = _fold(model, base, bits, name, max_features, columns)
+    cur_apgr = _mean([apgr([current_scores[i] for i in test], [needs[i] for i in test], [weights[i] for i in test])
+                      for _, test in splits])
+    cur_auroc = _mean([auroc([current_scores[i] for i in test], [needs[i] for i in test],
+                             [weights[i] for i in test]) for _, test in splits])
+    model = _train(X, offset, y, w, strength)
+    profile = _fold(model, columns, base, bits, name, max_features)
     if keep_share_at is not None:
         # The base's scale, so scores read as they did (a greeting stays as low); then the
         # bias that keeps today's share above the entry score.
-        scale = float(model.coef_[0][0]) * BASE_SCALE if columns[0] == 0 else 0.0
-        if scale > 0:
-            profile = _times(profile, 1.0 / scale)
+        if 1.0 + model.scale > 0:
+            profile = _times(profile, 1.0 / (1.0 + model.scale))
         profile = _keep_share(profile, current, labels, keep_share_at)
     by_source = Counter(label.source for label in labels)
     newest = max((label.created for label in labels), default=0.0)
@@ -213,33 +255,25 @@ def _mean(values: Sequence[float]) -> float:
     return sum(finite) / len(finite) if finite else math.nan
 
 
-def _fold(model: Any, base: Profile, bits: int, name: str, max_features: int = MAX_FEATURES,
-          columns: Any = None) -> Profile:
-    """The regression's coefficients as one profile: base x scale + corrections.
-    ``columns``: the design's column of each coefficient (None: all of them, in order)."""
-    numpy = _libraries()[0]
-    coef = model.coef_[0]
-    if columns is not None:
-        full = numpy.zeros(1 + len(DIMENSIONS) + (1 << bits))
-        full[columns] = coef
-        coef = full
-    scale = float(coef[0]) * BASE_SCALE  # the base logit's coefficient, in logit units
-    width = 1 + len(DIMENSIONS)
-    weights = {d: scale * base.weights[d] + float(coef[i]) for i, d in enumerate(DIMENSIONS, start=1)}
+def _fold(model: _Model, columns: Any, base: Profile, bits: int, name: str,
+          max_features: int = MAX_FEATURES) -> Profile:
+    """The regression as one profile: the base times its scale, plus the corrections.
+    ``columns``: the design's column (dimension, then table slot) of each coefficient."""
+    factor = 1.0 + model.scale
+    width = len(DIMENSIONS)
+    corrections = dict(zip(columns.tolist(), model.beta.tolist()))
+    weights = {d: factor * base.weights[d] + corrections.get(i, 0.0) for i, d in enumerate(DIMENSIONS)}
     table: dict[int, float] = {}
     if base.text is not None:
-        shift = base.text.bits - bits
-        if shift < 0:
-            raise LabelsError(f"the base profile's text part has {base.text.bits} bits; fit with at least that many")
         for index, value in zip(base.text.indices, base.text.weights):
-            folded = index & ((1 << bits) - 1)
-            table[folded] = table.get(folded, 0.0) + scale * value
-    for index in coef[width:].nonzero()[0].tolist():
-        table[index] = table.get(index, 0.0) + float(coef[width + index])
+            table[index] = table.get(index, 0.0) + factor * value
+    for column, value in corrections.items():
+        if column >= width and value:
+            table[column - width] = table.get(column - width, 0.0) + value
     weightiest = sorted(((i, v) for i, v in table.items() if abs(v) >= 1e-7), key=lambda iv: -abs(iv[1]))
     kept = sorted(weightiest[:max_features])
     text = TextPart.of(bits, [i for i, _ in kept], [v for _, v in kept]) if kept else None
-    return Profile(name, float(model.intercept_[0]) + scale * base.bias, weights, text, {}, source="")
+    return Profile(name, model.intercept + factor * base.bias, weights, text, {}, source="")
 
 
 def _keep_share(profile: Profile, current: Profile, labels: Sequence[Label], entry: float) -> Profile:
