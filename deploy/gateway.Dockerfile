@@ -35,8 +35,8 @@ COPY stratum_litellm /opt/stratum-litellm/stratum_litellm
 # on an image without them (best effort: apk on the Wolfi-based LiteLLM images), the
 # install still succeeds with the pure-Python engine, which gives the same scores more
 # slowly. The last line prints which engine the image has.
-# The import check fails the build if the plugin cannot load in this LiteLLM. numpy, scipy
-# and scikit-learn are the `learn` extra: `stratum fit` runs in the gateway's container.
+# The import check fails the build if the plugin cannot load in this LiteLLM. numpy and scipy
+are the `learn` extra: `stratum fit` runs in the gateway's container.
 RUN set -eu; \
     py="$(command -v python3 || command -v python)"; \
     "$py" -c 'import litellm'; \
@@ -50,7 +50,7 @@ RUN set -eu; \
     uv pip install --python "$py" --break-system-packages --no-cache \
         "nvidia-ml-py>=12.535" "prometheus-client>=0.20" "pyyaml>=6.0" "google-re2>=1.1" \
         "pydantic>=2.6,<3" \
-        "numpy>=1.24" "scipy>=1.10" "scikit-learn>=1.3"; \
+        "numpy>=1.24" "scipy>=1.10"; \
     "$py" -c 'import stratum_litellm.gateway.plugin, pynvml, prometheus_client, re2; from stratum_litellm.scoring.scan import ENGINE; from stratum_litellm.scoring.scorer import KERNEL; print("stratum-litellm ready; scan engine:", ENGINE, "/ score kernel:", KERNEL)'
 
 # ENTRYPOINT and WORKDIR stay the base image's (its entrypoint may be a path relative to

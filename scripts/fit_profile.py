@@ -13,7 +13,7 @@ default routing share does not move.
     python scripts/fit_profile.py --data ../shared/eval/routellm_dev.jsonl            # choose, fit, write
     python scripts/fit_profile.py --data ../shared/eval/routellm_dev.jsonl --dry-run
 
-Needs numpy, scipy and scikit-learn (the ``learn`` extra). Deterministic.
+Needs numpy and scipy (the ``learn`` extra). Deterministic.
 """
 
 from __future__ import annotations
@@ -57,9 +57,10 @@ def held_out(harness, items, labels, rows, strength: float | None) -> np.ndarray
             test = [i for i, h in enumerate(halves) if h == k]
             profile = handmade
             if strength is not None:
-                X, y, w = learning._design(train, handmade, learning.BITS)
-                model = learning._model(strength).fit(learning._scaled(X), y, sample_weight=w)
-                profile = learning._fold(model, handmade, learning.BITS, "cv", MAX_FEATURES)
+                X, offset, y, w = learning._design(train, handmade, learning.BITS)
+                columns = np.unique(X.indices)
+                model = learning._train(X[:, columns], offset, y, w, strength)
+                profile = learning._fold(model, columns, handmade, learning.BITS, "cv", MAX_FEATURES)
             scores = np.array([profile.logit(labels[i].example.levels, labels[i].example.hashes) for i in test])
             found = harness.evaluate_all([scores], [items[i] for i in test], 10)
             results.append([found[g]["APGR"] for g in GROUPS])

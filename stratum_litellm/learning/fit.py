@@ -43,7 +43,7 @@ __all__ = ["MIN_LABELS", "MIN_EACH", "Fit", "Figures", "fit", "figures", "shares
 #: The fewest labels a fit accepts, and the fewest of each verdict among them.
 MIN_LABELS = 50
 MIN_EACH = 10
-#: Inverse penalties tried (scikit-learn's C): smaller keeps closer to the base profile.
+#: Strengths tried (the inverse of the corrections' penalty): smaller keeps closer to the base.
 STRENGTHS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
 #: Bits of the learned part's table (2**18 float32: 1 MB in memory).
 BITS = 18

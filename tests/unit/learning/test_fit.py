@@ -7,7 +7,7 @@ The labelled sets are built here: prompts from one pool of templates, the positi
 by a made-up word ("zorblax") that no shipped profile weighs, so the current profile ranks
 them by chance and only the labels can teach the rule.
 
-Fits run the real scikit-learn regression at the shipped table size (a few seconds each);
+Fits run the real regression (scipy's L-BFGS-B) at the shipped table size (a few seconds each);
 some try fewer penalty strengths than the command does, to stay quick.
 """
 
