@@ -94,7 +94,10 @@ SMART_SLOTS = 2          # llama-server -np: few slots, so queueing is real
 SMART_CTX = 4096         # total KV context, shared by the slots
 # Gemma's turn format for llama-server (the base-model GGUF has no chat template).
 SMART_CHAT_TEMPLATE = _HERE / "gemma3-chat-template.jinja"
-FAST_MAX_MODEL_LEN = 2048
+# The fast tier's context is four times a smart slot's (2048), as a small model beside a big
+# one on one card often has: a long pasted document fits the fast tier only, and the router
+# sends it there (context_fit, README "Sizing the context against the router").
+FAST_MAX_MODEL_LEN = 8192
 FAST_KVCACHE_GIB = 1     # VLLM_CPU_KVCACHE_SPACE
 
 _LLAMA_HINT = "run scripts/stack/build_llama_server.sh (or make test) first"

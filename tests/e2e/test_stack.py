@@ -273,6 +273,34 @@ def test_open_webui_lists_gemma4_auto_and_chats_through_the_gateway(stack: Stack
     assert after == before + 1  # the router decided it: Open WebUI went through the gateway
 
 
+# About 3,000 tokens: more than a smart slot holds (2 slots of 4096 / 2), well within the fast
+# tier's 8,192 (scripts/stack/paths.py), as a pasted document is.
+PASTED = ("Clause 4. The licensee shall keep the source code confidential, shall not sublicense it, and "
+          "shall report every security incident to the licensor within seventy-two hours of discovery. ") * 70
+
+
+@pytest.mark.slow
+def test_open_webui_gets_an_answer_to_a_long_pasted_text_not_a_context_error(stack: Stack) -> None:
+    """What Open WebUI's page sends when a user pastes a long document and asks a hard
+    question about it (through its API, as the page does): the smart tier's slot cannot
+    hold it, so the router sends it to the fast tier, whose context can (its context read
+    from vLLM's /v1/models, the smart one's from llama-server's /props)."""
+    headers = webui_headers(stack)
+    question = ("Analyse step by step whether the following licence terms are enforceable, compare them with "
+                "common practice and explain every obligation:\n\n" + PASTED)
+    routed(stack, SIMPLE_PROMPT, max_tokens=4)  # the backend pollers start with the first request
+    assert wait_until(lambda: (stack.metric("stratum_backend_slots", tier="smart") or 0) > 0
+                      and stack.metric("stratum_backend_up", tier="fast", status="ok") == 1, 60, 0.5)
+    before = decisions(stack)
+    r = httpx.post(f"{stack.webui_url}/api/chat/completions", headers=headers, timeout=600, json={
+        "model": "gemma4-auto", "stream": False, "max_tokens": 32,
+        "messages": [{"role": "user", "content": question}]})
+    assert r.status_code == 200, r.text[:500]
+    assert r.json()["choices"][0]["message"]["content"] is not None, r.json()
+    after = decisions(stack)
+    assert after.get(("fast", "context_fit"), 0) == before.get(("fast", "context_fit"), 0) + 1, (before, after)
+
+
 def stratum_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(ROOT / ".venv" / "bin" / "stratum"), *args], capture_output=True, text=True, timeout=120)
 
