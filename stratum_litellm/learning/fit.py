@@ -16,7 +16,8 @@ the usual form (bias, dimension weights, text table): scoring costs what it alwa
 
 The strength is chosen by cross-validation (stratified folds) among :data:`STRENGTHS`, on
 held-out log loss (the score is a probability: of two equal rankings the better calibrated
-wins); the figures printed are those folds' held-out APGR and AUROC. The fitted score is a
+wins), by the one-standard-error rule (the weakest strength within a standard error of the
+best); the figures printed are those folds' held-out APGR and AUROC. The fitted score is a
 probability that a request needs the stronger tier; ``keep_share_at`` scales it back to the
 base's scale and shifts it so that the labelled requests keep the share above that entry
 score they get from the current profile.
@@ -27,6 +28,8 @@ Needs numpy and scipy: ``pip install 'stratum-litellm[learn]'``.
 from __future__ import annotations
 
 import math
+import os
+import sys
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -81,6 +84,12 @@ class Fit:
 
 
 def _libraries() -> tuple[Any, Any, Any]:
+    # One BLAS thread: the fit's vectors are small and a busy 2-core machine made OpenBLAS's
+    # spinning threads 13-70x slower than one (benchmarks/RESULTS-learning.md). Only takes
+    # effect when numpy is not loaded yet (the CLI); the objective uses no BLAS call anyway.
+    if "numpy" not in sys.modules:
+        for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(name, "1")
     try:
         import numpy
         from scipy import optimize, sparse
@@ -153,10 +162,11 @@ def _train(X: Any, offset: Any, y: Any, w: Any, strength: float) -> _Model:
     def objective(theta: Any) -> tuple[float, Any]:
         intercept, scale, beta = theta[0], theta[1], theta[2:]
         z = offset * (1.0 + scale) + intercept + X @ beta
-        loss = float(w @ numpy.logaddexp(0.0, -sign * z))
+        # Element-wise products and sums, no dot products: no BLAS call on the way.
+        loss = float((w * numpy.logaddexp(0.0, -sign * z)).sum())
         g = w * (0.5 * (1.0 + numpy.tanh(0.5 * z)) - y)  # w * (sigmoid(z) - y), overflow-free
-        value = loss + 0.5 * float(beta @ beta) / strength + 0.5 * (scale / SCALE_PRIOR) ** 2
-        gradient = numpy.concatenate(([g.sum(), float(g @ offset) + scale / SCALE_PRIOR ** 2],
+        value = loss + 0.5 * float((beta * beta).sum()) / strength + 0.5 * (scale / SCALE_PRIOR) ** 2
+        gradient = numpy.concatenate(([g.sum(), float((g * offset).sum()) + scale / SCALE_PRIOR ** 2],
                                       X_t @ g + beta / strength))
         return value, gradient
 
@@ -196,8 +206,8 @@ def fit(labels: Sequence[Label], current: Profile, base: Profile, *, name: str =
     splits = _folds(y, min(folds, int(min(y.sum(), len(y) - y.sum()))), seed)
     needs, weights = y.astype(bool).tolist(), w.tolist()
     current_scores = [current.logit(label.example.levels, label.example.hashes) for label in labels]
-    best: tuple[float, float, float, float] | None = None  # log loss, strength, APGR, AUROC
-    for strength in strengths:
+    tried = []  # (strength, mean log loss, its standard error, APGR, AUROC), weakest first
+    for strength in sorted(strengths):
         held_apgr, held_auroc, losses = [], [], []
         for train, test in splits:
             model = _train(X[train], offset[train], y[train], w[train], strength)
@@ -206,11 +216,13 @@ def fit(labels: Sequence[Label], current: Profile, base: Profile, *, name: str =
             held_apgr.append(apgr(scores, truth, weight))
             held_auroc.append(auroc(scores, truth, weight))
             losses.append(_log_loss(scores, truth, weight))
-        candidate = (_mean(losses), strength, _mean(held_apgr), _mean(held_auroc))
-        if best is None or candidate[0] < best[0] - 1e-9:
-            best = candidate
-    assert best is not None
-    _, strength, new_apgr, new_auroc = best
+        spread = math.sqrt(sum((x - _mean(losses)) ** 2 for x in losses) / max(1, len(losses) - 1) / len(losses))
+        tried.append((strength, _mean(losses), spread, _mean(held_apgr), _mean(held_auroc)))
+    # The one-standard-error rule: the weakest strength (the closest to the base) whose
+    # held-out loss is within one standard error of the best; a few noisy labels cannot
+    # then buy a strong correction that only fits them.
+    least = min(tried, key=lambda t: t[1])
+    strength, _, _, new_apgr, new_auroc = next(t for t in tried if t[1] <= least[1] + least[2])
     cur_apgr = _mean([apgr([current_scores[i] for i in test], [needs[i] for i in test], [weights[i] for i in test])
                       for _, test in splits])
     cur_auroc = _mean([auroc([current_scores[i] for i in test], [needs[i] for i in test],

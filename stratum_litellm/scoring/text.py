@@ -6,8 +6,8 @@ two on arbitrary text). A text becomes features in three steps:
 1. lower-cased (``str.lower``), it is cut into tokens: runs of letters and digits
    (``str.isalnum``), except that each CJK, kana or hangul character is a token of its own
    (those scripts do not separate words with spaces);
-2. the first ``MAX_TOKENS`` tokens give the features: every token, then every pair of
-   adjacent tokens joined by one space;
+2. the first ``MAX_TOKENS`` tokens of its first ``MAX_CHARS`` characters give the
+   features: every token, then every pair of adjacent tokens joined by one space;
 3. each feature is the CRC-32 (``zlib.crc32``) of its UTF-8 bytes: a 32-bit hash.
 
 A profile's learned part is a table of ``2**bits`` weights; a feature's weight is
@@ -28,8 +28,10 @@ from .native import load
 
 __all__ = ["ENGINE", "FEATURES", "MAX_TOKENS", "contribution", "hashes", "table", "tokens"]
 
-#: Tokens of the last user turn read, from its start (features: as many again, less one).
+#: Tokens of the last user turn read, from its start (features: as many again, less one),
+#: within its first MAX_CHARS characters (so lower-casing the text is bounded too).
 MAX_TOKENS = 400
+MAX_CHARS = 4_000
 #: The name of this feature set, written into profiles and stored labels: a profile scores
 #: only with the features it was fitted on.
 FEATURES = "words-1-2/crc32/v1"
@@ -42,8 +44,8 @@ _TOKEN = re.compile(f"(?=[^\\W_])[{_CJK}]|(?:(?![{_CJK}])[^\\W_])+")
 
 
 def tokens(text: str) -> list[str]:
-    """The first MAX_TOKENS tokens of ``text``, lower-cased."""
-    return _tokens(text.lower())
+    """The first MAX_TOKENS tokens of ``text`` (of its first MAX_CHARS characters), lower-cased."""
+    return _tokens(text[:MAX_CHARS].lower())
 
 
 def _tokens(lowered: str) -> list[str]:
@@ -78,7 +80,7 @@ ENGINE = "python" if _NATIVE is None else "c"
 
 def hashes(text: str) -> list[int]:
     """The feature hashes of ``text``: its tokens', then its adjacent pairs', in order."""
-    lowered = text.lower()
+    lowered = text[:MAX_CHARS].lower()
     return _NATIVE.hashes(lowered, MAX_TOKENS) if _NATIVE is not None else _hashes(lowered)
 
 
@@ -86,7 +88,7 @@ def contribution(text: str, weights: array, mask: int) -> float:
     """The learned part of ``text`` with a weight table (``array('f')`` of ``mask + 1`` floats)."""
     if not text:
         return 0.0
-    lowered = text.lower()
+    lowered = text[:MAX_CHARS].lower()
     if _NATIVE is not None:
         return _NATIVE.contribution(lowered, weights, mask, MAX_TOKENS)
     return _contribution(lowered, weights, mask)
