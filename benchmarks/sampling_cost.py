@@ -58,12 +58,12 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT / "tests" / "support"))
 
+from gateway_overhead import PROMPT, one_request  # noqa: E402
 from scoring_cost import percentile, realistic_text  # noqa: E402
 from stratum_litellm.config import parse_settings  # noqa: E402
 from stratum_litellm.gateway.engine import RouterEngine  # noqa: E402
 from stratum_litellm.learning.sampler import Reply  # noqa: E402
 
-PROMPT = "What is the capital of France? Answer in one word."
 BIG_BUDGET = {"per_hour": 1_000_000, "per_day": 10_000_000}
 
 
@@ -142,20 +142,6 @@ def print_engine(rows: dict[str, Any], calls: int, load: tuple[float, float]) ->
 
 
 # ----------------------------------------------------------------------------- (b) gateways
-
-
-def one_request(client: Any, url: str, stream: bool) -> float:
-    body = {"model": "gemma4-auto", "max_tokens": 4, "stream": stream,
-            "messages": [{"role": "user", "content": PROMPT}]}
-    started = time.perf_counter()
-    if stream:
-        with client.stream("POST", url, json=body) as r:
-            r.raise_for_status()
-            for _ in r.iter_bytes():
-                pass
-    else:
-        client.post(url, json=body).raise_for_status()
-    return (time.perf_counter() - started) * 1000.0
 
 
 def gateway_part(requests: int, warmup: int, judge_stub: bool, gap_ms: float) -> dict[str, Any]:
