@@ -383,6 +383,15 @@ class RuleSettings(_Strict):
         return self
 
 
+class FitSettings(_Strict):
+    """What the ``fit`` check does with a tier the client picked itself (a forced model
+    group, an override) that cannot take the request."""
+
+    #: keep: send it there anyway, as asked (the evidence says why it may fail); move: to
+    #: the nearest tier that can take it, up the ladder first (reason context_fit, ...).
+    forced: Literal["keep", "move"] = "keep"
+
+
 class OverrideSettings(_Strict):
     """A client may pick the tier of one request itself, if its key is allowed to."""
 
@@ -419,6 +428,7 @@ class StratumSettings(_Strict):
     reload: ReloadSettings = Field(default_factory=ReloadSettings)
     rules: list[RuleSettings] = Field(default_factory=list)
     override: OverrideSettings = Field(default_factory=OverrideSettings)
+    fit: FitSettings = Field(default_factory=FitSettings)
     fairness: FairnessSettings = Field(default_factory=FairnessSettings)
     python_rules: list[PythonRuleSettings] = Field(default_factory=list)
     shared_state: SharedStateSettings = Field(default_factory=SharedStateSettings)

@@ -129,7 +129,9 @@ class Policy:
         if ignored:
             evidence["override"] = ignored
         if asked is not None:
-            self._note_fit(asked, signals, view, now, evidence)
+            moved = self._note_fit(asked, signals, view, now, evidence, score.value)
+            if moved is not None:
+                return moved
             return Decision(asked, settings.model_group(asked), Reason.OVERRIDE, score.value, evidence)
 
         delta = 0.0
@@ -221,14 +223,29 @@ class Policy:
         return self._finish(roomiest, Reason.NO_TIER_FITS, value, evidence, inp, False, None, start)
 
     def _note_fit(self, tier: Tier, signals: SignalSnapshot, view: RequestView, now: float | None,
-                  evidence: dict[str, Any]) -> None:
-        """For a tier the client picked itself: if it cannot take the request, say why."""
+                  evidence: dict[str, Any], score: float | None = None) -> Decision | None:
+        """For a tier the client picked itself: if it cannot take the request, say why, and
+        with ``fit.forced: move`` the decision that sends it to the nearest local tier that
+        can (up the ladder first; None: keep it where asked)."""
         inp = RuleInput(view=view, meta=RequestMeta(), score=_NO_SCORE, signals=signals)
         ctx = Context(self.settings, signals, signals.taken_at if now is None else now, inp, evidence)
         ctx.at(tier, self.ladder.rank[tier], self._keys[tier])
         verdict = fit(ctx)
-        if verdict is not None and verdict.kind == "block":
-            evidence["fit"] = f"{tier}: {label(_reason(verdict))}: {verdict.text}"
+        if verdict is None or verdict.kind != "block":
+            return None
+        evidence["fit"] = f"{tier}: {label(_reason(verdict))}: {verdict.text}"
+        if self.settings.fit.forced != "move":
+            return None
+        order = list(self.ladder.local)  # never the overflow tier: it takes only what its budget allows
+        rank = order.index(tier) if tier in order else len(order)
+        for other in order[rank + 1:] + order[:rank][::-1]:
+            ctx.at(other, self.ladder.rank[other], self._keys[other])
+            found = fit(ctx)
+            if found is None or found.kind != "block":
+                return Decision(other, self.settings.model_group(other), _reason(verdict), score, evidence,
+                                wanted=tier)
+        return None
+
 
     def room(self, tier: Tier, signals: SignalSnapshot, keep_free: int = 0, now: float | None = None) -> str | None:
         """Whether ``tier`` can take one more request the router sends itself (a judged
@@ -267,7 +284,9 @@ class Policy:
         (``fit``) still goes there, as the client asked, and the evidence says so."""
         settings = self.settings
         evidence: dict[str, Any] = {"requested_model": requested_model}
-        self._note_fit(tier, signals, view, now, evidence)
+        moved = self._note_fit(tier, signals, view, now, evidence)
+        if moved is not None:
+            return moved
         backend = signals[tier].backend
         rank = self.ladder.rank[tier]
         if (rank > 0 and settings.backend_polling.redirect_forced_when_unavailable

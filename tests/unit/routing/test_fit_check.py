@@ -133,6 +133,21 @@ def test_a_tier_the_client_picks_is_kept_and_its_misfit_reported() -> None:
     assert "fit" not in fine.evidence
 
 
+def test_with_fit_forced_move_a_tier_the_client_picked_that_cannot_take_it_is_left_for_one_that_can() -> None:
+    settings = parse_settings({"gpu": {"enabled": False}, "fit": {"forced": "move"},
+                               "override": {"allowed_users": ["ops"]}})
+    policy = Policy(settings)
+    forced = decide(policy, chat(LONG_DOCUMENT), SHORT_SMART, model="gemma4-smart")
+    assert (forced.tier, forced.model_group, forced.reason, forced.wanted) == (
+        "fast", "gemma4-fast", Reason.CONTEXT_FIT, "smart")
+    override = decide(policy, chat(LONG_DOCUMENT), SHORT_SMART,
+                      meta=RequestMeta(user_id="ops", headers={"x-stratum-tier": "smart"}))
+    assert (override.tier, override.reason) == ("fast", Reason.CONTEXT_FIT)
+    nowhere = decide(policy, chat(LONG_DOCUMENT), {"fast": TierLimits(context_tokens=512),
+                                                   "smart": TierLimits(context_tokens=512)}, model="gemma4-smart")
+    assert (nowhere.tier, nowhere.reason) == ("smart", Reason.FORCED)  # none can: kept where asked
+
+
 def test_unknown_limits_leave_no_trace() -> None:
     decision = decide(Policy(TWO), chat(COMPLEX_PROMPT + LONG_DOCUMENT), {})
     assert (decision.tier, decision.reason) == ("smart", Reason.COMPLEX)
