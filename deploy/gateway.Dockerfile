@@ -36,7 +36,7 @@ COPY stratum_litellm /opt/stratum-litellm/stratum_litellm
 # install still succeeds with the pure-Python engine, which gives the same scores more
 # slowly. The last line prints which engine the image has.
 # The import check fails the build if the plugin cannot load in this LiteLLM. numpy and scipy
-are the `learn` extra: `stratum fit` runs in the gateway's container.
+# are the `learn` extra: `stratum fit` runs in the gateway's container.
 RUN set -eu; \
     py="$(command -v python3 || command -v python)"; \
     "$py" -c 'import litellm'; \

@@ -815,3 +815,19 @@ def test_docs_name_require_auth_for_metrics_endpoint_where_litellm_reads_it() ->
         assert not re.search(r"general_settings[`:.\s]*require_auth_for_metrics_endpoint", text), path.name
         if "require_auth_for_metrics_endpoint" in text:
             assert "litellm_settings" in text, path.name
+
+
+_INSTRUCTIONS = {"FROM", "RUN", "CMD", "LABEL", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT", "VOLUME", "USER",
+                 "WORKDIR", "ARG", "ONBUILD", "STOPSIGNAL", "HEALTHCHECK", "SHELL"}
+
+
+def test_gateway_image_every_line_is_an_instruction_a_continuation_or_a_comment() -> None:
+    # A comment line that lost its "#" is an unknown instruction: the image would not build.
+    continued = False
+    for number, line in enumerate(DOCKERFILE.read_text(encoding="utf-8").splitlines(), start=1):
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#") and not continued:
+            word = stripped.split(None, 1)[0].upper()
+            assert word in _INSTRUCTIONS, f"deploy/gateway.Dockerfile line {number} is not an instruction: {line!r}"
+        if stripped and not stripped.startswith("#"):
+            continued = stripped.endswith("\\")
