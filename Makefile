@@ -20,7 +20,7 @@ LITELLM_NEWEST := 1.108.7
 BUILD_INPUTS := Makefile pyproject.toml setup.py $(sort $(wildcard stratum_litellm/scoring/*.c stratum_litellm/scoring/*.h))
 STAMP := $(VENV)/.installed-$(shell cat $(BUILD_INPUTS) | cksum | cut -d' ' -f1)
 
-.PHONY: setup llama-server chromium prometheus redis test test-compat test-fast run check clean
+.PHONY: setup llama-server chromium prometheus redis haproxy test test-compat test-fast run check clean
 
 setup: $(STAMP)
 
@@ -50,8 +50,13 @@ prometheus:
 redis:
 	@bash scripts/stack/ensure_redis.sh
 
+# haproxy for the rolling-restart test, standing in for a Service in front of the replicas
+# (apt-get install haproxy when missing).
+haproxy:
+	@bash scripts/stack/ensure_haproxy.sh
+
 # The second run checks that the scorer's pure-Python path alone gives the same results.
-test: setup llama-server chromium prometheus redis
+test: setup llama-server chromium prometheus redis haproxy
 	$(PY) -m pytest -ra
 	STRATUM_PURE_PYTHON=1 $(PY) -m pytest -ra tests/unit/scoring
 

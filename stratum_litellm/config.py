@@ -318,6 +318,10 @@ class SharedStateSettings(_Strict):
     lease_ttl_s: float = Field(default=2.0, ge=0.2, le=60.0)
     #: The longest a background sync waits on Redis before it counts as failed.
     sync_timeout_s: float = Field(default=1.0, ge=0.01, le=30.0)
+    #: A process just started holds its first requests this long at most for its first
+    #: sync, so they see the fleet's counts rather than its own empty ones (no wait once
+    #: the first sync has reached Redis or failed; Redis down never holds a request longer).
+    start_wait_ms: float = Field(default=500.0, ge=0.0, le=10_000.0)
     #: First part of every key (after LiteLLM's own namespace, if it has one).
     key_prefix: str = Field(default="stratum", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
 

@@ -193,6 +193,8 @@ class RouterEngine:
         shared = self.signals.shared
         if shared is None:
             return self.route(data, meta)
+        if not shared.settled:  # just started: the fleet's counts, not this process's empty ones
+            await shared.settle(self.settings.shared_state.start_wait_ms / 1000.0)
         if not shared.up:
             metrics.SHARED_LOCAL.inc()
             return self.route(data, meta)

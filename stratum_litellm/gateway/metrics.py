@@ -72,7 +72,7 @@ FEEDBACK_DECISIONS = Counter("stratum_feedback_decisions", "Decisions recorded f
 SHARED_OPS = ("connect", "sync", "claim", "recall", "samples")
 #: Where the router records an internal error (the ``where`` label of ``ERRORS``).
 ERROR_PLACES = ("pre_call_hook", "response_headers", "decide", "apply", "observe", "warm_up",
-                "metrics")
+                "metrics", "stop")
 
 # Known label values start at zero, so a panel or an alert on them reads 0 from the first
 # scrape instead of "No data" until the first event.

@@ -36,6 +36,7 @@ from ..signals.shared import Register, redis_source, shares_state
 from ..routing.rules import RequestMeta
 from . import metrics
 from .engine import METADATA_KEY, RouterEngine
+from .stop import Stop
 
 logger = logging.getLogger("stratum_litellm")
 
@@ -157,6 +158,16 @@ def _answer(response: Any) -> str | None:
     return content if isinstance(content, str) else None
 
 
+def _graceful_timeout() -> float:
+    """How long the gateway lets requests finish after SIGTERM (LiteLLM's
+    ``GRACEFUL_SHUTDOWN_TIMEOUT``, 30 s unless set)."""
+    try:
+        from litellm.proxy.shutdown.graceful_shutdown_manager import GracefulShutdownManager
+    except ImportError:  # a LiteLLM without it: uvicorn's own default (no limit), bounded here
+        return 30.0
+    return float(GracefulShutdownManager.get_timeout())
+
+
 def _workers() -> int:
     try:
         return int(os.environ.get("NUM_WORKERS", "1"))  # set by ``litellm --num_workers``
@@ -197,14 +208,15 @@ class StratumProxyHandler(CustomLogger):
     def __init__(self, engine: RouterEngine | None = None) -> None:
         super().__init__()
         self.engine = engine if engine is not None else engine_from_gateway()
-        shared = self.engine.signals.shared
-        if shared is not None:
-            try:  # the gateway loads its callbacks on its event loop: tick from start-up on
-                asyncio.get_running_loop()
-            except RuntimeError:
-                pass  # no loop yet: the first request starts it
-            else:
-                shared.start()
+        self.stop = Stop(self.engine, _graceful_timeout)
+        try:  # the gateway loads its callbacks on its event loop: tick from start-up on
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop yet (the SDK): the first request starts the tick
+        if self.engine.signals.shared is not None:
+            self.engine.signals.shared.start()
+        if engine is None:  # the gateway's own: its server's stop signal stops the router too
+            self.stop.install()
 
     async def async_pre_call_hook(self, user_api_key_dict: Any, cache: Any, data: dict, call_type: str) -> dict:
         try:

@@ -118,6 +118,7 @@ class Sampler:
         self._draw = draw
         self._tasks: set[asyncio.Task[None]] = set()
         self._seen: dict[str, None] = {}
+        self._stopping = False
 
     @property
     def in_progress(self) -> int:
@@ -142,7 +143,7 @@ class Sampler:
         if answered.tier not in (weak, strong):
             return  # served by a tier the pair does not compare (the overflow tier, a third rung)
         sample = Sample(answered, strong if answered.tier == weak else weak, *judge_of(settings))
-        why = self._first_look(answered, judged.max_concurrent)
+        why = "cancelled" if self._stopping else self._first_look(answered, judged.max_concurrent)
         if why is None:
             policy, snapshot = self._host.policy(), self._host.snapshot()
             for tier in dict.fromkeys(t for t in (sample.other, sample.judge) if t is not None):
@@ -171,6 +172,11 @@ class Sampler:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             logger.error("stratum: a judged sample failed unexpectedly", exc_info=task.exception())
+
+    def stop(self) -> None:
+        """Start no more samples (the gateway is stopping): each answer that would have
+        been one counts as cancelled."""
+        self._stopping = True
 
     async def close(self, timeout_s: float = 5.0) -> None:
         """Let samples in progress finish for ``timeout_s``, then cancel the rest (counted)."""

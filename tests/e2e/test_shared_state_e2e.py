@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from conftest import COMPLEX_PROMPT, SIMPLE_PROMPT
+from fleet import ask, redis_env, shared_up, warm
 from gateway import Gateway
 from servers import LlamaServer, StubBackend
 from waiting import wait_until
@@ -26,41 +27,10 @@ pytestmark = pytest.mark.llama_server
 SMART = {"max_in_flight": 2, "backend": "off"}
 
 
-def redis_env(redis_url: str) -> dict[str, str]:
-    """Where the repository's config (router_settings.redis_host / redis_port) finds Redis."""
-    host, port = redis_url.removeprefix("redis://").split(":")
-    return {"REDIS_HOST": host, "REDIS_PORT": port}
-
-
 def gateways(fast: LlamaServer, smart: StubBackend, redis_url: str, settings: dict[str, Any],
              count: int = 2, env: dict[str, str] | None = None) -> list[Gateway]:
     return [Gateway(fast.api_base, smart.api_base, stratum=settings, env={**redis_env(redis_url), **(env or {})})
             for _ in range(count)]
-
-
-async def ask(gw: Gateway, prompt: str, stream: bool = False, messages: list[dict[str, str]] | None = None,
-              timeout: float = 60.0) -> tuple[str, str]:
-    """One chat request through ``gw``: the tier and the reason it reports."""
-    body: dict[str, Any] = {"model": "gemma4-auto", "stream": stream, "max_tokens": 8,
-                            "messages": messages or [{"role": "user", "content": prompt}]}
-    async with httpx.AsyncClient(base_url=gw.base_url, timeout=timeout,
-                                 headers={"Authorization": f"Bearer {gw.master_key}"}) as client:
-        r = await client.post("/v1/chat/completions", json=body)
-        assert r.status_code == 200, r.text
-        r.read()
-        return r.headers["x-stratum-tier"], r.headers["x-stratum-reason"]
-
-
-def shared_up(gw: Gateway) -> float | None:
-    return gw.metric("stratum_shared_state_up")
-
-
-async def warm(*gws: Gateway) -> None:
-    """A first request through each (it starts the gateway's tick), then wait until each
-    reads its shared state as up."""
-    for gw in gws:
-        await ask(gw, SIMPLE_PROMPT)
-    wait_until(lambda: all(shared_up(gw) == 1 for gw in gws), timeout=10)
 
 
 async def test_a_tier_held_through_one_gateway_is_held_for_the_other(

@@ -194,3 +194,66 @@ async def test_a_hung_redis_holds_a_request_no_longer_than_the_budget(redis_serv
     assert state.up
     state.close()
     await c.aclose()
+
+
+async def test_a_stopping_process_gives_its_places_back_at_once(pair: tuple[SharedState, SharedState]) -> None:
+    a, b = pair
+    for call in ("a1", "a2"):
+        assert (await a.claim("smart", call, 2, None, None, None, 0.2)).result is Claimed.GRANTED
+    assert await a.release() == 2
+    # At once, not after lease_ttl_s: B's very next claim gets a place.
+    assert (await b.claim("smart", "b1", 2, None, None, None, 0.2)).result is Claimed.GRANTED
+    assert await a.release() == 0  # once only
+
+
+async def test_a_tick_cancelled_with_its_loop_gives_the_places_back(pair: tuple[SharedState, SharedState]) -> None:
+    # What happens when the gateway's event loop ends before the stop had its turn: the
+    # tick is cancelled, and gives the leases back before it goes.
+    a, b = pair
+    a.start()
+    for call in ("a1", "a2"):
+        assert (await a.claim("smart", call, 2, None, None, None, 0.2)).result is Claimed.GRANTED
+    task = a._task
+    assert task is not None
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert (await b.claim("smart", "b1", 2, None, None, None, 0.2)).result is Claimed.GRANTED
+
+
+async def test_a_new_process_waits_for_its_first_tick_and_no_longer(redis_url: str) -> None:
+    found = asyncio.Event()
+    c = client(redis_url)
+    # Redis "appears" a moment after start-up, as the gateway's router builds its client.
+    state = SharedState(settings(start_wait_ms=2000), lambda: c.register_script if found.is_set() else None)
+    state.start()
+    asyncio.get_running_loop().call_later(0.3, found.set)
+    started = time.monotonic()
+    await state.settle(2.0)
+    waited = time.monotonic() - started
+    assert state.up and 0.2 < waited < 1.5
+    state.close()
+    await c.aclose()
+
+
+async def test_a_new_process_without_its_redis_waits_once_within_the_bound() -> None:
+    state = SharedState(settings(), lambda: None)  # Redis configured but never found
+    state.start()
+    started = time.monotonic()
+    await state.settle(0.3)
+    assert 0.25 < time.monotonic() - started < 1.0 and not state.up
+    started = time.monotonic()
+    await state.settle(0.3)  # the next requests do not wait again
+    assert time.monotonic() - started < 0.05
+    state.close()
+
+
+async def test_a_new_process_whose_redis_is_down_does_not_wait(redis_server: object) -> None:
+    dead = client("redis://127.0.0.1:9")  # nothing listens there
+    state = SharedState(settings(), lambda: dead.register_script)
+    state.start()
+    started = time.monotonic()
+    await state.settle(5.0)
+    assert time.monotonic() - started < 3.0 and not state.up  # the failed tick settles it
+    state.close()
+    await dead.aclose()

@@ -102,6 +102,15 @@ class Gateway(Managed, GatewayClients):
 
     def start(self) -> None:
         self.port = free_port()
+        self.spawn()
+
+    def restart(self) -> None:
+        """Start again on the same port, as a replaced replica behind its load balancer.
+        The settings file is kept as it is."""
+        assert self.process is not None and self.process.poll() is not None, "stop it first"
+        self.spawn()
+
+    def spawn(self) -> None:
         self.process = ManagedProcess(
             [str(LITELLM), "--config", str(self.config), "--host", "127.0.0.1", "--port", str(self.port),
              *self.args],
@@ -110,6 +119,11 @@ class Gateway(Managed, GatewayClients):
         self.process.spawn()
         if self.wait:
             self.process.wait_ready()
+
+    def wait_ready(self) -> None:
+        """For a gateway made with ``wait=False``: until it answers."""
+        assert self.process is not None
+        self.process.wait_ready()
 
     def wait_exit(self, timeout_s: float = 90.0) -> int:
         assert self.process is not None

@@ -128,7 +128,12 @@ class SharedState:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._wake: asyncio.Event | None = None
+        #: Set once a tick has reached Redis (or failed to): a new process's first
+        #: requests wait for it, within ``start_wait_ms``.
+        self._first_tick: asyncio.Event | None = None
+        self.settled = False
         self._closed = False
+        self._released = False
         self.dropped = 0
         self.configure(settings)
 
@@ -276,22 +281,67 @@ class SharedState:
 
     async def run(self) -> None:
         """Tick every ``sync_interval_s``, and early when a request ended (at most one tick
-        per ``_MIN_GAP_S``, so a busy gateway batches its ends)."""
+        per ``_MIN_GAP_S``, so a busy gateway batches its ends). Cancelled (the gateway's
+        loop ends, or :meth:`close`), it gives back every lease it still holds first."""
         self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
         self._wake = wake = asyncio.Event()
-        while not self._closed:
-            started = self._clock()
-            wake.clear()  # before the tick takes its batch: an end during it wakes the next
-            try:
-                await self.sync()
-            except Exception as exc:  # never let the tick die
-                self._failed("sync", exc)
-            interval = self.settings.shared_state.sync_interval_s
-            try:
-                await asyncio.wait_for(wake.wait(), max(0.0, interval - (self._clock() - started)))
-            except asyncio.TimeoutError:
-                pass
-            await asyncio.sleep(max(0.0, _MIN_GAP_S - (self._clock() - started)))
+        if self._first_tick is None:
+            self._first_tick = asyncio.Event()
+        try:
+            while not self._closed:
+                started = self._clock()
+                wake.clear()  # before the tick takes its batch: an end during it wakes the next
+                try:
+                    await self.sync()
+                except Exception as exc:  # never let the tick die
+                    self._failed("sync", exc)
+                interval = self.settings.shared_state.sync_interval_s
+                try:
+                    await asyncio.wait_for(wake.wait(), max(0.0, interval - (self._clock() - started)))
+                except asyncio.TimeoutError:
+                    pass
+                await asyncio.sleep(max(0.0, _MIN_GAP_S - (self._clock() - started)))
+        except asyncio.CancelledError:
+            # The loop is going (the process stops): the others get this process's places
+            # now rather than when its leases expire.
+            await self.release()
+            raise
+
+    async def settle(self, budget_s: float) -> None:
+        """Wait (at most ``budget_s``) for the first tick to reach Redis: a new process's
+        first requests then see every process's counts. No wait after that."""
+        if self.settled or self._closed or budget_s <= 0:
+            return
+        if self._first_tick is None:
+            self._first_tick = asyncio.Event()  # the tick may not have started yet
+        try:
+            await asyncio.wait_for(self._first_tick.wait(), budget_s)
+        except asyncio.TimeoutError:
+            self._settle()  # Redis not found yet: the next requests do not wait again
+
+    async def release(self) -> int:
+        """Give back every lease this process holds, in one last tick, and stop ticking:
+        the process is stopping. Bounded by ``sync_timeout_s``; once only. Returns how
+        many leases went (0 when Redis could not be reached: they expire)."""
+        if self._released:
+            return 0
+        self._released = self._closed = True
+        with self._lock:
+            held, self._leases = list(self._leases.values()), {}
+            self._ended.extend(held)
+            count = len(self._ended)
+        if self._register is None or count == 0:
+            return 0
+        try:
+            # The client that last worked: at this point the gateway may have dropped its
+            # own reference to it (its teardown), which is not the Redis being down.
+            done = await self.sync(resolve=False)
+        except Exception as exc:
+            self._failed("sync", exc)
+            return 0
+        if done:
+            logger.warning("stratum router: stopping; %d lease(s) given back (process %s)", count, self.process_id)
+        return count if done else 0
 
     def close(self) -> None:
         self._closed = True
@@ -299,9 +349,10 @@ class SharedState:
             self._task.cancel()
             self._task = None
 
-    async def sync(self) -> bool:
-        """One tick: publish, renew and read back. False when Redis is absent or failed."""
-        if self._resolve() is None:
+    async def sync(self, resolve: bool = True) -> bool:
+        """One tick: publish, renew and read back. False when Redis is absent or failed.
+        ``resolve=False`` uses the client of the last tick without looking it up again."""
+        if (self._resolve() if resolve else self._register) is None:
             self._view = None
             return False
         settings = self.settings
@@ -343,6 +394,7 @@ class SharedState:
         try:
             replies = await asyncio.gather(*calls)
         except Exception as exc:
+            self._settle()
             # Dropped, never re-sent: a write that timed out may have been applied. The
             # leases are state and go whole with the next tick; ended ones expire.
             self.dropped += sum(len(v) // 4 for v in samples.values()) + len(remembered)
@@ -357,11 +409,18 @@ class SharedState:
         was_up = self.up
         self._view = SharedView(view_tiers, budget_used, now)
         self._down = False
+        self._settle()
         if not was_up:
             logger.info("stratum router: shared state in Redis is up (process %s)", self.process_id)
         return True
 
     # -- internals ------------------------------------------------------------------------------
+
+    def _settle(self) -> None:
+        if not self.settled:
+            self.settled = True
+            if self._first_tick is not None:
+                self._first_tick.set()
 
     def _resolve(self) -> Register | None:
         try:
@@ -396,6 +455,7 @@ class SharedState:
             logger.warning("stratum router: shared state in Redis is down (%s: %s: %s); routing from this "
                            "process's own state until it is back", op, type(exc).__name__, exc)
         self._down = True
+        self._settle()  # Redis is not there: a new process's requests stop waiting for it
         if self._report is not None:
             self._report(op, exc)
 

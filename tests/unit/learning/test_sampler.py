@@ -496,3 +496,13 @@ async def test_an_answer_of_the_overflow_tier_is_not_sampled() -> None:
 def test_a_share_of_requests_is_chosen(share: float, draw: float, enabled: bool, chosen: bool) -> None:
     host = FakeHost(make_settings({"share": share, "enabled": enabled}))
     assert Sampler(host, FakeComplete(host), draw=lambda: draw).chosen() is chosen
+
+
+async def test_a_stopping_gateway_starts_no_more_samples_and_counts_them_cancelled() -> None:
+    host = FakeHost(make_settings())
+    complete = FakeComplete(host)
+    sampler = Sampler(host, complete)
+    sampler.stop()
+    sampler.offer(answered(call_id="late"))
+    await run(sampler)
+    assert host.outcomes == ["cancelled"] and complete.calls == []

@@ -1,0 +1,159 @@
+"""Gateways stopped the way Kubernetes stops a pod (SIGTERM, after the pod has left the
+Service), and started again: real LiteLLM gateways with the repository's config and the
+plugin, one real Redis, a real load balancer (HAProxy).
+
+The fast tier is a real llama-server. The smart tier is the stub backend, the one part no
+real backend gives on demand: streams slow enough to be in flight when a gateway is told
+to stop, and an exact count of the requests it serves at once (the tier's limit is
+checked on the backend's side, not on the router's word).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from balancer import Balancer
+from conftest import COMPLEX_PROMPT, SIMPLE_PROMPT
+from fleet import ask, redis_env, shared_up, warm
+from gateway import Gateway
+from servers import LlamaServer, StubBackend
+from waiting import wait_until
+
+pytestmark = pytest.mark.llama_server
+
+SETTINGS = {"latency": {"sla_ms": 120_000}, "tiers": {"smart": {"max_in_flight": 2, "backend": "off"}}}
+
+
+async def chat(base_url: str, key: str, prompt: str, stream: bool, timeout: float = 120.0) -> dict[str, Any]:
+    """One request as a client sees it: the status, the tier, and for a stream whether it
+    ended normally (a finish reason, then ``data: [DONE]``)."""
+    body = {"model": "gemma4-auto", "stream": stream, "max_tokens": 8,
+            "messages": [{"role": "user", "content": prompt}]}
+    async with httpx.AsyncClient(base_url=base_url, timeout=timeout,
+                                 headers={"Authorization": f"Bearer {key}"}) as client:
+        async with client.stream("POST", "/v1/chat/completions", json=body) as r:
+            text = (await r.aread()).decode(errors="replace")
+    result: dict[str, Any] = {"status": r.status_code, "tier": r.headers.get("x-stratum-tier"), "body": text[-300:]}
+    if r.status_code == 200 and stream:
+        events = [line[6:] for line in text.splitlines() if line.startswith("data: ")]
+        finished = any(c.get("finish_reason") for e in events[:-1] for c in json.loads(e).get("choices", []))
+        result["ended"] = bool(events) and events[-1] == "[DONE]" and finished
+    elif r.status_code == 200:
+        result["ended"] = bool(json.loads(text)["choices"][0]["message"]["content"])
+    return result
+
+
+def in_flight(gw: Gateway) -> float:
+    return sum(gw.metric("stratum_tier_in_flight", tier=t) or 0 for t in ("fast", "smart"))
+
+
+async def test_sigterm_lets_streams_finish_and_gives_the_places_back_at_once(
+        llama_fast: LlamaServer, redis_url: str) -> None:
+    with StubBackend(name="smart-stub") as smart:
+        a, b = (Gateway(llama_fast.api_base, smart.api_base, stratum=SETTINGS, env=redis_env(redis_url))
+                for _ in range(2))
+        with a, b:
+            await warm(a, b)
+            smart.set_behaviour(token_interval_ms=500)  # 8 tokens: a 3.5 s stream
+            streams = [asyncio.create_task(chat(a.base_url, a.master_key, COMPLEX_PROMPT, stream=True))
+                       for _ in range(2)]
+            await asyncio.to_thread(wait_until, lambda: in_flight(a) == 2, 10)
+            assert await ask(b, COMPLEX_PROMPT) == ("fast", "smart_saturated")  # A's two hold the tier
+            assert a.process is not None
+            a.process.signal_group(signal.SIGTERM)
+            code = await asyncio.to_thread(a.wait_exit, 60)
+            exited = time.monotonic()
+            for result in await asyncio.gather(*streams):
+                assert result["status"] == 200 and result["tier"] == "smart" and result["ended"], result
+            smart.set_behaviour(token_interval_ms=0)
+            # Within a second of A's exit, B gets a place on the smart tier (the leases
+            # would otherwise live on for lease_ttl_s).
+            tier, reason = await ask(b, COMPLEX_PROMPT)
+            assert (tier, reason) == ("smart", "complex") and time.monotonic() - exited < 1.0
+            log = a.log()
+            # uvicorn ends by re-raising the SIGTERM it handled (-15), after a clean shut-down.
+            assert code in (0, -signal.SIGTERM) and "Application shutdown complete" in log, log[-2000:]
+            # The router's own stop ran before the server's teardown, on SIGTERM.
+            assert log.index("stratum router: stopping; 2 request(s) in flight") < log.index("Shutting down")
+
+
+async def test_readiness_does_not_depend_on_redis(llama_fast: LlamaServer, redis_server: Any) -> None:
+    redis_server.kill()
+    try:
+        with StubBackend(name="smart-stub") as smart:
+            env = {"REDIS_HOST": redis_server.host, "REDIS_PORT": str(redis_server.port)}
+            # Started with its Redis down: it starts, is ready, and routes from its own state.
+            with Gateway(llama_fast.api_base, smart.api_base, stratum=SETTINGS, env=env) as gw:
+                r = httpx.get(f"{gw.base_url}/health/readiness", timeout=10)
+                assert r.status_code == 200, r.text
+                started = time.monotonic()
+                assert await ask(gw, COMPLEX_PROMPT) == ("smart", "complex")
+                assert time.monotonic() - started < 30
+                assert shared_up(gw) == 0
+                assert (gw.metric("stratum_shared_state_local_decisions_total") or 0) >= 1
+    finally:
+        redis_server.restart()
+
+
+async def test_a_rolling_restart_under_load_loses_nothing(llama_fast: LlamaServer, redis_url: str) -> None:
+    workers = ["--num_workers", "2", "--timeout_worker_healthcheck", "300"]
+    with StubBackend(name="smart-stub") as smart:
+        smart.set_behaviour(token_interval_ms=120)  # a second per smart answer: they overlap
+        gws = [Gateway(llama_fast.api_base, smart.api_base, stratum=SETTINGS, env=redis_env(redis_url),
+                       args=workers, timeout_s=300, wait=False) for _ in range(3)]
+        with gws[0], gws[1], gws[2], Balancer([gw.port for gw in gws]) as lb:
+            began = time.monotonic()
+            await asyncio.gather(*(asyncio.to_thread(gw.wait_ready) for gw in gws))  # started side by side
+            await asyncio.to_thread(wait_until, lambda: all(lb.up(i) for i in range(3)), 30)
+            print(f"three gateways up in {time.monotonic() - began:.0f} s")
+            smart.clear_requests()
+            stop = asyncio.Event()
+            results: list[dict[str, Any]] = []
+
+            async def client(prompt: str, stream: bool) -> None:
+                while not stop.is_set():
+                    try:
+                        results.append(await chat(lb.base_url, gws[0].master_key, prompt, stream))
+                    except Exception as exc:  # noqa: BLE001 - every failure is the finding
+                        results.append({"status": None, "error": repr(exc)})
+                    await asyncio.sleep(0.3)  # steady traffic, with room left on 2 cores for the restarts
+
+            clients = [asyncio.create_task(client(prompt, stream))
+                       for prompt, stream in ((COMPLEX_PROMPT, True), (COMPLEX_PROMPT, True), (COMPLEX_PROMPT, False),
+                                              (SIMPLE_PROMPT, True), (SIMPLE_PROMPT, False))]
+            await asyncio.sleep(3)
+            for i, gw in enumerate(gws):
+                # Kubernetes: the terminating pod leaves the Service's endpoints while its
+                # preStop pause runs, then gets SIGTERM; the Deployment starts a new pod.
+                began = time.monotonic()
+                lb.remove(i)
+                await asyncio.sleep(1)
+                assert gw.process is not None
+                gw.process.signal_group(signal.SIGTERM)
+                code = await asyncio.to_thread(gw.wait_exit, 90)
+                assert code in (0, -signal.SIGTERM), gw.log_tail(60)
+                stopped = time.monotonic()
+                await asyncio.to_thread(gw.restart)
+                await asyncio.to_thread(gw.wait_ready)
+                lb.add(i)
+                await asyncio.to_thread(wait_until, lambda: lb.up(i), 30)
+                print(f"gateway {i}: stopped in {stopped - began:.0f} s, back in {time.monotonic() - stopped:.0f} s")
+                began = time.monotonic()
+                await asyncio.sleep(2)
+            stop.set()
+            await asyncio.gather(*clients)
+            failed = [r for r in results if r["status"] != 200 or not r.get("ended")]
+            assert not failed, failed[:3]
+            assert len(results) > 30
+            assert {r["tier"] for r in results} == {"fast", "smart"}
+            assert smart.peak() <= 2  # never over the smart tier's max_in_flight, across the fleet
+            await asyncio.to_thread(wait_until, lambda: all(in_flight(gw) == 0 for gw in gws), 10)
+            print(f"rolling restart: {len(results)} requests, "
+                  f"{sum(r['tier'] == 'smart' for r in results)} smart, smart peak {smart.peak()}")
