@@ -7,11 +7,10 @@ import os
 import sys
 from typing import Any
 
-import yaml
 
-from ..config import SECTION_PATH, BackendSettings, SettingsError, StratumSettings, judge_of, load_settings
+from ..config import SECTION_PATH, BackendSettings, SettingsError, StratumSettings, judge_of, read_document, settings_of
 from ..learning.store import store_path
-from ..model_list import fill_backends, model_list_of
+from ..config.model_list import fill_backends, model_list_of
 from ..routing.policy import Policy
 from ..signals.backends.load import BackendTarget
 from ..signals.limits import LIMITS, REPORTS, SHOWN, TierLimits, configured, describe
@@ -21,9 +20,9 @@ from .inputs import EXIT_BAD_CONFIG, EXIT_OK
 
 def run(args: argparse.Namespace) -> int:
     try:
-        settings = load_settings(args.file)
+        document = read_document(args.file)  # read once: settings, model_list and Redis
+        settings = settings_of(document, args.file)
         policy = Policy(settings, source=args.file)  # loads python_rules too
-        document = _document(args.file)
         models = model_list_of(document)
         _groups_are_served(settings, models, args.file)
         redis = redis_source(document, os.environ)
@@ -87,11 +86,6 @@ def _from_backend(limits: TierLimits, backend: BackendSettings | None) -> str | 
         return None
     detected = ", kind detected" if backend.kind == "auto" else ""
     return f"from its backend at run time ({url}{detected}): {', '.join(said)}"
-
-
-def _document(file: str) -> Any:
-    with open(file, encoding="utf-8") as stream:
-        return yaml.safe_load(stream)
 
 
 def _groups_are_served(settings: StratumSettings, models: list[Any] | None, file: str) -> None:

@@ -6,9 +6,9 @@ import argparse
 import json
 from typing import Any
 
+from ..routing.ladder import Ladder
 from ..config import StratumSettings
 from ..routing.decision import Decision
-from ..routing.policy import Policy
 from ..scoring.view import RequestView
 from ..signals.gpu import GpuMonitor
 from ..signals.snapshot import Signals, SignalSnapshot
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
 
 def rungs(settings: StratumSettings) -> list[dict[str, Any]]:
     """The ladder as plain data: each local tier with its entry score, then the overflow tier."""
-    ladder = settings.ladder()
+    ladder = Ladder.of(settings)
     shown: list[dict[str, Any]] = [{"tier": t, "model_group": settings.model_group(t), "entry_score": e}
                                    for t, e in zip(ladder.local, ladder.entry)]
     if ladder.overflow is not None:

@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..routing.ladder import Ladder
 from ..config import StratumSettings
 from ..learning.fit import TOLERANCE, Fit, fit, shares
 from ..learning.labels import Label, LabelsError, read_file
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         current = load_profile(settings.complexity.profile, settings_folder(source))
         base = current if args.base == "current" else load_profile(args.base, os.getcwd())
         labels = _labels(args, settings, source)
-        entries = list(settings.ladder().entry)
+        entries = list(Ladder.of(settings).entry)
         result = fit(labels, current, base, name=args.name or (Path(args.out).stem if args.out else "fitted"),
                      keep_share_at=entries[1] if args.keep_share else None)
     except (LabelsError, ProfileError, StoreError) as exc:
@@ -102,7 +103,7 @@ def _report(result: Fit, current: Profile, labels: list[Label], settings: Stratu
           f"as it is{in_sample}")
     print(f"{'new (' + result.profile.name + ')':<28}{result.new.apgr:>7.3f}{result.new.auroc:>8.3f}   "
           f"cross-validated, strength {result.strength}")
-    ladder = settings.ladder()
+    ladder = Ladder.of(settings)
     entries = list(ladder.entry)
     now, then = shares(current, labels, entries), shares(result.profile, labels, entries)
     print("\nshare of these requests per tier at the current entry scores:")

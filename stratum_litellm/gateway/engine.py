@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any, Callable, Mapping, MutableMapping, Sequence
 
 from ..config import StratumSettings, Tier
-from ..model_list import fill_backends
+from ..config.model_list import fill_backends
 from ..routing.affinity import AffinityStore, continues, conversation_key
 from ..routing.decision import Decision, Reason
 from ..routing.policy import Policy
@@ -31,7 +31,7 @@ from . import metrics
 from ..learning.sampler import is_sample
 from .learning import LearningLoop
 from .outcome import Outcome, outcome
-from .reload import ConfigWatcher
+from .reload import ConfigWatcher, keep_start_values
 from .stats import RouterStats
 
 logger = logging.getLogger("stratum_litellm")
@@ -123,8 +123,12 @@ class RouterEngine:
             return
 
         def accepted(settings: StratumSettings) -> None:
+            settings, later = keep_start_values(self.settings, settings)
             self.apply_settings(settings)
             metrics.CONFIG_RELOADS.labels("ok").inc()
+            for key in later:
+                logger.warning("stratum: %s changed in %s; it takes effect when the gateway restarts (the "
+                               "running value stays until then)", key, path)
 
         def refused(message: str) -> None:
             metrics.CONFIG_RELOADS.labels("error").inc()

@@ -16,7 +16,6 @@ import atexit
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from ..config import StratumSettings, Tier, judged_pair
@@ -25,7 +24,7 @@ from ..learning.example import Example
 from ..learning.sampler import Answered, Complete, Sample, Sampler
 from ..learning.settings import AgreementSettings
 from ..learning.store import Decision as Recorded
-from ..learning.store import open_store, store_path
+from ..learning.store import open_store
 from ..learning.writer import Agreement, Pending, StoreWriter
 from ..routing.decision import Decision, Reason
 from ..routing.policy import Policy
@@ -63,7 +62,6 @@ class LearningLoop:
         self._budget = LocalBudget()
         self._sampler: Sampler | None = None
         self._writer: StoreWriter | None = None
-        self._store_file: Path | None = None
         #: The writer's last measure of the profile against the newest labels.
         self.agreement: Agreement | None = None
 
@@ -75,13 +73,12 @@ class LearningLoop:
 
     def configure(self, settings: StratumSettings) -> None:
         """Settings in force (start, reload): open the store when learning is on. The store's
-        file is fixed at its first opening; a new path needs a restart (logged)."""
+        file is fixed at its first opening; a new path needs a restart (named in the log by
+        the reload)."""
         if not settings.learning.active:
             return
-        path = store_path(settings, self._engine.source)
         if self._writer is None:
             open_store(settings, self._engine.source).close()  # a bad path fails here, at start
-            self._store_file = path
             self._writer = StoreWriter(lambda: open_store(self.settings(), self._engine.source),
                                        self._profile, self._agreement_settings, self._keep_text,
                                        on_dropped=self._dropped, on_agreement=self._agreed)
@@ -89,9 +86,6 @@ class LearningLoop:
             # What is queued when the gateway stops is written, not lost (a daemon thread
             # would die with the queue).
             atexit.register(self.close)
-        elif path != self._store_file:
-            logger.warning("stratum: learning.store.path changed to %s; the label store stays %s until the "
-                           "gateway restarts", path, self._store_file)
 
     @property
     def writer(self) -> StoreWriter | None:

@@ -20,6 +20,7 @@ from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from ..routing.ladder import Ladder
 from ..config import StratumSettings, judged_pair
 from ..learning.labels import SOURCES
 from ..learning.sampler import OUTCOMES
@@ -139,7 +140,7 @@ def gauges(stats: RouterStats) -> Iterator[GaugeMetricFamily]:
                                  labels=["tier"])
     entry = GaugeMetricFamily("stratum_tier_entry_score", "Score at or above which a request wants the tier",
                               labels=["tier"])
-    ladder = settings.ladder()
+    ladder = Ladder.of(settings)
     for tier, score in zip(ladder.local, ladder.entry):
         entry.add_metric([tier], score)
     for tier, tier_settings in settings.tiers.items():

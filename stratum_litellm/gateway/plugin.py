@@ -31,7 +31,7 @@ from litellm.types.router import PreRoutingHookResponse
 
 from ..config import StratumSettings, load_settings, resolve_settings
 from ..learning.sampler import Reply, is_sample
-from ..model_list import model_list_of
+from ..config.model_list import model_list_of
 from ..signals.shared import Register, redis_source, shares_state
 from ..routing.rules import RequestMeta
 from . import metrics
@@ -113,9 +113,9 @@ def engine_from_gateway() -> RouterEngine:
     """A started router engine with the settings the gateway's config names."""
     mapping = (getattr(litellm, "callback_settings", None) or {}).get("stratum")
     path = _gateway_config_path()
-    settings, source = resolve_settings(path, mapping)
+    document = _gateway_document(path)  # read once: settings, model_list and Redis
+    settings, source = resolve_settings(path, mapping, document=document)
     logger.info("stratum router: settings from %s; routed model %s", source, settings.routed_model)
-    document = _gateway_document(path)
     redis = shares_state(settings, source, redis_source(document, os.environ), _workers(), "the gateway config")
     engine = RouterEngine.polling(settings, source, _gateway_model_list(document),
                                   shared=_gateway_redis if redis else None)

@@ -3,9 +3,12 @@
 A daemon thread looks at the file's modification time and size every ``interval_s`` (and at
 those of the files the settings name, such as the scoring profile: a profile rewritten by
 ``stratum fit --out`` reloads too); on a change it validates the whole file and hands the
-new settings over. An invalid edit is
-refused (logged, counted) and the last good settings stay in force. Nothing here touches
-the request path: the router swaps one reference when it accepts new settings.
+new settings over. Any edit that cannot be put in force (an invalid value, a file gone
+or cut short mid-write, a rule that does not import, an error no one expected) is refused
+the same way: logged, handed to ``on_error`` (counted), and the last good settings stay in
+force. Keys that only take effect at start are named when an edit changes them
+(:func:`restart_needed`). Nothing here touches the request path: the router swaps one
+reference when it accepts new settings.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from ..config import SettingsError, StratumSettings, load_settings
 
@@ -39,6 +42,8 @@ class ConfigWatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._seen = self._stamp()
+        #: How long the thread's current wait between two looks is (None: not waiting).
+        self.waiting_s: float | None = None
 
     def _stamp(self) -> tuple[tuple[int, int] | None, ...] | None:
         main = _stamp(self.path)
@@ -59,11 +64,14 @@ class ConfigWatcher:
         try:
             settings = load_settings(self.path)
             self._on_settings(settings)
-        except (SettingsError, ValueError) as exc:
-            # ValueError also covers a rule the router cannot build (a python_rules import).
-            logger.error("stratum: refused the edited settings, keeping the last good ones: %s", exc)
+        except Exception as exc:  # noqa: BLE001 - whatever it was, the running settings stay
+            # SettingsError: a bad value or an unreadable file; ValueError: a rule the router
+            # cannot build (a python_rules import); anything else is reported alike.
+            message = str(exc) if isinstance(exc, (SettingsError, ValueError)) else \
+                f"{self.path}: unexpected {type(exc).__name__} while applying the edit: {exc}"
+            logger.error("stratum: refused the edited settings, keeping the last good ones: %s", message)
             if self._on_error is not None:
-                self._on_error(str(exc))
+                self._on_error(message)
             return False
         logger.info("stratum: settings reloaded from %s", self.path)
         return True
@@ -92,11 +100,39 @@ class ConfigWatcher:
         self._thread = None
 
     def _run(self) -> None:
-        while not self._stop.wait(self._interval_s):
+        while True:
+            self.waiting_s = self._interval_s
+            if self._stop.wait(self._interval_s):
+                break
+            self.waiting_s = None
             try:
                 self.check_once()
-            except Exception:  # the watcher must outlive any surprise
+            except Exception:  # the watcher must outlive any surprise (check_once reports its own)
                 logger.exception("stratum: settings watcher error")
+        self.waiting_s = None
+
+
+#: Settings read once, at start: an edit of one is named in the log as needing a restart.
+RESTART_KEYS = (("shared_state", "mode"), ("learning", "store", "path"))
+
+
+def keep_start_values(running: StratumSettings, edited: StratumSettings) -> tuple[StratumSettings, list[str]]:
+    """``edited`` with the running values of the keys read only at start, and the keys the
+    edit changed among them (named in the log: they take effect at the next start)."""
+    changed = []
+    for path in RESTART_KEYS:
+        old, new = running, edited
+        for part in path:
+            old, new = getattr(old, part), getattr(new, part)
+        if old != new:
+            changed.append(".".join(path))
+            edited = _replaced(edited, path, old)
+    return edited, changed
+
+
+def _replaced(model: Any, path: tuple[str, ...], value: Any) -> Any:
+    inner = value if len(path) == 1 else _replaced(getattr(model, path[0]), path[1:], value)
+    return model.model_copy(update={path[0]: inner})
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:

@@ -28,7 +28,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Mapping
 
-from ..config import Ladder, RulePosition, SettingsError, StratumSettings, Tier
+from ..config import RulePosition, SettingsError, StratumSettings, Tier
+from .ladder import Ladder
 from ..scoring import Score, Scorer
 from ..scoring.profile import ProfileError, load_profile, settings_folder
 from ..scoring.view import RequestView
@@ -64,7 +65,7 @@ class Policy:
             self.scorer = scorer or Scorer(settings.complexity.weights or None, profile)
         except ValueError as exc:  # the settings cannot know the dimensions; the scorer does
             raise SettingsError(f"invalid stratum settings in {source}:\n  complexity.weights: {exc}") from None
-        self.ladder: Ladder = settings.ladder()
+        self.ladder: Ladder = Ladder.of(settings)
         self._rules: dict[RulePosition, list[NamedRule]] = {"first": [], "capacity": [], "last": []}
         #: The capacity checks of each tier above the first, in order: the built-in ones,
         #: then the ``capacity`` rules.

@@ -24,11 +24,9 @@ and the learned part reads at most ``text.MAX_TOKENS`` words.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from importlib import resources
 from types import MappingProxyType
 from typing import NamedTuple
 

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
-from ..model_list import deployments
+from ..config.model_list import deployments
 
 if TYPE_CHECKING:
     from ..config import LimitSettings, StratumSettings, Tier

@@ -653,7 +653,7 @@ def test_each_tier_reads_its_own_gpu_and_backend(stack: dict[str, Any], monkeypa
     gateway_gpus = device_requests(service(stack, "gateway"))[0]["device_ids"]
     expected = {"fast": 0, "smart": 0} if stack["variant"] == "single-gpu" else {"fast": 0, "smart": 1}
     gateway_env = environment(service(stack, "gateway"))
-    from stratum_litellm.model_list import fill_backends, model_list_of
+    from stratum_litellm.config.model_list import fill_backends, model_list_of
 
     filled, _ = fill_backends(settings, model_list_of(yaml.safe_load(LITELLM_CONFIG.read_text())))
     for tier, variable in (("fast", "STRATUM_FAST_API_BASE"), ("smart", "STRATUM_SMART_API_BASE")):

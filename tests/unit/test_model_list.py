@@ -11,7 +11,7 @@ import yaml
 
 from stratum_litellm.config import BackendSettings, SettingsError, load_settings, parse_settings
 from stratum_litellm.gateway.engine import RouterEngine
-from stratum_litellm.model_list import fill_backends, model_list_of
+from stratum_litellm.config.model_list import fill_backends, model_list_of
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {"STRATUM_FAST_API_BASE": "http://127.0.0.1:8081/v1", "STRATUM_SMART_API_BASE": "http://10.0.0.7:8082/v1"}

@@ -9,6 +9,7 @@ import pytest
 import yaml
 from hypothesis import given, settings as hsettings, strategies as st
 
+from stratum_litellm.routing.ladder import Ladder
 from stratum_litellm.config import (
     SettingsError,
     StratumSettings,
@@ -39,7 +40,7 @@ def test_defaults_are_the_documented_ones() -> None:
     assert s.latency.sla_ms == 2000
     assert s.latency.measure == "ttft"
     assert s.latency.ema_alpha == 0.2
-    assert s.fallback_tier is None and s.ladder().fallback == "fast"  # the first tier
+    assert s.fallback_tier is None and Ladder.of(s).fallback == "fast"  # the first tier
 
 
 def test_the_repository_config_is_valid_and_matches_its_model_list() -> None:
@@ -47,7 +48,7 @@ def test_the_repository_config_is_valid_and_matches_its_model_list() -> None:
     document = yaml.safe_load((REPO / "litellm_config.yaml").read_text())
     groups = {m["model_name"] for m in document["model_list"]}
     assert {s.model_group("fast"), s.model_group("smart")} == groups
-    assert document["router_settings"]["model_group_alias"][s.routed_model] == s.model_group(s.ladder().fallback)
+    assert document["router_settings"]["model_group_alias"][s.routed_model] == s.model_group(Ladder.of(s).fallback)
     assert "stratum_litellm.proxy_handler" in document["litellm_settings"]["callbacks"]
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 from conftest import SIMPLE_PROMPT
 from waiting import wait_until
@@ -62,13 +64,12 @@ def test_an_edit_of_the_reload_interval_takes_effect(tmp_path: Path) -> None:
     engine = RouterEngine(load_settings(path), source=str(path))
     engine.watch(str(path))
     try:
+        watcher = engine._watcher
+        assert watcher is not None
         write(path, "reload: {interval_s: 30}\n")
         assert wait_until(lambda: engine.settings.reload.interval_s == 30), "the edit was never applied"
-        assert engine._watcher is not None and engine._watcher.interval_s == 30
-        # The watcher now looks every 30 s: an edit made now is not seen within a few old intervals.
-        write(path, "reload: {interval_s: 30}\nlatency: {sla_ms: 750}\n")
-        time.sleep(0.6)
-        assert engine.settings.latency.sla_ms == 2000
+        # The watcher's thread now waits 30 s between two looks.
+        assert wait_until(lambda: watcher.waiting_s == 30), f"the watcher waits {watcher.waiting_s} s"
     finally:
         engine.close()
 
@@ -79,11 +80,58 @@ def test_an_edit_that_turns_reload_off_stops_the_watching(tmp_path: Path) -> Non
     engine = RouterEngine(load_settings(path), source=str(path))
     engine.watch(str(path))
     try:
+        watcher = engine._watcher
+        assert watcher is not None and watcher._thread is not None
+        thread = watcher._thread
         write(path, "reload: {enabled: false, interval_s: 0.1}\n")
         assert wait_until(lambda: not engine.settings.reload.enabled), "the edit was never applied"
         assert wait_until(lambda: engine._watcher is None), "the watcher kept running"
-        write(path, "reload: {enabled: false, interval_s: 0.1}\nlatency: {sla_ms: 750}\n")
-        time.sleep(0.5)
-        assert engine.settings.latency.sla_ms == 2000  # no longer watched, as the setting says
+        assert wait_until(lambda: not thread.is_alive()), "the watching thread kept running"
+    finally:
+        engine.close()
+
+
+def test_an_error_no_one_expected_is_refused_and_counted_like_a_bad_value(tmp_path: Path) -> None:
+    path = tmp_path / "stratum.yaml"
+    write(path, "latency: {sla_ms: 2000}\n")
+    engine = RouterEngine(load_settings(path), source=str(path))
+    errors: list[str] = []
+
+    def broken(settings: object) -> None:
+        raise RuntimeError("disk on fire")
+
+    watcher = ConfigWatcher(path, broken, errors.append)
+    write(path, "latency: {sla_ms: 750}\n")
+    assert watcher.check_once() is False
+    assert errors and str(path) in errors[-1] and "unexpected RuntimeError" in errors[-1] and "disk on fire" in errors[-1]
+    assert engine.settings.latency.sla_ms == 2000
+
+
+def test_a_file_gone_or_cut_short_mid_write_keeps_the_running_settings(tmp_path: Path) -> None:
+    path = tmp_path / "stratum.yaml"
+    write(path, "latency: {sla_ms: 2000}\n")
+    engine = RouterEngine(load_settings(path), source=str(path))
+    errors: list[str] = []
+    watcher = ConfigWatcher(path, engine.apply_settings, errors.append)
+    write(path, "latency: {sla_ms: 75")  # an editor's save seen half-way
+    assert watcher.check_once() is False and "not valid YAML" in errors[-1]
+    path.unlink()  # between an editor's delete and its write: nothing to read, nothing changes
+    assert watcher.check_once() is None and len(errors) == 1
+    write(path, "latency: {sla_ms: 750}\n")
+    assert watcher.check_once() is True and engine.settings.latency.sla_ms == 750
+
+
+def test_a_key_read_only_at_start_is_named_as_needing_a_restart(tmp_path: Path, caplog: Any) -> None:
+    path = tmp_path / "stratum.yaml"
+    write(path, "shared_state: {mode: auto}\nreload: {interval_s: 0.1}\n")
+    engine = RouterEngine(load_settings(path), source=str(path))
+    engine.watch(str(path))
+    try:
+        with caplog.at_level(logging.WARNING, logger="stratum_litellm"):
+            write(path, "shared_state: {mode: 'off'}\nreload: {interval_s: 0.1}\nlatency: {sla_ms: 750}\n")
+            assert wait_until(lambda: engine.settings.latency.sla_ms == 750), "the edit was never applied"
+        assert engine.settings.shared_state.mode == "auto"  # the running value, as it runs
+        assert any("shared_state.mode changed" in r.getMessage() and "restarts" in r.getMessage()
+                   for r in caplog.records)
     finally:
         engine.close()

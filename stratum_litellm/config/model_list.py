@@ -21,7 +21,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .config import BackendSettings, StratumSettings, Tier, environment_value
+from .base import Tier, environment_value
+from .settings import StratumSettings
+from .tiers import BackendSettings
 
 
 def model_list_of(document: Any) -> list[Any] | None:
