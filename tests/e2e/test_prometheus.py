@@ -13,32 +13,25 @@ real pynvml in the gateway process.
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import time
 from pathlib import Path
 from typing import Any, Iterator
 
-import httpx
 import pytest
 import yaml
 
 from conftest import COMPLEX_PROMPT, SIMPLE_PROMPT
 from gateway import Gateway
-from process import ROOT, ManagedProcess, free_port
+from process import free_port
+from prometheus_server import RULES, Prometheus, dashboard_exprs, wait_for_data, write_scrape_config
 from redis_server import RedisServer
 from rules_for_tests import BREAK_WORD
 from servers import LlamaServer
 from stratum_litellm.learning.example import Example
 from stratum_litellm.learning.labels import Label
 from stratum_litellm.learning.store import Store
-
-PROMETHEUS_FILE = ROOT / "deploy" / "prometheus.yml"
-RULES = ROOT / "deploy" / "prometheus" / "alerts.yml"
-DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "stratum.json"
-# Grafana fills $__rate_interval in; with a 1 s scrape a minute holds plenty of samples.
-RATE_INTERVAL = "1m"
 
 # Queries that cannot return data in this test, and why (checked both ways below).
 NEEDS_VLLM = {
@@ -67,61 +60,6 @@ def router_settings(label_store: Path) -> dict[str, Any]:
         "judged": {"enabled": True, "share": 1.0, "per_hour": 0},
         "feedback": {"enabled": True},
     })
-
-
-def dashboard_exprs() -> list[str]:
-    board = json.loads(DASHBOARD.read_text(encoding="utf-8"))
-    panels = [p for top in board["panels"] for p in (top, *top.get("panels", []))]
-    return [t["expr"] for p in panels for t in p.get("targets", [])]
-
-
-def scrape_config(gateway_target: str, llamacpp_target: str, vllm_target: str, bearer_file: Path) -> dict[str, Any]:
-    """deploy/prometheus.yml with this test's targets, bearer file, rules and a 1 s interval."""
-    config = yaml.safe_load(PROMETHEUS_FILE.read_text(encoding="utf-8"))
-    config["global"].update(scrape_interval="1s", evaluation_interval="1s")
-    config["rule_files"] = [str(RULES)]
-    targets = {"gateway": gateway_target, "llamacpp": llamacpp_target, "vllm": vllm_target}
-    for job in config["scrape_configs"]:
-        name = job["job_name"]
-        if name in targets:
-            job["static_configs"] = [{"targets": [targets[name]]}]
-        if "authorization" in job:
-            job["authorization"]["credentials_file"] = str(bearer_file)
-    config["scrape_configs"] = [j for j in config["scrape_configs"] if j["job_name"] != "prometheus"]
-    return config
-
-
-class Prometheus(ManagedProcess):
-    """``prometheus`` on a free loopback port with its own data directory."""
-
-    def __init__(self, config_file: Path, data_dir: Path) -> None:
-        self.port = free_port()
-        binary = shutil.which("prometheus")
-        if binary is None:
-            pytest.fail("prometheus is missing: run `make prometheus` (apt-get install prometheus)", pytrace=False)
-        super().__init__([binary, f"--config.file={config_file}", f"--storage.tsdb.path={data_dir}",
-                          f"--web.listen-address=127.0.0.1:{self.port}"],
-                         f"http://127.0.0.1:{self.port}/-/ready", name="prometheus", ready_timeout_s=60)
-
-    def api(self, path: str, **params: str) -> Any:
-        reply = httpx.get(f"http://127.0.0.1:{self.port}/api/v1/{path}", params=params, timeout=10)
-        reply.raise_for_status()
-        body = reply.json()
-        assert body["status"] == "success", body
-        return body["data"]
-
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        data = self.api("query", query=expr.replace("$__rate_interval", RATE_INTERVAL).replace("$tier", ".*"))
-        return data["result"]
-
-
-def wait_for_data(prom: Prometheus, exprs: set[str], timeout_s: float = 90.0) -> dict[str, list[Any]]:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        results = {expr: prom.query(expr) for expr in exprs}
-        if all(results.values()) or time.monotonic() > deadline:
-            return results
-        time.sleep(1)
 
 
 def ask(gw: Gateway, content: str, stream: bool = False) -> None:
@@ -170,16 +108,10 @@ def gateway(llama_fast: LlamaServer, llama_smart: LlamaServer, fake_gpu: dict[st
 
 @pytest.fixture(scope="module")
 def prometheus_config(gateway: Gateway, llama_smart: LlamaServer, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("prometheus")
-    bearer = folder / "gateway_bearer"
-    bearer.write_text(gateway.master_key)
-    bearer.chmod(0o600)
     # Nothing listens on the vLLM target: its job is part of the file, and shows down.
-    config = scrape_config(f"127.0.0.1:{gateway.port}", llama_smart.base_url.split("//", 1)[1],
-                           f"127.0.0.1:{free_port()}", bearer)
-    path = folder / "prometheus.yml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
+    return write_scrape_config(tmp_path_factory.mktemp("prometheus"), gateway.master_key,
+                               [f"127.0.0.1:{gateway.port}"], llama_smart.base_url.split("//", 1)[1],
+                               f"127.0.0.1:{free_port()}")
 
 
 @pytest.fixture(scope="module")

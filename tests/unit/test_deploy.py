@@ -12,6 +12,7 @@ the dashboard only queries metrics the router really exports.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import os
@@ -522,13 +523,13 @@ def test_dashboard_uses_the_provisioned_datasource_by_uid() -> None:
         assert {"h", "w", "x", "y"} <= set(panel["gridPos"])
 
 
-def exported_metric_names() -> set[str]:
-    """Every sample and family name the router really exposes, from a live engine."""
+@functools.lru_cache(maxsize=1)
+def exported_exposition() -> str:
+    """The default registry's /metrics text with a live engine published (read once)."""
     import tempfile
     import time
 
     from prometheus_client import REGISTRY, generate_latest
-    from prometheus_client.parser import text_string_to_metric_families
 
     from stratum_litellm.gateway import metrics
     from stratum_litellm.gateway.engine import RouterEngine
@@ -562,14 +563,20 @@ def exported_metric_names() -> set[str]:
         for i, text in enumerate(("hi", "Prove rigorously that there are infinitely many primes, step by step.")):
             engine.route({"model": "gemma4-auto", "messages": [{"role": "user", "content": text}],
                           "litellm_call_id": f"deploy-test-{i}"})
-        exposition = generate_latest(REGISTRY).decode()
+        return generate_latest(REGISTRY).decode()
     finally:
         engine.close()
         folder.cleanup()
         if previous is not None:
             metrics.publish(previous)
+
+
+def exported_metric_names() -> set[str]:
+    """Every sample and family name the router really exposes, from a live engine."""
+    from prometheus_client.parser import text_string_to_metric_families
+
     names: set[str] = set()
-    for family in text_string_to_metric_families(exposition):
+    for family in text_string_to_metric_families(exported_exposition()):
         names.add(family.name)
         names.update(sample.name for sample in family.samples)
         if family.type == "counter":
@@ -585,6 +592,102 @@ def test_dashboard_queries_only_metrics_the_router_exports() -> None:
     used = {name for expr in dashboard_exprs() for name in re.findall(r"\bstratum_[a-z0-9_]+", expr)}
     unknown = sorted(used - exported)
     assert not unknown, f"the dashboard queries metrics the router does not export: {unknown}"
+
+
+def exported_gauges() -> set[str]:
+    """The names of the router's gauge families, from a live engine."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {f.name for f in text_string_to_metric_families(exported_exposition()) if f.type == "gauge"}
+
+
+# -- the dashboard across replicas --------------------------------------------------------
+
+#: Aggregation operators, and the word a panel's description names each one with.
+AGGREGATION_WORDS = {"sum": "summed", "max": "max", "min": "min", "avg": "averaged", "count": "counted"}
+#: Functions a selector may sit in below its aggregation (a counter's rate).
+RANGE_FUNCTIONS = {"rate", "irate", "increase", "delta", "idelta", "deriv"}
+#: Strings, label matchers and ranges; then grouping and matching clauses.
+_NOISE = re.compile(r'"(?:[^"\\]|\\.)*"|\{[^{}]*\}|\[[^\[\]]*\]')
+_CLAUSE = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^()]*\)")
+_TOKEN = re.compile(r"\d[\w.]*|[A-Za-z_:][\w:]*|[()]")
+_OPERATOR_WORDS = {"and", "or", "unless", "bool", "offset"}
+
+
+def selectors(expr: str) -> list[tuple[str, list[str]]]:
+    """Each metric selector of a PromQL expression with the calls around it, innermost
+    first ("" for a bare parenthesis)."""
+    tokens = _TOKEN.findall(_CLAUSE.sub(" ", _NOISE.sub(" ", expr)))
+    opened: list[str] = []
+    found: list[tuple[str, list[str]]] = []
+    for i, token in enumerate(tokens):
+        before = tokens[i - 1] if i else ""
+        after = tokens[i + 1] if i + 1 < len(tokens) else ""
+        if token == "(":
+            opened.append(before if re.fullmatch(r"[A-Za-z_]\w*", before) and before not in _OPERATOR_WORDS else "")
+        elif token == ")":
+            opened.pop()
+        elif not token[0].isdigit() and token not in _OPERATOR_WORDS and after != "(":
+            found.append((token, opened[::-1]))
+    assert not opened, f"unbalanced parentheses in {expr!r}"
+    return found
+
+
+def aggregation_over(calls: list[str]) -> str | None:
+    """The aggregation a selector is inside, past the range functions around it (None: none)."""
+    for call in calls:
+        if call not in RANGE_FUNCTIONS:
+            return call if call in AGGREGATION_WORDS else None
+    return None
+
+
+def test_selectors_reads_the_aggregation_around_each_metric() -> None:
+    expr = ('100 * sum by (tier) (rate(stratum_decisions_total{reason=~"a|(b)"}[5m])) / on() group_left() '
+            'histogram_quantile(0.99, max(stratum_x) and (stratum_y offset 5m))')
+    assert selectors(expr) == [("stratum_decisions_total", ["rate", "sum"]),
+                               ("stratum_x", ["max", "histogram_quantile"]),
+                               ("stratum_y", ["", "histogram_quantile"])]
+    assert [aggregation_over(calls) for _, calls in selectors(expr)] == ["sum", "max", None]
+
+
+def test_every_dashboard_query_aggregates_across_replicas_as_its_metric_requires() -> None:
+    """With several gateway replicas every series comes once per replica: a query that does
+    not aggregate shows N lines, and a sum of a reading every replica takes alike (a GPU,
+    a backend's own queue, an average shared in Redis, a setting) shows it N times. A gauge
+    that the workers of one gateway add up (livesum: each process counts its own) is a
+    per-process count and is summed over replicas too; no other gauge is."""
+    from stratum_litellm.gateway.multiprocess import MODES
+
+    gauges = exported_gauges()
+    assert {"stratum_tier_in_flight", "stratum_shared_state_up", "stratum_backend_slots"} <= gauges
+    summable = {name for name, mode in MODES.items() if mode == "livesum"}
+    for panel in dashboard_panels():
+        for target in panel.get("targets", []):
+            found = selectors(target["expr"])
+            assert found, target["expr"]
+            for metric, calls in found:
+                over = aggregation_over(calls)
+                assert over is not None, f"{panel['title']!r}: {metric} is not aggregated over replicas in " \
+                                         f"{target['expr']!r}"
+                if metric in gauges and over == "sum":
+                    assert metric in summable, f"{panel['title']!r} sums {metric}, which every replica reports " \
+                                               "alike: use max or min"
+    # The operator sees which replica lost Redis: one series per replica.
+    assert "min by (instance, pod) (stratum_shared_state_up)" in dashboard_exprs()
+
+
+def test_every_panel_description_says_how_it_aggregates_across_replicas() -> None:
+    for panel in dashboard_panels():
+        if panel["type"] == "row":
+            continue
+        text = panel.get("description", "").lower()
+        assert re.search(r"\b(summed|max|min|counted|averaged) over\b|\bone row per replica\b", text), \
+            f"{panel['title']!r}: the description does not say how it aggregates across replicas"
+        used = {call for target in panel["targets"] for _, calls in selectors(target["expr"])
+                for call in calls if call in AGGREGATION_WORDS}
+        for operator in used:
+            assert re.search(rf"\b{AGGREGATION_WORDS[operator]}\b", text), \
+                f"{panel['title']!r} uses {operator} but its description never says {AGGREGATION_WORDS[operator]!r}"
 
 
 def test_dashboard_covers_routing_signals_and_backends() -> None:
