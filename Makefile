@@ -2,6 +2,7 @@
 # make test       set-up, then every test (and the scorer's tests once more in pure Python)
 # make test-compat  the gateway end-to-end and SDK tests against the oldest LiteLLM of the
 #                 range in pyproject.toml, in its own environment cached outside the repository
+# make kubernetes  write deploy/kubernetes/'s generated files again (config copies, PrometheusRule)
 # make test-fast  the unit tests and the integration tests that need no built llama-server
 #                 (on a fresh clone: the Python environment, and Debian's redis-server
 #                 when missing; nothing heavy is built)
@@ -20,7 +21,7 @@ LITELLM_NEWEST := 1.108.7
 BUILD_INPUTS := Makefile pyproject.toml setup.py $(sort $(wildcard stratum_litellm/scoring/*.c stratum_litellm/scoring/*.h))
 STAMP := $(VENV)/.installed-$(shell cat $(BUILD_INPUTS) | cksum | cut -d' ' -f1)
 
-.PHONY: setup llama-server chromium prometheus redis haproxy test test-compat test-fast run check clean
+.PHONY: setup llama-server chromium prometheus redis haproxy test test-compat test-fast run check kubernetes clean
 
 setup: $(STAMP)
 
@@ -73,6 +74,11 @@ run: setup llama-server
 
 check: setup
 	$(VENV)/bin/stratum check litellm_config.yaml
+
+# deploy/kubernetes/'s copies of the config files and its PrometheusRule (from
+# deploy/prometheus/alerts.yml), written again after those change.
+kubernetes: setup
+	$(PY) scripts/kubernetes_sync.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info stratum_litellm/scoring/*.so
