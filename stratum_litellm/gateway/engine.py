@@ -155,7 +155,9 @@ class RouterEngine:
         snapshot = self.signals.snapshot()
         gpus = {}
         for tier, tier_settings in settings.tiers.items():
-            if not tier_settings.overflow:
+            # With the GPU checks off (a gateway away from its GPU host), there is no GPU
+            # signal to report: none shown rather than an "unknown" that never clears.
+            if settings.gpu.enabled and not tier_settings.overflow:
                 gpus.setdefault(tier_settings.gpu_index, snapshot[tier].gpu)
         backends = {tier: signals.backend for tier, signals in snapshot.tiers.items() if signals.backend is not None}
         budgets = {tier: signals.budget for tier, signals in snapshot.tiers.items() if signals.budget is not None}
@@ -163,9 +165,10 @@ class RouterEngine:
         shared = self.signals.shared
         return RouterStats(
             settings=settings,
-            # Averages as decisions read them; in flight this process's own, so the gauges
-            # of several processes add up.
-            latency={tier: replace(signals.latency, in_flight=local.in_flight(tier))
+            # Averages as decisions read them (the fleet's, with shared state); in flight and
+            # samples this process's own, so the gauges of several processes add up.
+            latency={tier: replace(signals.latency, in_flight=local.in_flight(tier),
+                                   samples=local.tier(tier).samples)
                      for tier, signals in snapshot.tiers.items()},
             shared_up=None if shared is None else shared.up,
             profile=getattr(self.policy.scorer, "profile", None),  # a test's fixed scorer has none

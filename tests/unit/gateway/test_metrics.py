@@ -48,9 +48,10 @@ def test_a_published_engine_shows_its_stats_and_a_closed_one_vanishes() -> None:
         assert shown[("stratum_tier_in_flight", (("tier", "smart"),))] == 1.0
         assert shown[("stratum_tier_in_flight", (("tier", "fast"),))] == 0.0
         assert shown[("stratum_threshold", ())] == 0.4
-        assert shown[("stratum_gpu_known", (("gpu", "0"),))] == 0.0  # GPU monitoring is off: unknown
+        # GPU monitoring is off: no GPU signal to report, rather than one forever unknown.
+        assert not [name for name, _ in shown if name.startswith("stratum_gpu_")]
         stats = engine.stats()
-        assert stats.latency["smart"].in_flight == 1 and stats.gpus == {0: None} and stats.backends == {}
+        assert stats.latency["smart"].in_flight == 1 and stats.gpus == {} and stats.backends == {}
         engine.close()
         assert metrics.published() is None
         assert ("stratum_tier_in_flight", (("tier", "smart"),)) not in samples()

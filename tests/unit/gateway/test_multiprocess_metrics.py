@@ -70,7 +70,7 @@ def test_two_workers_files_combine_by_the_mode_table(tmp_path: Path) -> None:
     assert shown[("stratum_tier_in_flight", (("tier", "smart"),))] == 3  # livesum: each worker its own
     assert shown[("stratum_tier_in_flight", (("tier", "fast"),))] == 0
     assert shown[("stratum_threshold", ())] == 0.5  # livemostrecent: the later write
-    assert shown[("stratum_gpu_known", (("gpu", "0"),))] == 0
+    assert ("stratum_gpu_known", (("gpu", "0"),)) not in shown  # GPU monitoring off: not reported
     # The mode is the file a family lands in: the per-worker counts alone are summed.
     summed = combined(tmp_path, f"gauge_livesum_{first}.db")
     assert {name for name, _ in summed} == {"stratum_tier_in_flight", "stratum_tier_latency_samples"}
