@@ -290,7 +290,7 @@ class RouterEngine:
             return None
         policy, settings, data = plan.policy, plan.settings, plan.data
         shadow = plan.shadow(decision)
-        if decision.reason is Reason.SMART_LOADING and settings.backend_polling.warm_up_cold_smart and not shadow:
+        if decision.reason is Reason.TIER_LOADING and settings.backend_polling.warm_up_cold_smart and not shadow:
             try:
                 poller = self.signals.backend_poller
                 if poller is not None and decision.wanted is not None:

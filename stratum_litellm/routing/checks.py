@@ -126,7 +126,7 @@ def health(ctx: Context) -> Verdict:
     """Failures in a row put the tier in cooldown."""
     latency = ctx.rung.latency
     if latency.unhealthy_until > ctx.now:
-        return block(Reason.SMART_UNHEALTHY, f"{latency.consecutive_failures} failures in a row")
+        return block(Reason.TIER_UNHEALTHY, f"{latency.consecutive_failures} failures in a row")
     return PASS
 
 
@@ -136,16 +136,16 @@ def backend(ctx: Context) -> Verdict:
     if load is None:
         return abstain("no backend load signals configured")
     if load.status == Status.DOWN:
-        return block(Reason.SMART_DOWN, f"down ({load.error or 'unreachable'})")
+        return block(Reason.TIER_DOWN, f"down ({load.error or 'unreachable'})")
     if load.status == Status.LOADING or load.model_loaded is False:
-        return block(Reason.SMART_LOADING, f"model not loaded ({load.error or load.status})")
+        return block(Reason.TIER_LOADING, f"model not loaded ({load.error or load.status})")
     if load.status != Status.OK:
         return abstain(f"{load.status} ({load.error or 'no reading'})")
     ctx.evidence[ctx.keys.queue] = {"running": load.requests_running, "waiting": load.requests_waiting,
                                    "slots": load.slots_total, "idle_slots": load.slots_idle,
                                    "kv_cache": load.kv_cache_usage}
     if load.saturated:
-        return block(Reason.SMART_QUEUE_FULL, "queue or cache saturated")
+        return block(Reason.TIER_QUEUE_FULL, "queue or cache saturated")
     return PASS
 
 
@@ -157,7 +157,7 @@ def in_flight(ctx: Context) -> Verdict:
     if limit is None:
         return abstain("no limit set and no slot count known")
     if count >= limit:
-        return block(Reason.SMART_SATURATED, f"{count} >= {limit}")
+        return block(Reason.TIER_SATURATED, f"{count} >= {limit}")
     return PASS
 
 
@@ -181,7 +181,7 @@ def user_share(ctx: Context) -> Verdict | None:
         return abstain(f"no {ctx.settings.fairness.by} to count the request against")
     held = ctx.signals.held(ctx.tier, who)
     if held >= limit:
-        return block(Reason.SMART_USER_LIMIT, f"this user has {held} >= {limit} in flight")
+        return block(Reason.TIER_USER_LIMIT, f"this user has {held} >= {limit} in flight")
     return PASS
 
 
@@ -247,10 +247,10 @@ def _gpu_unknown(ctx: Context) -> Verdict:
 #: An overflow tier runs :data:`OVERFLOW_CHECKS` instead: its budget, and no GPU checks.
 CHECKS: tuple[Check, ...] = (
     Check("fit", fit, (Reason.CONTEXT_FIT, Reason.MODALITY_FIT, Reason.TOOLS_FIT)),
-    Check("health", health, (Reason.SMART_UNHEALTHY,)),
-    Check("backend", backend, (Reason.SMART_DOWN, Reason.SMART_LOADING, Reason.SMART_QUEUE_FULL)),
-    Check("in_flight", in_flight, (Reason.SMART_SATURATED,)),
-    Check("user_share", user_share, (Reason.SMART_USER_LIMIT,)),
+    Check("health", health, (Reason.TIER_UNHEALTHY,)),
+    Check("backend", backend, (Reason.TIER_DOWN, Reason.TIER_LOADING, Reason.TIER_QUEUE_FULL)),
+    Check("in_flight", in_flight, (Reason.TIER_SATURATED,)),
+    Check("user_share", user_share, (Reason.TIER_USER_LIMIT,)),
     Check("vram", vram, (Reason.VRAM_HEADROOM,)),
     Check("gpu_utilisation", gpu_utilisation, (Reason.GPU_BUSY,)),
     Check("latency_sla", latency_sla, (Reason.LATENCY_SLA, Reason.SLA_PROBE)),

@@ -33,14 +33,16 @@ class Reason(str, Enum):
     #: No tier can take it: it went to the one with the most room.
     NO_TIER_FITS = "no_tier_fits"
     # Capacity checks that held off the tier a request wanted (the smart tier of two, any
-    # rung above the first of a ladder), in the order they run.
-    SMART_UNHEALTHY = "smart_unhealthy"
-    SMART_DOWN = "smart_down"
-    SMART_LOADING = "smart_loading"
-    SMART_QUEUE_FULL = "smart_queue_full"
-    SMART_SATURATED = "smart_saturated"
+    # rung above the first of a ladder), in the order they run. The names say no tier (the
+    # decision's tier and its evidence do); the values keep the "smart_" of the two-tier
+    # days because headers, metric labels, dashboards and alerts match on them.
+    TIER_UNHEALTHY = "smart_unhealthy"
+    TIER_DOWN = "smart_down"
+    TIER_LOADING = "smart_loading"
+    TIER_QUEUE_FULL = "smart_queue_full"
+    TIER_SATURATED = "smart_saturated"
     #: The user already has ``max_in_flight_per_user`` routed requests in flight there.
-    SMART_USER_LIMIT = "smart_user_limit"
+    TIER_USER_LIMIT = "smart_user_limit"
     VRAM_HEADROOM = "vram_headroom"
     GPU_BUSY = "gpu_busy"
     LATENCY_SLA = "latency_sla"
