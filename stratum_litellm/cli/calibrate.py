@@ -1,4 +1,5 @@
-"""Pick the complexity threshold that sends a target share of traffic to the smart tier.
+"""Pick the complexity threshold that sends a target share of traffic above the first rung
+of the ladder (the smart tier of two), or entry scores that give each rung its share.
 
 Scores the operator's own requests with the settings in force (weights and config rules
 included), then reads the threshold off the score distribution. Requests a rule sends to a
@@ -8,6 +9,7 @@ tier outright do not depend on the threshold and are counted as they go.
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import sys
 from dataclasses import dataclass
@@ -26,46 +28,51 @@ from .inputs import EXIT_BAD_CONFIG, EXIT_FAILED, EXIT_OK, read_views, settings_
 class Calibration:
     threshold: float
     target_share: float
-    #: The smart share the chosen threshold gives on these requests.
+    #: The share above the first rung the chosen threshold gives on these requests.
     share: float
     requests: int
-    #: Share sent to smart / fast by rules whatever the threshold.
-    ruled_smart: float
-    ruled_fast: float
-    #: Nearby thresholds and the smart share each would give.
+    #: Shares rules send above the first rung / to it, whatever the threshold.
+    ruled_above: float
+    ruled_first: float
+    #: Nearby thresholds and the share above the first rung each would give.
     table: Sequence[tuple[float, float]]
+    #: The ladder's first rung and the one above it (the names in the config).
+    first: str = "fast"
+    second: str = "smart"
 
 
 def scores_of(views: Iterable[RequestView], policy: Policy) -> tuple[list[float], int, int]:
-    """Threshold-dependent scores, and the counts of requests rules route outright."""
+    """Threshold-dependent scores, and the counts of requests rules route outright above
+    the first rung of the ladder and to it (whatever the tiers are called)."""
     snapshot = Signals(policy.settings).snapshot()  # offline: capacity rules abstain
+    floor = policy.ladder.floor
     scores: list[float] = []
-    ruled_smart = ruled_fast = 0
+    ruled_above = ruled_first = 0
     for view in views:
         decision = policy.decide(view, policy.settings.routed_model, snapshot)
         assert decision is not None
         if decision.reason is Reason.RULE:
-            ruled_smart += decision.tier == "smart"
-            ruled_fast += decision.tier == "fast"
+            ruled_first += decision.tier == floor
+            ruled_above += decision.tier != floor
         elif decision.score is not None:
             scores.append(decision.score)
-    return scores, ruled_smart, ruled_fast
+    return scores, ruled_above, ruled_first
 
 
-def share_at(scores: Sequence[float], threshold: float, ruled_smart: int, total: int) -> float:
-    return (sum(1 for s in scores if s >= threshold) + ruled_smart) / total if total else 0.0
+def share_at(scores: Sequence[float], threshold: float, ruled_above: int, total: int) -> float:
+    return (sum(1 for s in scores if s >= threshold) + ruled_above) / total if total else 0.0
 
 
 def calibrate(views: Iterable[RequestView], policy: Policy, target_share: float) -> Calibration:
     if not 0.0 <= target_share <= 1.0:
         raise ValueError(f"target share must be between 0 and 1, got {target_share}")
-    scores, ruled_smart, ruled_fast = scores_of(views, policy)
-    total = len(scores) + ruled_smart + ruled_fast
+    scores, ruled_above, ruled_first = scores_of(views, policy)
+    total = len(scores) + ruled_above + ruled_first
     if total == 0:
         raise ValueError("no requests to calibrate on")
     ranked = sorted(scores, reverse=True)
-    # How many threshold-dependent requests should go smart, after the rules' share.
-    wanted = round(target_share * total) - ruled_smart
+    # How many threshold-dependent requests should leave the first rung, after the rules' share.
+    wanted = round(target_share * total) - ruled_above
     if wanted <= 0 or not ranked:
         threshold = min(1.0, (ranked[0] + 1e-4) if ranked else 1.0)
     elif wanted >= len(ranked):
@@ -73,11 +80,12 @@ def calibrate(views: Iterable[RequestView], policy: Policy, target_share: float)
     else:
         # Midway between the last score in and the first one out, so ties stay together.
         threshold = (ranked[wanted - 1] + ranked[wanted]) / 2 if ranked[wanted - 1] > ranked[wanted] else ranked[wanted - 1]
-    threshold = round(min(1.0, max(0.0, threshold)), 4)
+    threshold = _down(min(1.0, max(0.0, threshold)))
     nearby = sorted({round(min(1.0, max(0.0, threshold + step)), 4) for step in (-0.1, -0.05, -0.02, 0.0, 0.02, 0.05, 0.1)})
-    table = [(t, share_at(scores, t, ruled_smart, total)) for t in nearby]
-    return Calibration(threshold, target_share, share_at(scores, threshold, ruled_smart, total), total,
-                       ruled_smart / total, ruled_fast / total, table)
+    table = [(t, share_at(scores, t, ruled_above, total)) for t in nearby]
+    local = policy.ladder.local
+    return Calibration(threshold, target_share, share_at(scores, threshold, ruled_above, total), total,
+                       ruled_above / total, ruled_first / total, table, local[0], local[1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +119,7 @@ def calibrate_ladder(views: Iterable[RequestView], policy: Policy, shares: Seque
             entry = ranked[-1]
         else:  # midway between the last score in and the first one out
             entry = (ranked[above - 1] + ranked[above]) / 2
-        entries.append(round(min(1.0, max(entries[-1] + 1e-4, entry)), 4))
+        entries.append(_down(min(1.0, max(entries[-1] + 1e-4, entry))))
     rungs = []
     for index, tier in enumerate(local):
         upper = entries[index + 1] if index + 1 < len(entries) else float("inf")
@@ -119,6 +127,12 @@ def calibrate_ladder(views: Iterable[RequestView], policy: Policy, shares: Seque
             sum(1 for score in scores if score < upper)
         rungs.append(Rung(tier, entries[index], got / len(scores), shares[index]))
     return rungs
+
+
+def _down(score: float) -> float:
+    """To four decimals, never above ``score``: a threshold rounded up would leave out the
+    request it was set at."""
+    return math.floor(score * 10_000 + 1e-9) / 10_000
 
 
 def parse_shares(text: str) -> list[float]:
@@ -175,11 +189,13 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"stratum calibrate: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    print(f"{result.requests} requests, target smart share {result.target_share:.1%} (settings: {source})")
-    if result.ruled_smart or result.ruled_fast:
-        print(f"config rules route {result.ruled_smart:.1%} to smart and {result.ruled_fast:.1%} to fast whatever the threshold")
-    print(f"threshold {result.threshold} gives {result.share:.1%} smart (now: {settings.complexity.threshold})\n")
-    print("threshold  smart share")
+    above = result.second if len(Policy(settings).ladder.local) == 2 else f"above {result.first}"
+    print(f"{result.requests} requests, target share to {above} {result.target_share:.1%} (settings: {source})")
+    if result.ruled_above or result.ruled_first:
+        print(f"config rules route {result.ruled_above:.1%} to {above} and {result.ruled_first:.1%} to {result.first} "
+              "whatever the threshold")
+    print(f"threshold {result.threshold} gives {result.share:.1%} to {above} (now: {settings.complexity.threshold})\n")
+    print(f"threshold  share to {above}")
     for threshold, share in result.table:
         marker = "  <- suggested" if threshold == result.threshold else ""
         print(f"{threshold:<9}  {share:6.1%}{marker}")
