@@ -12,7 +12,6 @@ import logging
 import time
 from pathlib import Path
 from dataclasses import replace
-from datetime import datetime
 from typing import Any, Callable, Mapping, MutableMapping, Sequence
 
 from ..config import StratumSettings, Tier
@@ -31,13 +30,13 @@ from . import metrics
 from ..learning.sampler import is_sample
 from .learning import LearningLoop
 from .outcome import Outcome, outcome
+from .record import cost_of, elapsed_ms, routed_tier, write
 from .reload import ConfigWatcher, keep_start_values
 from .stats import RouterStats
 
 logger = logging.getLogger("stratum_litellm")
 
 #: Key under the request's ``metadata`` where the decision travels to the callbacks.
-METADATA_KEY = "stratum"
 
 
 class RouterEngine:
@@ -310,7 +309,7 @@ class RouterEngine:
                 if shared is not None and plan.conversation is not None:
                     shared.remember(plan.conversation, reached or decision.tier,
                                     policy.ladder.rank.get(reached or decision.tier, 0))
-            _write(data, decision, plan.requested if shadow else None)
+            write(data, decision, plan.requested if shadow else None)
             call_id = plan.call_id
             if call_id is not None and not shadow:  # in flight where it really runs
                 limited = settings.tiers[decision.tier].max_in_flight_per_user is not None
@@ -338,7 +337,7 @@ class RouterEngine:
         decision = self.policy.fallback(exc)
         keep = data.get("model") if self.settings.mode == "shadow" else None
         try:
-            _write(data, decision, keep if isinstance(keep, str) else None)
+            write(data, decision, keep if isinstance(keep, str) else None)
         except Exception:  # a body we cannot even write metadata into: the model is enough
             if keep is None:
                 data["model"] = decision.model_group
@@ -356,7 +355,7 @@ class RouterEngine:
             tier = self._served_tier(kwargs)
             call_id = kwargs.get("litellm_call_id")
             call_id = call_id if isinstance(call_id, str) else None
-            total_ms = _elapsed_ms(start_time, end_time)
+            total_ms = elapsed_ms(start_time, end_time)
             latency = self.signals.latency
             result = outcome(kwargs, ok)
             if result is not Outcome.SERVED:
@@ -368,16 +367,16 @@ class RouterEngine:
             else:
                 ttft_ms = None
                 if kwargs.get("stream"):
-                    ttft_ms = _elapsed_ms(start_time, kwargs.get("completion_start_time"))
+                    ttft_ms = elapsed_ms(start_time, kwargs.get("completion_start_time"))
                 if result is Outcome.CUT_SHORT:
                     total_ms = None
-                elif tier is not None and tier != _routed_tier(kwargs, tier):
+                elif tier is not None and tier != routed_tier(kwargs, tier):
                     # A fallback served it: its times include the failed attempt before it.
                     ttft_ms = total_ms = None
                 latency.observe_success(call_id, tier, ttft_ms, total_ms)
                 budget = self.signals.budget
                 if budget is not None and tier is not None and tier == self.policy.ladder.overflow:
-                    cost = _cost(kwargs)
+                    cost = cost_of(kwargs)
                     budget.charge_spend(cost)
                     if self.signals.shared is not None and cost > 0:
                         self.signals.shared.charge(spend_usd=cost)
@@ -474,61 +473,3 @@ def _refused(snapshot: SignalSnapshot, tier: Tier, who: str | None, claim: Claim
     tiers = dict(snapshot.tiers)
     tiers[tier] = replace(rung, latency=latency)
     return replace(snapshot, tiers=tiers)
-
-
-def _write(data: MutableMapping[str, Any], decision: Decision, shadow_model: str | None = None) -> None:
-    """Put the decision in force, or with ``shadow_model`` only record it (shadow mode)."""
-    data["model"] = decision.model_group if shadow_model is None else shadow_model
-    metadata = data.get("metadata")
-    if not isinstance(metadata, dict):
-        metadata = {}
-        data["metadata"] = metadata
-    record = decision_record(decision)
-    record["mode"] = "route" if shadow_model is None else "shadow"
-    metadata[METADATA_KEY] = record
-
-
-def decision_record(decision: Decision) -> dict[str, Any]:
-    """The decision as plain data, for request metadata and logs (no prompt text)."""
-    return {
-        "tier": decision.tier,
-        "model_group": decision.model_group,
-        "reason": decision.label,
-        "score": None if decision.score is None else round(decision.score, 4),
-        "probe": decision.probe,
-        "evidence": dict(decision.evidence),
-    }
-
-
-def _routed_tier(kwargs: Mapping[str, Any], default: Tier) -> Tier:
-    """The tier the router sent the call to (its decision travels in the metadata)."""
-    params = kwargs.get("litellm_params")
-    meta = params.get("metadata") if isinstance(params, Mapping) else None
-    record = meta.get(METADATA_KEY) if isinstance(meta, Mapping) else None
-    if isinstance(record, Mapping) and record.get("mode") == "route" and isinstance(record.get("tier"), str):
-        return record["tier"]
-    return default
-
-
-def _cost(kwargs: Mapping[str, Any]) -> float:
-    """LiteLLM's cost of a call in US dollars (0 when it does not know one)."""
-    cost = kwargs.get("response_cost")
-    if not isinstance(cost, (int, float)):
-        slo = kwargs.get("standard_logging_object")
-        cost = slo.get("response_cost") if isinstance(slo, Mapping) else None
-    return float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else 0.0
-
-
-def _elapsed_ms(start: Any, end: Any) -> float | None:
-    if start is None or end is None:
-        return None
-    if isinstance(start, datetime) and isinstance(end, datetime):
-        seconds = (end - start).total_seconds()
-    elif isinstance(start, (int, float)) and isinstance(end, (int, float)):
-        seconds = float(end) - float(start)
-    else:
-        return None
-    # Clock skew or junk must not poison an average: negative, NaN and infinite are dropped.
-    if not 0.0 <= seconds < 86_400.0:
-        return None
-    return seconds * 1000.0

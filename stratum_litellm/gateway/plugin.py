@@ -35,7 +35,8 @@ from ..config.model_list import model_list_of
 from ..signals.shared import Register, redis_source, shares_state
 from ..routing.rules import RequestMeta
 from . import metrics
-from .engine import METADATA_KEY, RouterEngine
+from .engine import RouterEngine
+from .record import METADATA_KEY
 from .stop import Stop
 
 logger = logging.getLogger("stratum_litellm")

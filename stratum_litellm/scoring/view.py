@@ -12,8 +12,9 @@ request, so the length of a huge prompt is not lost by the capping.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from itertools import islice
 from typing import Any, NamedTuple
+
+from . import walk
 
 __all__ = [
     "HISTORY_CAP",
@@ -41,35 +42,10 @@ MAX_SCANNED_CHARS = LAST_USER_HEAD + LAST_USER_TAIL + len(_ELISION) + SYSTEM_CAP
 _MAX_DETAILED_MESSAGES = 32  # newest messages read in full (plus leading system messages)
 _MAX_LEADING_SYSTEM = 4  # system/developer messages read from the start of the list
 _MAX_SIZED_MESSAGES = 128  # messages whose size is summed; the rest is extrapolated
-_MAX_SIZED_PARTS = 32  # parts of one message whose size is summed; the rest is extrapolated
-_MAX_PARTS = 128  # parts of one content list looked at (text, media, tool blocks)
 _MAX_NODES = 300  # nested values visited per request, over every structure walked
-_MAX_DEPTH = 12
 
 _SYSTEM_ROLES = frozenset({"system", "developer"})
 _TOOL_ROLES = frozenset({"tool", "function", "ipython"})
-# Non-text parts are counted, never read.
-_MEDIA_PART_TYPES = frozenset(
-    {"image_url", "image", "input_image", "input_audio", "audio", "file", "input_file", "document", "video",
-     "video_url"}
-)
-_AUDIO_PART_TYPES = frozenset({"input_audio", "audio"})
-_FILE_PART_TYPES = frozenset({"file", "input_file", "document"})
-# A media part's weight in the count a walk returns: one int carries three counts (any
-# media, audio, files; each under 2**16 by the walk's bounds), so a walk still adds ints.
-_AUDIO = 1 << 16
-_FILE = 1 << 32
-_ONE = 0xFFFF
-# JSON-schema and envelope keys say nothing about the task; parameter names do.
-_SCHEMA_KEYS = frozenset(
-    {"function", "name", "description", "parameters", "properties", "required", "arguments", "text", "content",
-     "items", "enum", "default", "strict", "additionalProperties", "input", "output", "input_schema", "format"}
-)
-_TOOL_PART_TYPES = frozenset({"tool_use", "tool_result", "function_call", "function_call_output", "tool_call"})
-# Structural keys ("type", "role") carry no meaning for a router.
-_STRUCTURAL_KEYS = frozenset({"type", "role", "id", "tool_call_id", "cache_control", "index"})
-
-
 class RequestView(NamedTuple):
     """What the router reads of a request: bounded text fields and whole-request sizes.
 
@@ -151,7 +127,7 @@ class RequestView(NamedTuple):
 def _with_output(view: RequestView, data: Any) -> RequestView:
     """The view with the answer's length the body asks for (OpenAI's ``max_tokens`` or
     ``max_completion_tokens``, the Responses API's ``max_output_tokens``)."""
-    if not _is_map(data):
+    if not walk.is_map(data):
         return view
     for key in ("max_tokens", "max_completion_tokens", "max_output_tokens"):
         value = data.get(key)
@@ -231,7 +207,7 @@ def _plain_chat(messages: list[Any]) -> RequestView | None:
 
 def _from_request_general(data: Any) -> RequestView:
     builder = _Builder()
-    if not _is_map(data):
+    if not walk.is_map(data):
         builder.add_prompt(data)
         return builder.build()
     system = data.get("system")
@@ -264,7 +240,7 @@ class _Builder:
         self._history_len = 0
         self._tools: list[str] = []
         self._tools_len = 0
-        self.images = 0  # media parts met, packed (see _AUDIO): any, audio, files
+        self.images = 0  # media parts met, packed (see walk.AUDIO): any, audio, files
         self.turns = 0
         self.total_chars = 0
         self._nodes = [_MAX_NODES]  # shared by every walk of this request
@@ -276,22 +252,22 @@ class _Builder:
             text = prompt
         elif isinstance(prompt, (list, tuple)):  # text completion accepts a list of prompts
             parts: list[str] = []
-            _collect_text(prompt, parts, self._nodes, LAST_USER_HEAD + LAST_USER_TAIL, 0)
+            walk.collect_text(prompt, parts, self._nodes, LAST_USER_HEAD + LAST_USER_TAIL, 0)
             text = "\n".join(parts)
         elif prompt is None:
             return
         else:
-            text = _scalar_text(prompt)
+            text = walk.scalar_text(prompt)
         self.turns += 1
         self.total_chars += len(text)
         self._last_user = text
 
     def add_messages(self, messages: Any) -> None:
-        if _is_map(messages):  # a single message object
+        if walk.is_map(messages):  # a single message object
             messages = [messages]
         if not isinstance(messages, (list, tuple)):
             if messages is not None:
-                self.add_prompt(messages if isinstance(messages, str) else _scalar_text(messages))
+                self.add_prompt(messages if isinstance(messages, str) else walk.scalar_text(messages))
             return
         n = len(messages)
         self.turns += n
@@ -299,7 +275,7 @@ class _Builder:
         last_user_index = -1
         start = max(0, n - _MAX_DETAILED_MESSAGES)
         for i in range(n - 1, start - 1, -1):
-            if _role(messages[i]) == "user":
+            if walk.role_of(messages[i]) == "user":
                 last_user_index = i
                 break
         # Newest first, so the history cap keeps the most recent turns.
@@ -307,13 +283,13 @@ class _Builder:
             self._add_message(messages[i], is_last_user=i == last_user_index)
         # Leading system prompts live at the start of long conversations (inserted first).
         for i in range(min(start, _MAX_LEADING_SYSTEM) - 1, -1, -1):
-            if _role(messages[i]) in _SYSTEM_ROLES:
-                self.add_system_content(_get(messages[i], "content"))
+            if walk.role_of(messages[i]) in _SYSTEM_ROLES:
+                self.add_system_content(walk.field(messages[i], "content"))
 
     def add_system_content(self, content: Any) -> None:
         room = SYSTEM_CAP - self._system_len
         if room <= 0:
-            self.images += _count_media(content)
+            self.images += walk.count_media(content)
             return
         text = self._text_of(content, room)
         if text:
@@ -332,35 +308,35 @@ class _Builder:
         sized = min(n, _MAX_SIZED_MESSAGES)
         total = 0
         for i in range(n - sized, n):  # the newest ones: they are also the ones read in detail
-            total += _rough_size(messages[i])
+            total += walk.rough_size(messages[i])
         if sized < n:  # bounded cost for absurdly long conversations: extrapolate the rest
             total = total * n // sized
         self.total_chars += total
 
     def _text_of(self, content: Any, budget: int) -> str:
         parts: list[str] = []
-        self.images += _collect_text(content, parts, self._nodes, budget, 0)
+        self.images += walk.collect_text(content, parts, self._nodes, budget, 0)
         return "\n".join(parts)
 
     def _add_message(self, message: Any, *, is_last_user: bool) -> None:
         if isinstance(message, str):  # a bare string in a message list: treat as a user turn
             message = {"role": "user", "content": message}
-        if not _is_map(message):
+        if not walk.is_map(message):
             return
-        role = _role(message)
-        content = _split_tool_parts(_get(message, "content"), self._add_tools)
+        role = walk.role_of(message)
+        content = walk.split_tool_parts(walk.field(message, "content"), self._add_tools)
         if is_last_user:
             self._set_last_user(content)
         elif role in _SYSTEM_ROLES:
             self.add_system_content(content)
         elif role in _TOOL_ROLES:
-            name = _get(message, "name")
+            name = walk.field(message, "name")
             self._add_tools([name, content] if isinstance(name, str) else content)
         else:
             self._add_history(content)
         # Tool calls made by the assistant: names and arguments.
         for key in ("tool_calls", "function_call"):
-            calls = _get(message, key)
+            calls = walk.field(message, key)
             if calls is not None:
                 self.total_chars += self._add_tools(calls)
 
@@ -374,7 +350,7 @@ class _Builder:
     def _add_history(self, content: Any) -> None:
         room = HISTORY_CAP - self._history_len
         if room <= 0:
-            self.images += _count_media(content)
+            self.images += walk.count_media(content)
             return
         text = content if isinstance(content, str) else self._text_of(content, HISTORY_CAP * 4)
         if text:
@@ -388,7 +364,7 @@ class _Builder:
         if room <= 0:
             return 0
         parts: list[str] = []
-        self.images += _collect_text(obj, parts, self._nodes, room, 0, keys=True)
+        self.images += walk.collect_text(obj, parts, self._nodes, room, 0, keys=True)
         text = " ".join(parts)
         if text:
             self._tools.append(text[:room])
@@ -405,156 +381,13 @@ class _Builder:
             system="\n".join(self._system)[:SYSTEM_CAP],
             history="\n".join(reversed(self._history))[-HISTORY_CAP:],
             tools="\n".join(self._tools)[:TOOLS_CAP],
-            images=self.images & _ONE,
+            images=self.images & walk.ONE,
             turns=self.turns,
             total_chars=max(self.total_chars, full_len),
             last_user_chars=full_len,
-            audio=(self.images >> 16) & _ONE,
+            audio=(self.images >> 16) & walk.ONE,
             files=self.images >> 32,
         )
 
 
 # --------------------------------------------------------------------------- walking
-
-
-def _is_map(obj: Any) -> bool:
-    # Plain dicts first: an ABC isinstance check costs ten times more, on every message.
-    return type(obj) is dict or isinstance(obj, Mapping)
-
-
-def _get(obj: Any, key: str) -> Any:
-    if type(obj) is dict:
-        return obj.get(key)
-    if isinstance(obj, Mapping):
-        try:
-            return obj.get(key)
-        except Exception:  # noqa: BLE001 - exotic mappings
-            return None
-    return None
-
-
-def _role(message: Any) -> str:
-    if isinstance(message, str):
-        return "user"
-    role = _get(message, "role")
-    if isinstance(role, str):
-        return role.lower()
-    # Responses API items without a role (function_call, ...) are tool traffic.
-    return "tool" if _is_tool_part(message) else ""
-
-
-def _scalar_text(value: Any) -> str:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return repr(value)
-    return ""
-
-
-def _rough_size(message: Any) -> int:
-    """Characters of a message's text content, cheaply (no deep walk)."""
-    if isinstance(message, str):
-        return len(message)
-    content = _get(message, "content")
-    if isinstance(content, str):
-        return len(content)
-    size = 0
-    if isinstance(content, (list, tuple)) and content:
-        sampled = content[:_MAX_SIZED_PARTS]
-        for part in sampled:
-            if isinstance(part, str):
-                size += len(part)
-            else:
-                text = _get(part, "text")
-                if isinstance(text, str):
-                    size += len(text)
-        size = size * len(content) // len(sampled)
-    return size
-
-
-def _split_tool_parts(content: Any, sink: Any) -> Any:
-    """Send tool-use / tool-result blocks of a content list to ``sink``; return the rest."""
-    if not isinstance(content, (list, tuple)):
-        return content
-    rest = []
-    for part in content[:_MAX_PARTS]:
-        if _is_tool_part(part):
-            sink(part)
-        else:
-            rest.append(part)
-    return rest
-
-
-def _is_tool_part(part: Any) -> bool:
-    kind = _get(part, "type")
-    return isinstance(kind, str) and kind in _TOOL_PART_TYPES  # (an unhashable "type" must not raise)
-
-
-def _count_media(content: Any) -> int:
-    if not isinstance(content, (list, tuple)):
-        return 0
-    return sum(_media(part) for part in content[:_MAX_PARTS])
-
-
-def _media(part: Any) -> int:
-    """0 for a part that is not media, else its weight in the packed count (see _AUDIO)."""
-    if not _is_map(part):
-        return 0
-    kind = _get(part, "type")
-    if isinstance(kind, str) and kind in _MEDIA_PART_TYPES:
-        return 1 + (_AUDIO if kind in _AUDIO_PART_TYPES else _FILE if kind in _FILE_PART_TYPES else 0)
-    if kind is None and "image_url" in part:
-        return 1
-    if kind is None and "input_audio" in part:
-        return 1 + _AUDIO
-    return 0
-
-
-def _collect_text(obj: Any, out: list[str], nodes: list[int], budget: int, depth: int, *, keys: bool = False) -> int:
-    """Append the strings found in ``obj`` to ``out`` within a node and character budget.
-
-    Returns the media parts (images, audio, files) met, which are counted and never read,
-    as a packed count (see _AUDIO). ``keys`` also collects mapping keys (tool schemas name their parameters
-    in keys). ``nodes`` is a one-item list shared by every walk of the request.
-    """
-    return _walk(obj, out, nodes, [budget], depth, keys)
-
-
-def _walk(obj: Any, out: list[str], nodes: list[int], chars: list[int], depth: int, keys: bool) -> int:
-    # ``chars`` is the characters still wanted, shared by the whole walk like ``nodes``.
-    if nodes[0] <= 0 or depth > _MAX_DEPTH or chars[0] <= 0:
-        return 0
-    nodes[0] -= 1
-    if isinstance(obj, str):
-        text = obj if len(obj) <= chars[0] else obj[:chars[0]]
-        out.append(text)
-        chars[0] -= len(text) + 1
-        return 0
-    media = 0
-    if _is_map(obj):
-        weight = _media(obj)
-        if weight:
-            return weight
-        try:
-            items = list(islice(obj.items(), nodes[0]))
-        except Exception:  # noqa: BLE001
-            return 0
-        for key, value in items:
-            if nodes[0] <= 0 or chars[0] <= 0:
-                break
-            if key in _STRUCTURAL_KEYS:
-                continue
-            if keys and isinstance(key, str) and key not in _SCHEMA_KEYS:
-                out.append(key)
-                chars[0] -= len(key) + 1
-            media += _walk(value, out, nodes, chars, depth + 1, keys)
-        return media
-    if isinstance(obj, (list, tuple)):
-        for item in islice(obj, nodes[0]):
-            if nodes[0] <= 0 or chars[0] <= 0:
-                break
-            media += _walk(item, out, nodes, chars, depth + 1, keys)
-        return media
-    text = _scalar_text(obj)
-    if text:
-        out.append(text)
-        chars[0] -= len(text) + 1
-    return 0

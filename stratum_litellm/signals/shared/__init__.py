@@ -2,7 +2,8 @@
 
 from .merge import merged
 from .source import redis_source, shares_state
-from .state import Claim, Claimed, Connect, Register, SharedState, SharedTier, SharedView
+from .state import Connect, Register, SharedState
+from .view import Claim, Claimed, SharedTier, SharedView
 
 __all__ = ["Claim", "Claimed", "Connect", "Register", "SharedState", "SharedTier", "SharedView", "merged",
            "redis_source",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..latency import TierLatency
-from .state import SharedTier
+from .view import SharedTier
 
 
 def merged(local: TierLatency, shared: SharedTier | None) -> TierLatency:

@@ -25,14 +25,14 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
 from ...config import StratumSettings, Tier
 from . import scripts
 from .keys import Keys
+from .view import Claim, Claimed, SharedView, ms, text, tier_of
 
 logger = logging.getLogger("stratum_litellm")
 
@@ -47,50 +47,6 @@ Report = Callable[[str, BaseException], None]
 _MAX_PENDING = 10_000  # queued writes between two ticks; past it the oldest are dropped
 _LATE_IN_A_ROW = 3
 _MIN_GAP_S = 0.01
-
-
-class Claimed(Enum):
-    GRANTED = "granted"
-    TIER_FULL = "tier_full"
-    OWNER_FULL = "owner_full"
-    PROBE_TAKEN = "probe_taken"
-    #: Redis did not answer within the budget: the request is routed from local state.
-    UNKNOWN = "unknown"
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    result: Claimed
-    #: Requests in flight on the tier across processes (with this one, when granted).
-    count: int = 0
-    #: The owner's requests in flight on the tier across processes.
-    owned: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class SharedTier:
-    """One tier as every process together has seen it, at the last tick."""
-
-    #: Leases of the other processes.
-    others_in_flight: int
-    ttft_ema_ms: float | None
-    total_ema_ms: float | None
-    samples: int
-    #: Local monotonic times (converted from Redis' clock).
-    last_sample_at: float | None
-    consecutive_failures: int
-    unhealthy_until: float
-    #: Some process claimed the tier's probe within the probe interval.
-    probe_claimed: bool
-
-
-@dataclass(frozen=True, slots=True)
-class SharedView:
-    tiers: Mapping[Tier, SharedTier]
-    #: Overflow requests and spend of all processes: hour requests, day requests, hour
-    #: spend, day spend (None: no overflow budget configured).
-    budget_used: tuple[int, int, float, float] | None
-    taken_at: float
 
 
 @dataclass(slots=True)
@@ -251,10 +207,10 @@ class SharedState:
             loop.call_soon_threadsafe(wake.set)
 
     def sample(self, tier: Tier, ttft_ms: float | None, total_ms: float | None, probe: bool) -> None:
-        self._queue_sample(tier, ("s", _ms(ttft_ms), _ms(total_ms), "1" if probe else "0"))
+        self._queue_sample(tier, ("s", ms(ttft_ms), ms(total_ms), "1" if probe else "0"))
 
     def failure(self, tier: Tier, total_ms: float | None) -> None:
-        self._queue_sample(tier, ("f", "", _ms(total_ms), "0"))
+        self._queue_sample(tier, ("f", "", ms(total_ms), "0"))
 
     def remember(self, conversation: str | None, tier: Tier, rank: int) -> None:
         if conversation is not None:
@@ -401,10 +357,10 @@ class SharedState:
             self._failed("sync", exc)
             return False
         now = self._clock()
-        view_tiers = {tier: _tier(reply, now) for tier, reply in zip(tiers, replies)}
+        view_tiers = {tier: tier_of(reply, now) for tier, reply in zip(tiers, replies)}
         budget_used = None
         if self._budget is not None:
-            hour_r, hour_s, day_r, day_s = (float(_text(x)) for x in replies[budget_at])
+            hour_r, hour_s, day_r, day_s = (float(text(x)) for x in replies[budget_at])
             budget_used = (int(hour_r), int(day_r), hour_s, day_s)
         was_up = self.up
         self._view = SharedView(view_tiers, budget_used, now)
@@ -506,35 +462,3 @@ def _by_owner(ended: list[_Lease], held: list[_Lease]) -> dict[str, tuple[list[s
             if lease.owner_key is not None:
                 owners.setdefault(lease.owner_key, ([], []))[index].append(lease.member)
     return owners
-
-
-def _ms(value: float | None) -> str:
-    return "" if value is None else repr(float(value))
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _number(value: Any) -> float | None:
-    return None if value is None or value is False else float(_text(value))
-
-
-def _tier(reply: Sequence[Any], now: float) -> SharedTier:
-    redis_now, others, state, probe = reply
-    ttft, total, samples, last_sample, failures, unhealthy_until = (_number(v) for v in state)
-    redis_now = float(redis_now)
-
-    def local(at_ms: float | None) -> float | None:  # Redis' clock -> this process's monotonic one
-        return None if not at_ms else now - (redis_now - at_ms) / 1000.0
-
-    return SharedTier(
-        others_in_flight=max(0, int(others)),
-        ttft_ema_ms=ttft,
-        total_ema_ms=total,
-        samples=int(samples or 0),
-        last_sample_at=local(last_sample),
-        consecutive_failures=int(failures or 0),
-        unhealthy_until=local(unhealthy_until) or 0.0,
-        probe_claimed=bool(int(probe)),
-    )

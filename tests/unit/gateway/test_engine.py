@@ -8,7 +8,8 @@ from typing import Any
 from hypothesis import given, settings as hsettings, strategies as st
 
 from conftest import COMPLEX_PROMPT, SIMPLE_PROMPT
-from stratum_litellm.gateway.engine import METADATA_KEY, RouterEngine
+from stratum_litellm.gateway.engine import RouterEngine
+from stratum_litellm.gateway.record import METADATA_KEY
 from stratum_litellm.config import StratumSettings
 
 

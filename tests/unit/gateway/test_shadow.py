@@ -9,7 +9,8 @@ from prometheus_client import REGISTRY
 
 from conftest import COMPLEX_PROMPT, SIMPLE_PROMPT
 from stratum_litellm.config import StratumSettings
-from stratum_litellm.gateway.engine import METADATA_KEY, RouterEngine
+from stratum_litellm.gateway.engine import RouterEngine
+from stratum_litellm.gateway.record import METADATA_KEY
 
 
 def body(content: Any, model: str = "gemma4-auto", call_id: str = "c1") -> dict[str, Any]:
