@@ -55,7 +55,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the harness
 from harness import percentile  # noqa: E402
-from harness.gateways import PROMPT, timed_request as one_request  # noqa: E402
+from harness.gateways import timed_request as one_request  # noqa: E402
 from harness.texts import realistic_text  # noqa: E402
 from stratum_litellm.config import parse_settings  # noqa: E402
 from stratum_litellm.gateway.engine import RouterEngine  # noqa: E402
