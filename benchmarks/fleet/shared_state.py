@@ -2,7 +2,7 @@
 """What sharing the router's state in Redis costs and what it buys, against the same
 router with its own state only, in one run.
 
-    .venv/bin/python benchmarks/shared_state.py [--only decision|gateway|burst]
+    .venv/bin/python benchmarks/fleet/shared_state.py [--only decision|gateway|burst]
 
 Three parts, each against a real ``redis-server`` on a free port (started here):
 
@@ -31,35 +31,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import itertools
-import os
 import statistics
 import sys
 import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "support"))
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the harness
+from harness import Report, load, p90, p99  # noqa: E402
+from harness.gateways import AUTH, merged, redis_commands, redis_config, started  # noqa: E402
 
 import redis.asyncio as aioredis  # noqa: E402
 
 from conftest import COMPLEX_PROMPT, SIMPLE_PROMPT  # noqa: E402
-from gateway import CONFIG, MASTER_KEY, Gateway  # noqa: E402
+from gateway import Gateway  # noqa: E402
 from redis_server import RedisServer  # noqa: E402
-from scoring_cost import percentile  # noqa: E402
 from servers import StubBackend  # noqa: E402
 from waiting import wait_until  # noqa: E402
 
@@ -67,22 +60,8 @@ from stratum_litellm.config import parse_settings  # noqa: E402
 from stratum_litellm.gateway.engine import RouterEngine  # noqa: E402
 from stratum_litellm.signals.shared import SharedState, scripts  # noqa: E402
 
-AUTH = {"Authorization": f"Bearer {MASTER_KEY}"}
 SCRIPT_NAMES = {scripts.CLAIM: "claim", scripts.RECALL: "recall", scripts.TIER: "tier", scripts.OWNERS: "owners",
                 scripts.REMEMBER: "remember", scripts.BUDGET: "budget"}
-
-
-def p90(values: list[float]) -> float:
-    return percentile(values, 0.90)
-
-
-def p99(values: list[float]) -> float:
-    return percentile(values, 0.99)
-
-
-def load() -> str:
-    one, five, _ = os.getloadavg()
-    return f"{one:.2f} (5 min {five:.2f})"
 
 
 # -- 1. decision cost ---------------------------------------------------------------------
@@ -320,36 +299,6 @@ async def decision_part(url: str, calls: int, block: int) -> None:
 
 # -- 2. gateway latency -------------------------------------------------------------------
 
-def redis_config(directory: Path, redis_url: str) -> Path:
-    """The repository's gateway config with LiteLLM's own Redis settings added."""
-    config = yaml.safe_load(CONFIG.read_text())
-    host, port = redis_url.removeprefix("redis://").split(":")
-    config.setdefault("router_settings", {}).update(redis_host=host, redis_port=int(port))
-    path = directory / "litellm_config.redis.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-def merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in overrides.items():
-        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
-
-
-@contextlib.contextmanager
-def started(gateways: dict[str, Gateway]) -> Iterator[dict[str, Gateway]]:
-    """Start the gateways side by side (each takes ~10 s to import LiteLLM), stop them all."""
-    with contextlib.ExitStack() as stack:
-        for gw in gateways.values():
-            stack.callback(gw.close)
-            gw.start()
-        for gw in gateways.values():
-            assert gw.process is not None
-            gw.process.wait_ready()
-        yield gateways
-
-
 def one_request(client: httpx.Client, gw: Gateway, prompt: str) -> tuple[float, str]:
     body = {"model": "gemma4-auto", "max_tokens": 4, "messages": [{"role": "user", "content": prompt}]}
     started_at = time.perf_counter()
@@ -367,13 +316,6 @@ def waited(gw: Gateway, before: tuple[float, float] | None = None) -> Any:
     if before is None:
         return total, count
     return None if count == before[1] else (total - before[0]) / (count - before[1]) * 1000.0
-
-
-def redis_commands(server: RedisServer) -> Counter[str]:
-    with server.client(socket_timeout=5) as c:
-        stats = c.info("commandstats")
-    return Counter({k.removeprefix("cmdstat_"): v["calls"] for k, v in stats.items()
-                    if not k.startswith(("cmdstat_info", "cmdstat_config"))})
 
 
 def commands_per_request(server: RedisServer, client: httpx.Client, gw: Gateway, prompt: str,
@@ -554,10 +496,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ttft-ms", type=int, default=3000, help="the smart stub's time to first token (part 3)")
     args = p.parse_args(argv)
 
-    command = "python benchmarks/shared_state.py " + " ".join(argv if argv is not None else sys.argv[1:])
     began = time.monotonic()
-    print(f"# Shared state in Redis: cost and effect\n\n`{command.strip()}`, {time.strftime('%Y-%m-%d %H:%M')}, "
-          f"{os.cpu_count()} CPUs, load average {load()} at the start.")
+    Report(__file__, argv).header("Shared state in Redis: cost and effect")
     with RedisServer() as server, tempfile.TemporaryDirectory(prefix="stratum-shared-bench-") as tmp:
         if args.only in (None, "decision"):
             asyncio.run(decision_part(server.url, args.calls, args.block))

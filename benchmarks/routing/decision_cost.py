@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """What one routing decision costs on the gateway's path, against a base tree, in one run.
 
-    python benchmarks/decision_cost.py --base /tmp/route-base --base-name e4011af
+    python benchmarks/routing/decision_cost.py --base /tmp/route-base --base-name e4011af
 
 Timed is ``RouterEngine.route(body)``, what the pre-call hook runs for a routed request:
 the request view, the score, the policy's chain and checks, the evidence, the metrics and
@@ -24,10 +24,10 @@ import statistics
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from scoring_cost import percentile, realistic_text  # noqa: E402
-from worker import Worker  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the harness
+from harness import ROOT, percentile  # noqa: E402
+from harness.texts import realistic_text  # noqa: E402
+from harness.worker import Worker  # noqa: E402
 
 WORKER = r"""
 import json, sys, time
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{shown} | {len(values)} |")
     for w in workers:
         w.close()
-    print(f"\nLoad average after: {os.getloadavg()[0]:.1f}. Reproduce: `python benchmarks/decision_cost.py "
+    print(f"\nLoad average after: {os.getloadavg()[0]:.1f}. Reproduce: `python benchmarks/routing/decision_cost.py "
           f"--base {args.base} --base-name {args.base_name}`")
     return 0
 

@@ -1,6 +1,6 @@
 """The latency SLA under a burst: a slow smart tier with few slots, many complex requests.
 
-    .venv/bin/python benchmarks/sla_burst.py
+    .venv/bin/python benchmarks/routing/sla_burst.py
 
 A discrete-event simulation on a virtual clock, so it is exact and repeatable: the smart
 tier has ``--smart-slots`` slots and queues the rest (as llama-server does with ``-np``),
@@ -26,7 +26,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the harness
+from harness import command  # noqa: E402
 
 from stratum_litellm.routing.policy import Policy  # noqa: E402
 from stratum_litellm.scoring.view import RequestView  # noqa: E402
@@ -153,9 +154,8 @@ def main() -> int:
     parser.add_argument("--sla-ms", type=float, default=2000.0)
     args = parser.parse_args()
 
-    argv = " ".join(sys.argv[1:])
     print(f"SLA burst: {args.requests} complex requests, {args.smart_slots} smart slots, SLA {args.sla_ms:.0f} ms "
-          f"time to first token (command: python benchmarks/sla_burst.py {argv})\n")
+          f"time to first token (command: {command(__file__)})\n")
     print("| router | smart share | fast share | p50 TTFT ms | p95 TTFT ms | p95 within SLA |")
     print("|---|---|---|---|---|---|")
     for router in ("stratum", "total-EMA"):

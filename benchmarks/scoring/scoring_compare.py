@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Do two source trees score every prompt alike? Value, parts and per-dimension levels, as JSON.
 
-    python benchmarks/scoring_compare.py --base /tmp/scoring-base --eval ../shared/eval/routellm_dev.jsonl
+    python benchmarks/scoring/scoring_compare.py --base /tmp/scoring-base --eval ../shared/eval/routellm_dev.jsonl
 
 Each tree is imported in a process of its own (``PYTHONPATH=<tree>``), with its C parts
 and again with ``STRATUM_PURE_PYTHON=1``; every prompt is scored as the gateway scores it
@@ -19,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # Run inside each tree's process. Older trees call the per-dimension values `signals`.
 CHILD = r"""

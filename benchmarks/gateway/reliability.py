@@ -2,8 +2,8 @@
 backend killed and restarted, clients that leave early, NVML faults, a long soak, and
 hostile rule patterns. Prints one Markdown table ``| probe | figure |``.
 
-    .venv/bin/python benchmarks/reliability.py
-    .venv/bin/python benchmarks/reliability.py --fuzz 2000 --streams 200 --soak 100000
+    .venv/bin/python benchmarks/gateway/reliability.py
+    .venv/bin/python benchmarks/gateway/reliability.py --fuzz 2000 --streams 200 --soak 100000
 
 Every gateway is ``litellm --config litellm_config.yaml`` with the plugin (tests/support/
 gateway.py). Stub backends stand in where speed or an injected behaviour matters; the
@@ -35,7 +35,7 @@ from typing import Any
 import httpx
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "support"))
 sys.path.insert(0, str(ROOT / "tests"))
 

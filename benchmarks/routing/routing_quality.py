@@ -1,15 +1,15 @@
 #!/usr/bin/env python3
 """Routing quality of the stratum scorer, measured by the project's harness (routing_eval.py).
 
-    python benchmarks/routing_quality.py                       # dev split: random, length, stratum
-    python benchmarks/routing_quality.py --with-litellm        # + LiteLLM's complexity router (raw score)
-    python benchmarks/routing_quality.py --eval-dir PATH --split dev
+    python benchmarks/routing/routing_quality.py                       # dev split: random, length, stratum
+    python benchmarks/routing/routing_quality.py --with-litellm        # + LiteLLM's complexity router (raw score)
+    python benchmarks/routing/routing_quality.py --eval-dir PATH --split dev
 
 It runs ``routing_eval.py`` (from --eval-dir, default ../shared/eval beside the repository)
 with the built-in baselines and this file as a scorer command:
 
-    python benchmarks/routing_quality.py --serve-jsonl          # {"id","prompt"} lines -> {"id","score","latency_us"}
-    python benchmarks/routing_quality.py --serve-litellm-jsonl  # the same protocol, LiteLLM's scorer
+    python benchmarks/routing/routing_quality.py --serve-jsonl          # {"id","prompt"} lines -> {"id","score","latency_us"}
+    python benchmarks/routing/routing_quality.py --serve-litellm-jsonl  # the same protocol, LiteLLM's scorer
 
 The serve modes only need stdin/stdout, so the harness can call them like `stratum score --jsonl`.
 Cross-validated figures (fit on one half of dev, measured on the other) come from
@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 DEFAULT_EVAL_DIR = ROOT.parent / "shared" / "eval"
 

@@ -3,7 +3,7 @@
 content parts, image parts, messages, messages of parts, tools and tool calls, against a
 plain one-turn chat in the same process.
 
-    python benchmarks/request_shapes.py [--base /tmp/shapes-base] [--rounds 40]
+    python benchmarks/routing/request_shapes.py [--base /tmp/shapes-base] [--rounds 40]
 
 Timed is ``RouterEngine.route(body)``, what the pre-call hook runs (view, score, policy,
 evidence, metrics, rewrite), by wall clock per call; shapes take turns in each round so a
@@ -21,7 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 WORKER = r"""
 import json, statistics, sys, time

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Held-out routing quality of a fitted profile against the number of labels it was fitted on.
 
-    .venv/bin/python benchmarks/learning_curve.py                         # sizes 50 .. 2,000, 5-11 minutes here
-    .venv/bin/python benchmarks/learning_curve.py --json /tmp/curve.json  # also the figures of every fit
-    .venv/bin/python benchmarks/learning_curve.py --check 200             # one draw fitted with OpenBLAS on 2 threads and on 1
+    .venv/bin/python benchmarks/learning/learning_curve.py                         # sizes 50 .. 2,000, 5-11 minutes here
+    .venv/bin/python benchmarks/learning/learning_curve.py --json /tmp/curve.json  # also the figures of every fit
+    .venv/bin/python benchmarks/learning/learning_curve.py --check 200             # one draw fitted with OpenBLAS on 2 threads and on 1
 
 Cross-validation on the labelled dev prompts (../shared/eval/routellm_dev.jsonl): for each of
 5 seeds the rows are cut into two halves by sha256 of ``f"{seed}/{id}"`` (as
@@ -55,7 +55,7 @@ if "--check" not in sys.argv:  # one BLAS thread, as `stratum fit` runs (see the
 
 import numpy as np  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 

@@ -2,10 +2,10 @@
 """What judged sampling costs the request path: sampling on (share 1.0: every request) against
 off, in process and through real gateways.
 
-    .venv/bin/python benchmarks/sampling_cost.py                      # both parts, about 8 minutes
-    .venv/bin/python benchmarks/sampling_cost.py --only engine --calls 20000
-    .venv/bin/python benchmarks/sampling_cost.py --only gateway --requests 300 --json /tmp/sampling.json
-    .venv/bin/python benchmarks/sampling_cost.py --only gateway --judge-stub   # the stub grades: samples end labelled
+    .venv/bin/python benchmarks/learning/sampling_cost.py                      # both parts, about 8 minutes
+    .venv/bin/python benchmarks/learning/sampling_cost.py --only engine --calls 20000
+    .venv/bin/python benchmarks/learning/sampling_cost.py --only gateway --requests 300 --json /tmp/sampling.json
+    .venv/bin/python benchmarks/learning/sampling_cost.py --only gateway --judge-stub   # the stub grades: samples end labelled
 
 (a) In process: ``RouterEngine.route(body)`` (what the pre-call hook runs) for engines built
 from ``parse_settings``: learning off; ``learning.judged.enabled`` with ``share: 1.0`` (every
@@ -17,7 +17,7 @@ in-flight place released, as the failure callback would. Interleaved in short bl
 time of the calling thread, medians and p99, ratios to "off".
 
 (b) Through real gateways: three LiteLLM gateways (tests/support launchers, as
-benchmarks/gateway_overhead.py starts them) in front of one zero-delay stub backend: "off",
+benchmarks/gateway/gateway_overhead.py starts them) in front of one zero-delay stub backend: "off",
 a second "off" (two identical gateways differ by some noise on this machine: that
 difference is the floor a real one must clear) and "on". Router settings come from a
 ``STRATUM_CONFIG`` file each: the project's ``stratum`` section; the "on" one adds
@@ -53,13 +53,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(ROOT / "tests" / "support"))
-
-from gateway_overhead import PROMPT, one_request  # noqa: E402
-from scoring_cost import percentile, realistic_text  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the harness
+from harness import percentile  # noqa: E402
+from harness.gateways import timed_request as one_request  # noqa: E402
+from harness.texts import realistic_text  # noqa: E402
 from stratum_litellm.config import parse_settings  # noqa: E402
 from stratum_litellm.gateway.engine import RouterEngine  # noqa: E402
 from stratum_litellm.learning.sampler import Reply  # noqa: E402

@@ -3,11 +3,11 @@
 the hand-made one (the scorer before profiles), a profile with many learned features, and
 LiteLLM's complexity router, all in one process.
 
-    .venv/bin/python benchmarks/profile_cost.py                        # fits the large profile first (under a minute)
-    .venv/bin/python benchmarks/profile_cost.py --large /tmp/large.json --json /tmp/profile_cost.json
-    .venv/bin/python benchmarks/profile_cost.py --quick                # fewer samples
+    .venv/bin/python benchmarks/learning/profile_cost.py                        # fits the large profile first (under a minute)
+    .venv/bin/python benchmarks/learning/profile_cost.py --large /tmp/large.json --json /tmp/profile_cost.json
+    .venv/bin/python benchmarks/learning/profile_cost.py --quick                # fewer samples
 
-The path timed is what the gateway runs per request, as in benchmarks/scoring_cost.py (whose
+The path timed is what the gateway runs per request, as in benchmarks/scoring/scoring_cost.py (whose
 texts, percentiles and LiteLLM set-up this reuses): request body -> RequestView ->
 Scorer.score, with the C parts where built (scan engine, measurements, score kernel, and
 ``_text.c`` for the learned part). Contenders, interleaved call by call (so load on the
@@ -44,11 +44,9 @@ import timeit
 from pathlib import Path
 from typing import Any, Callable
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from scoring_cost import litellm_classifier, percentile, realistic_text  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the harness
+from harness import ROOT, percentile, timed  # noqa: E402
+from harness.texts import litellm_classifier, realistic_text  # noqa: E402
 from stratum_litellm.scoring import measure, text  # noqa: E402
 from stratum_litellm.scoring.profile import builtin, load_profile  # noqa: E402
 from stratum_litellm.scoring.scan import ENGINE  # noqa: E402
@@ -76,14 +74,6 @@ def large_profile(path: Path | None, data: Path) -> Any:
         path.write_text(json.dumps(result.profile.to_json()))
         return load_profile(str(path))
     return result.profile
-
-
-def timed(call: Callable[[Any], Any], arg: Any) -> tuple[float, float]:
-    """(wall us, CPU us of this thread) of one call."""
-    c0, t0 = time.thread_time_ns(), time.perf_counter_ns()
-    call(arg)
-    t1, c1 = time.perf_counter_ns(), time.thread_time_ns()
-    return (t1 - t0) / 1000, (c1 - c0) / 1000
 
 
 def contenders(large: Any) -> dict[str, tuple[Callable[[Any], Any], str]]:

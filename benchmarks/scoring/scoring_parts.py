@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Does each C part of the scorer pay for itself on the whole request path? And against a base tree?
 
-    python benchmarks/scoring_parts.py                          # this tree: every C part, each off, none
-    python benchmarks/scoring_parts.py --base /tmp/scoring-base # and another tree (e.g. a git worktree)
+    python benchmarks/scoring/scoring_parts.py                          # this tree: every C part, each off, none
+    python benchmarks/scoring/scoring_parts.py --base /tmp/scoring-base # and another tree (e.g. a git worktree)
 
 What is timed is what the gateway runs per request: ``RequestView.from_request(body)`` then
 ``Scorer.score(view)``, on the texts of ``scoring_cost.py`` (a one-turn chat of 200 and
@@ -23,17 +23,17 @@ import statistics
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from scoring_cost import litellm_classifier, percentile, realistic_text  # noqa: E402,F401
-from worker import Worker  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the harness
+from harness import ROOT, percentile  # noqa: E402
+from harness.texts import realistic_text  # noqa: E402
+from harness.worker import Worker  # noqa: E402
 
 WORKER = r"""
 import json, sys, time
 hook, litellm = sys.argv[1], sys.argv[2] == "litellm"
 if litellm:
     sys.path.insert(0, sys.argv[3])
-    from scoring_cost import litellm_classifier
+    from harness.texts import litellm_classifier
     classify = litellm_classifier()
     call = lambda text: classify(text)
 else:
@@ -64,7 +64,7 @@ for line in sys.stdin:
 
 
 def worker(label: str, tree: Path, switch: str, hook: str = "", litellm: bool = False) -> Worker:
-    return Worker(label, tree, WORKER, (hook or "-", "litellm" if litellm else "stratum", str(Path(__file__).parent)),
+    return Worker(label, tree, WORKER, (hook or "-", "litellm" if litellm else "stratum", str(Path(__file__).resolve().parents[1])),
                   {"STRATUM_PURE_PYTHON": switch})
 
 
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         print()
     for w in (*workers, litellm):
         w.close()
-    print(f"Load average after: {os.getloadavg()[0]:.1f}. Reproduce: `python benchmarks/scoring_parts.py"
+    print(f"Load average after: {os.getloadavg()[0]:.1f}. Reproduce: `python benchmarks/scoring/scoring_parts.py"
           + (f" --base {args.base} --base-name {args.base_name}" if args.base else "")
           + (" --quick" if args.quick else "") + "`")
     return 0

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Cost per request of the stratum scorer vs LiteLLM's built-in complexity router.
 
-    python benchmarks/scoring_cost.py            # prints a markdown table
-    python benchmarks/scoring_cost.py --quick    # fewer samples
+    python benchmarks/scoring/scoring_cost.py            # prints a markdown table
+    python benchmarks/scoring/scoring_cost.py --quick    # fewer samples
 
 All run in this process, on the same texts: interleaved call by call (so load on the
 machine hits all alike, and each call finds the caches as the others left them), then back
@@ -22,12 +22,12 @@ import platform
 import random
 import statistics
 import sys
-import time
 import timeit
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the harness
+from harness import command, percentile, timed  # noqa: E402
+from harness.texts import litellm_classifier, realistic_text  # noqa: E402
 
 from stratum_litellm.scoring import measure, scorer  # noqa: E402
 from stratum_litellm.scoring.scan import ENGINE, PyScanner  # noqa: E402
@@ -35,64 +35,6 @@ from stratum_litellm.scoring.scorer import Scorer  # noqa: E402
 from stratum_litellm.scoring.view import RequestView  # noqa: E402
 
 SIZES = (200, 2_000, 20_000, 200_000)
-
-PROSE = [
-    "The committee reviewed the proposal in detail and asked for a clearer account of the risks before approving the budget.",
-    "Explain why the Roman Republic gave way to the Empire, and compare the roles of Caesar and Augustus in that change.",
-    "Our team migrated the billing service last spring; since then, latency has dropped but the error rate doubled at peak hours.",
-    "Please summarise the attached meeting notes in five bullet points and list every decision that still needs an owner.",
-    "A patient presents with fatigue and shortness of breath; what are the most likely causes, and which tests come first?",
-    "Write a short, friendly reply thanking the customer for the feedback and promising a fix in the next release.",
-    "If the court finds that the contract was never formed, the plaintiff cannot recover damages for breach, except in restitution.",
-]
-CODE = [
-    "def moving_average(xs, k):\n    out = []\n    for i in range(len(xs) - k + 1):\n        out.append(sum(xs[i:i + k]) / k)\n    return out\n",
-    "const fetchUser = async (id) => {\n  const res = await fetch(`/api/users/${id}`);\n  if (!res.ok) throw new Error(res.status);\n  return res.json();\n};\n",
-    "SELECT u.name, COUNT(o.id) AS orders\nFROM users u LEFT JOIN orders o ON o.user_id = u.id\nGROUP BY u.name ORDER BY orders DESC;\n",
-    "fn parse(line: &str) -> Option<(u32, u32)> {\n    let mut it = line.split(',');\n    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))\n}\n",
-    "#include <stdio.h>\nint main(void) {\n    for (int i = 0; i < 10; i++) printf(\"%d\\n\", i * i);\n    return 0;\n}\n",
-]
-MATH = [
-    "Solve for x: 3x + 7 = 22, then compute x^2 - 4x + 4 and explain each step.",
-    "Let f(x) = x^3 - 6x^2 + 11x - 6. Find all roots and prove that f has no other real zeros.",
-    "A train travels 120 km in 1.5 hours, then 80 km at twice the speed. What is its average speed in km/h?",
-    "Show that \\sum_{k=1}^{n} k = n(n+1)/2 by induction, and give the value for n = 100.",
-]
-
-
-def realistic_text(size: int, rng: random.Random) -> str:
-    parts: list[str] = []
-    total = 0
-    while total < size:
-        kind = rng.random()
-        piece = rng.choice(PROSE if kind < 0.55 else CODE if kind < 0.8 else MATH)
-        parts.append(piece)
-        total += len(piece) + 1
-    return "\n".join(parts)[:size]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
-
-
-def litellm_classifier():  # type: ignore[no-untyped-def]
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
-    from litellm.router_strategy.complexity_router.complexity_router import ComplexityRouter
-
-    tiers = {"SIMPLE": "fast", "MEDIUM": "fast", "COMPLEX": "smart", "REASONING": "smart"}
-    router = ComplexityRouter(model_name="auto", litellm_router_instance=None, complexity_router_config={"tiers": tiers})
-    return router.classify
-
-
-def timed(call, arg) -> tuple[float, float]:  # type: ignore[no-untyped-def]
-    """(wall us, CPU us of this thread) of one call."""
-    c0, t0 = time.thread_time_ns(), time.perf_counter_ns()
-    call(arg)
-    t1, c1 = time.perf_counter_ns(), time.thread_time_ns()
-    return (t1 - t0) / 1000, (c1 - c0) / 1000
-
 
 def contenders():  # type: ignore[no-untyped-def]
     """name -> (call, takes the request body (True) or the prompt (False))."""
@@ -195,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     table("Interleaved call by call, CPU time of the calling thread", interleaved, 1)
     table("Interleaved call by call, wall-clock time (includes being descheduled)", interleaved, 0)
     table("Back to back (warm caches), CPU time of the calling thread", back_to_back, 1)
-    print(f"Reproduce: `{Path(sys.executable).name} benchmarks/scoring_cost.py" + (" --quick" if args.quick else "") + "`")
+    print(f"Reproduce: `{command(__file__, argv)}`")
     return 0
 
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The router's input-token estimate against real tokenizers, and what the fit check costs.
 
-    .venv/bin/python benchmarks/token_estimate.py --eval ../shared/eval/routellm_dev.jsonl
-    .venv/bin/python benchmarks/token_estimate.py --eval ../shared/eval/routellm_dev.jsonl --json out.json
+    .venv/bin/python benchmarks/routing/token_estimate.py --eval ../shared/eval/routellm_dev.jsonl
+    .venv/bin/python benchmarks/routing/token_estimate.py --eval ../shared/eval/routellm_dev.jsonl --json out.json
 
 1. Estimate against truth: every request is tokenized by real llama-servers (llama.cpp's
    ``/apply-template`` with the model's own chat template, then ``/tokenize``), SmolLM2's
@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "support"))
 

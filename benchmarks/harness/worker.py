@@ -21,7 +21,7 @@ class Worker:
         self.process = subprocess.Popen([sys.executable, "-c", code, *args], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, text=True, env=environment, cwd=tree)
 
-    def ask(self, command: dict) -> list[float]:
+    def ask(self, command: dict[str, object]) -> list[float]:
         """Send one command, return the worker's answer (the per-call times, µs)."""
         assert self.process.stdin and self.process.stdout
         self.process.stdin.write(json.dumps(command) + "\n")

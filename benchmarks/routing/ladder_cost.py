@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """What a decision costs on a ladder of five tiers against the two-tier default, in one run.
 
-    python benchmarks/ladder_cost.py [--calls 20000]
+    python benchmarks/routing/ladder_cost.py [--calls 20000]
 
 Timed is ``RouterEngine.route(body)``, what the pre-call hook runs for a routed request,
 for three engines in one process, taking turns in short blocks so a change of load on the
@@ -29,10 +29,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from scoring_cost import percentile, realistic_text  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the harness
+from harness import percentile  # noqa: E402
+from harness.texts import realistic_text  # noqa: E402
 
 from stratum_litellm.config import parse_settings  # noqa: E402
 from stratum_litellm.gateway.engine import RouterEngine  # noqa: E402

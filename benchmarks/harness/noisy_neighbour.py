@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A memory-heavy neighbour for the timing benchmarks: copies 64 MB over and over until killed.
 
-    python benchmarks/noisy_neighbour.py & python benchmarks/scoring_cost.py; kill %1
+    python benchmarks/harness/noisy_neighbour.py & python benchmarks/scoring/scoring_cost.py; kill %1
 
 On a 2-core machine it keeps one core busy streaming through memory, which evicts the shared
 last-level cache and competes for memory bandwidth, as another tenant of the host would. It

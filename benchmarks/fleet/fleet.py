@@ -2,7 +2,7 @@
 """One gateway against a fleet of three on one Redis, in one run: decisions per second,
 gateway latency, and what the shared state costs per request at three replicas.
 
-    .venv/bin/python benchmarks/fleet.py [--seconds 10] [--rounds 3] [--clients 8]
+    .venv/bin/python benchmarks/fleet/fleet.py [--seconds 10] [--rounds 3] [--clients 8] [--json PATH]
 
 Real LiteLLM gateways with the repository's config, two workers each (``--num_workers 2``),
 in front of one zero-delay stub backend for both tiers (``backend: off``, smart
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
 import tempfile
@@ -40,8 +39,9 @@ from typing import Any
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from shared_state import AUTH, load, merged, p90, redis_commands, redis_config, started  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the harness
+from harness import Report, json_argument, load, p90  # noqa: E402
+from harness.gateways import AUTH, merged, redis_commands, redis_config, started  # noqa: E402
 
 from conftest import COMPLEX_PROMPT, SIMPLE_PROMPT  # noqa: E402
 from gateway import Gateway  # noqa: E402
@@ -107,10 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=10.0, help="length of one block of traffic")
     p.add_argument("--rounds", type=int, default=3, help="blocks per set of gateways")
     p.add_argument("--clients", type=int, default=8, help="concurrent clients")
+    json_argument(p)
     args = p.parse_args(argv)
-    command = "python benchmarks/fleet.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    print(f"# One gateway and a fleet of three on one Redis\n\n`{command.strip()}`, "
-          f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, load average {load()} at the start.\n")
+    report = Report(__file__, argv)
+    report.header("One gateway and a fleet of three on one Redis")
+    print()
     settings = {"tiers": {"fast": {"backend": "off"}, "smart": {"backend": "off", "max_in_flight": 64}}}
     off = merged(settings, {"shared_state": {"mode": "off"}})
     with RedisServer() as server, tempfile.TemporaryDirectory(prefix="stratum-fleet-bench-") as tmp, \
@@ -139,21 +140,23 @@ def main(argv: list[str] | None = None) -> int:
     base_rate = base["decisions"] / base["time"]
     print(f"{args.clients} concurrent clients, non-streaming, simple and complex in turn; {args.rounds} blocks of "
           f"{args.seconds:.0f} s per set, the sets taking turns. Latency in milliseconds.\n")
-    print("| set | decisions/s | ÷ 1 replica | median | p90 | median − 1 replica | Redis commands per request |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    rows = []
     for name in SETS:
         row = results[name]
         rate = row["decisions"] / row["time"]
         lat = row["latency"]
         per = row["commands"] / max(row["requests"], 1)
-        print(f"| {name} | {rate:.1f} | {rate / base_rate:.2f}x | {statistics.median(lat):.1f} | {p90(lat):.1f} | "
-              f"{statistics.median(lat) - statistics.median(base['latency']):+.1f} | {per:.1f} |")
+        rows.append((name, f"{rate:.1f}", f"{rate / base_rate:.2f}x", f"{statistics.median(lat):.1f}", f"{p90(lat):.1f}",
+                     f"{statistics.median(lat) - statistics.median(base['latency']):+.1f}", f"{per:.1f}"))
+    report.table(("set", "decisions/s", "÷ 1 replica", "median", "p90", "median − 1 replica",
+                  "Redis commands per request"), rows, "lr")
     shared, local = results[SETS[1]], results[SETS[2]]
-    print(f"\nThe shared state's cost per request at three replicas (shared − shared_state off): median "
+    report.note(f"\nThe shared state's cost per request at three replicas (shared − shared_state off): median "
           f"{statistics.median(shared['latency']) - statistics.median(local['latency']):+.1f} ms, p90 "
           f"{p90(shared['latency']) - p90(local['latency']):+.1f} ms, "
           f"{shared['commands'] / max(shared['requests'], 1) - local['commands'] / max(local['requests'], 1):+.1f}"
           f" Redis commands. Internal errors: {errors}. Load average {load()} at the end.")
+    report.finish(args.json)
     return 0
 
 

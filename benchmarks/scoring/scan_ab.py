@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The C scan engine of another revision against this tree's, in one process, cold and warm.
 
-    python benchmarks/scan_ab.py REVISION [--calls N]      # e.g. HEAD~1; needs gcc and git
+    python benchmarks/scoring/scan_ab.py REVISION [--calls N]      # e.g. HEAD~1; needs gcc and git
 
 Both builds of ``stratum_litellm/scoring/_bytescan.c`` (REVISION's, from git, and the working
 tree's) are compiled into a temporary directory and loaded side by side with the scorer's
@@ -26,11 +26,10 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the harness
 
-from scoring_cost import litellm_classifier, percentile, realistic_text  # noqa: E402
+from harness import ROOT, percentile  # noqa: E402
+from harness.texts import litellm_classifier, realistic_text  # noqa: E402
 
 from stratum_litellm.scoring import measure  # noqa: E402
 
@@ -88,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         cells = [f"{f(values):.1f}" for values in (modes["cold"], modes["warm"])
                  for f in (statistics.median, lambda v: percentile(v, 0.9), lambda v: percentile(v, 0.99))]
         print(f"| {name} | " + " | ".join(cells) + " |")
-    print(f"\nReproduce: `python benchmarks/scan_ab.py {args.revision} --calls {args.calls}`")
+    print(f"\nReproduce: `python benchmarks/scoring/scan_ab.py {args.revision} --calls {args.calls}`")
     return 0
 
 

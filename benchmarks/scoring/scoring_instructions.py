@@ -2,7 +2,7 @@
 """Instructions per request of the scorer's path, counted by valgrind (callgrind), which
 gives the same count whatever else the machine is doing.
 
-    python benchmarks/scoring_instructions.py            # needs valgrind (Debian: apt-get install valgrind)
+    python benchmarks/scoring/scoring_instructions.py            # needs valgrind (Debian: apt-get install valgrind)
 
 For each build (with its C parts, scan engine and score kernel; in pure Python, as
 STRATUM_PURE_PYTHON=1 makes it) and size it runs the whole request path (body ->
@@ -20,7 +20,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the harness
+import harness  # noqa: E402,F401  (puts this tree on sys.path)
+
 CALLS = 320
 
 
@@ -28,9 +30,7 @@ def run_path(size: int, calls: int) -> None:
     """The measured program: score 32 texts of `size` characters, calls times in all."""
     import random
 
-    sys.path.insert(0, str(ROOT))
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from scoring_cost import realistic_text
+    from harness.texts import realistic_text
 
     from stratum_litellm.scoring.view import RequestView
     from stratum_litellm.scoring.scorer import Scorer
@@ -66,7 +66,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (Debian: apt-get install valgrind)")
-    sys.path.insert(0, str(ROOT))
     from stratum_litellm.scoring.measure import MEASURE_ENGINE
     from stratum_litellm.scoring.scan import ENGINE
 
@@ -80,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             base = instructions(size, 0, pure)
             cells.append(f"{(instructions(size, CALLS, pure) - base) // CALLS:,}")
         print(f"| {size:,} | " + " | ".join(cells) + " |")
-    print("\nReproduce: `python benchmarks/scoring_instructions.py`")
+    print("\nReproduce: `python benchmarks/scoring/scoring_instructions.py`")
     return 0
 
 
