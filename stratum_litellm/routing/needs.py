@@ -19,7 +19,7 @@ __all__ = ["Needs"]
 #: 3.5 for code. Digits and punctuation are a token each (many tokenizers split digits),
 #: and each character outside ASCII (CJK, kana, hangul, Cyrillic, emoji...) 2.4: about 1 for
 #: a large vocabulary (Gemma's 262k), up to 2.7 for a small one (SmolLM2's 49k). Measured
-#: against both in benchmarks/token_estimate.py: it over-counts by 1.2x-1.7x on English
+#: against both in benchmarks/routing/token_estimate.py: it over-counts by 1.2x-1.7x on English
 #: and code with either, and under-counts by at most 12% (Korean, emoji, small vocabulary).
 LETTERS_PER_TOKEN = 3.6
 TOKENS_PER_WIDE_CHAR = 2.4

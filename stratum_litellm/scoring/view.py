@@ -38,7 +38,7 @@ MAX_SCANNED_CHARS = LAST_USER_HEAD + LAST_USER_TAIL + len(_ELISION) + SYSTEM_CAP
 
 # Work bounds for walking the request body: together they keep a decision under a
 # millisecond whatever the shape (10,000 messages, parts, tools or tool calls:
-# benchmarks/request_shapes.py, RESULTS-routing.md).
+# benchmarks/routing/request_shapes.py, RESULTS-routing.md).
 _MAX_DETAILED_MESSAGES = 32  # newest messages read in full (plus leading system messages)
 _MAX_LEADING_SYSTEM = 4  # system/developer messages read from the start of the list
 _MAX_SIZED_MESSAGES = 128  # messages whose size is summed; the rest is extrapolated

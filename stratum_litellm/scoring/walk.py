@@ -9,7 +9,7 @@ from itertools import islice
 from typing import Any
 
 # Work bounds of one walk: with the view's own they keep a decision under a millisecond
-# whatever the shape (benchmarks/request_shapes.py, RESULTS-routing.md).
+# whatever the shape (benchmarks/routing/request_shapes.py, RESULTS-routing.md).
 MAX_SIZED_PARTS = 32  # parts of one message whose size is summed; the rest is extrapolated
 MAX_PARTS = 128  # parts of one content list looked at (text, media, tool blocks)
 MAX_DEPTH = 12

@@ -260,7 +260,7 @@ def test_a_single_user_turn_reads_as_the_general_reader_reads_it(size: int, extr
 
 # What a request can add beyond the bounds is never read: a body made 10x longer in any
 # dimension (parts, messages, tools, tool calls) gives the same text to score, so its
-# routing work cannot grow with it (benchmarks/reliability.py measures the time).
+# routing work cannot grow with it (benchmarks/gateway/reliability.py measures the time).
 _GROWABLE = st.sampled_from(["parts", "image_parts", "messages", "tools", "tool_calls"])
 
 
