@@ -58,7 +58,7 @@ haproxy:
 
 # The second run checks that the scorer's pure-Python path alone gives the same results.
 test: setup llama-server chromium prometheus redis haproxy
-	$(PY) -m pytest -ra
+	$(PY) -m pytest -ra --durations=25
 	STRATUM_PURE_PYTHON=1 $(PY) -m pytest -ra tests/unit/scoring
 
 # The SDK tests and the gateway end-to-end tests (not the whole stack) on the oldest LiteLLM.
