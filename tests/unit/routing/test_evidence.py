@@ -17,23 +17,15 @@ from stratum_litellm.config import parse_settings
 from stratum_litellm.routing.checks import CHECKS
 from stratum_litellm.routing.policy import Policy
 from stratum_litellm.routing.rules import RequestMeta, RuleInput, RuleOutcome
-from stratum_litellm.scoring.scorer import DIMENSIONS, Score
 from stratum_litellm.scoring.view import RequestView
 from stratum_litellm.signals.backends import BackendLoad
 from stratum_litellm.signals.gpu import GpuReading
 from stratum_litellm.signals.latency import TierLatency
 from stratum_litellm.signals.snapshot import SignalSnapshot, TierSignals
+from scorers import FixedScorer  # tests/support
 
 GIB = 1024**3
 NOW = 100.0
-
-
-class FixedScorer:
-    def __init__(self, value: float) -> None:
-        self.value = value
-
-    def score(self, view: RequestView) -> Score:
-        return Score(self.value, {d: 0.0 for d in DIMENSIONS})
 
 
 def gpu(free_gib: float = 8.0, util: float = 10.0) -> GpuReading:
