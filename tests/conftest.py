@@ -80,6 +80,19 @@ def stub_smart() -> Iterator[StubBackend]:
 
 
 @pytest.fixture(scope="session")
+def fake_gpu(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The environment that gives a process a test starts (a gateway) one fake GPU,
+    ``nvml_fake.HALF_FREE``, read through the real pynvml from the fake NVML library of
+    tests/support/nvml_fake, whether the machine has a GPU or not. Shared by the session, so
+    it never changes: a test that changes its GPU calls ``nvml_fake.for_a_process`` itself.
+    Merge it into an env of your own (``{**fake_gpu, ...}``), never edit it."""
+    import nvml_fake  # imports pynvml: only for the tests that ask
+
+    _, env = nvml_fake.for_a_process(tmp_path_factory.mktemp("nvml") / "nvml.state")
+    return env
+
+
+@pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     """One real redis-server for the session. Missing, it fails the test (never a skip):
     `make test` installs it first (`make redis`), so its absence is a broken set-up."""

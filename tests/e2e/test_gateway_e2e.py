@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
 
@@ -330,14 +331,12 @@ def test_the_gateway_reads_the_gpu_through_nvml_and_protects_the_smart_tier(
     tmp_path: Path, stub_fast: StubBackend, stub_smart: StubBackend
 ) -> None:
     # The gateway process loads the real pynvml, which finds the test NVML library built
-    # from tests/support/nvml_fake/fake_nvml.c through LD_LIBRARY_PATH (no GPU on this machine).
+    # from tests/support/nvml_fake/fake_nvml.c through LD_LIBRARY_PATH (on any machine).
     import nvml_fake
 
-    gib = 1024**3
-    library = nvml_fake.build()
-    fake = nvml_fake.FakeNvml(None, tmp_path / "nvml.state")  # type: ignore[arg-type]
-    fake.set_gpus([nvml_fake.FakeGpu("Test GPU 16GB", total=16 * gib, free=1 * gib, used=15 * gib, util=20)])
-    env = {"LD_LIBRARY_PATH": str(library.parent), nvml_fake.STATE_ENV: str(fake.state_path)}
+    gib = nvml_fake.GIB
+    half_free = nvml_fake.HALF_FREE  # 16 GB, 8 free, 20 % busy
+    fake, env = nvml_fake.for_a_process(tmp_path / "nvml.state", [replace(half_free, free=1 * gib, used=15 * gib)])
     with Gateway(stub_fast.api_base, stub_smart.api_base, env=env) as gw:
         headers, _ = ask(gw, COMPLEX_PROMPT)
         assert (headers["x-litellm-model-group"], headers["x-stratum-reason"]) == ("gemma4-fast", "vram_headroom")
@@ -353,9 +352,9 @@ def test_the_gateway_reads_the_gpu_through_nvml_and_protects_the_smart_tier(
                 assert time.monotonic() < deadline, f"still {headers['x-stratum-reason']}"
                 time.sleep(0.1)
 
-        fake.set_gpus([nvml_fake.FakeGpu("Test GPU 16GB", total=16 * gib, free=8 * gib, used=8 * gib, util=20)])
+        fake.set_gpus([half_free])
         assert reason_becomes("complex")["x-litellm-model-group"] == "gemma4-smart"
-        fake.set_gpus([nvml_fake.FakeGpu("Test GPU 16GB", total=16 * gib, free=8 * gib, used=8 * gib, util=97)])
+        fake.set_gpus([replace(half_free, util=97)])
         assert reason_becomes("gpu_busy")["x-litellm-model-group"] == "gemma4-fast"
         # A driver failure turns the signal unknown: the GPU rules abstain, nothing invented.
         fake.fail("nvmlDeviceGetCount_v2", "DRIVER_NOT_LOADED")

@@ -7,8 +7,8 @@ Prometheus' HTTP API and must return data.
 Not run here: vLLM (the official build is CUDA-only; the CPU build takes about 45 s and
 1.5 GB to start, and tests/e2e/test_stack.py runs it). The two vLLM panels are listed in
 NEEDS_VLLM and checked to return nothing, so the list cannot go stale silently. The GPU is
-the fake NVML library of tests/support/nvml_fake (no GPU on this machine), read by the
-real pynvml in the gateway process.
+the fake NVML library of tests/support/nvml_fake (the fake_gpu fixture, on any machine),
+read by the real pynvml in the gateway process.
 """
 
 from __future__ import annotations
@@ -71,17 +71,6 @@ def ask(gw: Gateway, content: str, stream: bool = False) -> None:
     else:
         client.chat.completions.create(model="gemma4-auto", messages=[{"role": "user", "content": content}],
                                        max_tokens=8)
-
-
-@pytest.fixture(scope="module")
-def fake_gpu(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    import nvml_fake
-
-    gib = 1024**3
-    library = nvml_fake.build()
-    fake = nvml_fake.FakeNvml(None, tmp_path_factory.mktemp("nvml") / "nvml.state")  # type: ignore[arg-type]
-    fake.set_gpus([nvml_fake.FakeGpu("Test GPU 16GB", total=16 * gib, free=8 * gib, used=8 * gib, util=20)])
-    return {"LD_LIBRARY_PATH": str(library.parent), nvml_fake.STATE_ENV: str(fake.state_path)}
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,8 @@ serves /metrics from the workers' PROMETHEUS_MULTIPROC_DIR files, shows every ga
 that a one-worker gateway shows, with values that mean the same; the decision counters
 are summed across the workers. Both gateways run the repository's litellm_config.yaml and
 the plugin in front of the same two real llama-servers, and read the fake NVML library of
-tests/support/nvml_fake (no GPU on this machine) so the GPU gauges are there too.
+tests/support/nvml_fake (the fake_gpu fixture, on any machine) so the GPU gauges are there
+too.
 """
 
 from __future__ import annotations
@@ -71,17 +72,6 @@ def ask(gw: Gateway, content: str) -> None:
 def backends_ok(gw: Gateway) -> bool:
     up = gauges(gw).get("stratum_backend_up", {})
     return {dict(k)["tier"]: dict(k)["status"] for k, v in up.items() if v == 1} == {"fast": "ok", "smart": "ok"}
-
-
-@pytest.fixture(scope="module")
-def fake_gpu(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    import nvml_fake
-
-    gib = 1024**3
-    library = nvml_fake.build()
-    fake = nvml_fake.FakeNvml(None, tmp_path_factory.mktemp("nvml") / "nvml.state")  # type: ignore[arg-type]
-    fake.set_gpus([nvml_fake.FakeGpu("Test GPU 16GB", total=16 * gib, free=8 * gib, used=8 * gib, util=20)])
-    return {"LD_LIBRARY_PATH": str(library.parent), nvml_fake.STATE_ENV: str(fake.state_path)}
 
 
 @pytest.fixture(scope="module")

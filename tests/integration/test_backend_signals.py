@@ -43,7 +43,8 @@ import httpx
 import pytest
 
 import servers as server_helpers  # the test launcher, in tests/support
-from servers import LlamaServer, free_port
+from process import free_port
+from servers import LlamaServer
 from waiting import FakeClock, await_until, wait_until
 from stratum_litellm.signals.backends import BackendLoad, BackendPoller, BackendTarget
 from stratum_litellm.signals.backends.fetch import MAX_BODY_BYTES

@@ -25,7 +25,7 @@ from stratum_litellm.signals.status import Status
 FakeGpu = nvml_fake.FakeGpu
 FakeNvml = nvml_fake.FakeNvml
 
-GIB = 1024**3
+GIB = nvml_fake.GIB
 A100 = FakeGpu("NVIDIA A100-SXM4-80GB", 80 * GIB, 60 * GIB, 20 * GIB, util=35, mem_util=12)
 L4 = FakeGpu("NVIDIA L4", 24 * GIB, 3 * GIB, 21 * GIB, util=97, mem_util=64)
 

@@ -22,6 +22,7 @@ import pynvml
 SOURCE = Path(__file__).with_name("nvml_fake") / "fake_nvml.c"
 LIBRARY_NAME = "libnvidia-ml.so.1"
 STATE_ENV = "FAKE_NVML_STATE"
+GIB = 1024**3
 
 _built: Path | None = None
 
@@ -167,3 +168,21 @@ class FakeNvml:
 
     def reset_counters(self) -> None:
         self.lib.fakenvml_reset()
+
+
+#: The GPU a gateway test reads unless it says otherwise: 16 GB, half free, 20 % busy (room
+#: on every GPU check of the default settings).
+HALF_FREE = FakeGpu("Test GPU 16GB", total=16 * GIB, free=8 * GIB, used=8 * GIB, util=20)
+
+
+def for_a_process(state_path: Path | str, gpus: Iterable[FakeGpu] = (HALF_FREE,)) -> tuple[FakeNvml, dict[str, str]]:
+    """The fake for another process (a gateway, the ``stratum`` command): writes ``gpus`` to
+    ``state_path`` and returns the :class:`FakeNvml` that changes them later, and the
+    environment that makes that process's real pynvml load the fake. LD_LIBRARY_PATH is
+    searched before the system's library paths, so a real ``libnvidia-ml.so.1`` on a GPU
+    machine is not the one loaded: the same GPUs on every machine. (Its ``calls()`` and
+    counters read this process, not that one: they are not for these.)"""
+    library = build()
+    fake = FakeNvml(None, state_path)  # type: ignore[arg-type]
+    fake.set_gpus(gpus)
+    return fake, {"LD_LIBRARY_PATH": str(library.parent), STATE_ENV: str(fake.state_path)}

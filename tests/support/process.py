@@ -17,10 +17,10 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import httpx
 
@@ -56,6 +56,31 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+class _OnAPort(Protocol):
+    port: int
+
+    def log_tail(self, lines: int = ...) -> str: ...
+
+    def stop(self) -> None: ...
+
+
+def start_on_a_free_port(server: _OnAPort, launch: Callable[[], None], attempts: int = 3) -> None:
+    """Set ``server.port`` to a free port and ``launch()`` on it. A port free_port() picked can
+    be taken before the server binds it: when the launch fails and the server's log says
+    "address already in use", stop it and try another port (``attempts`` in all); any other
+    failure, or the last clash, is raised."""
+    for attempt in range(attempts):
+        server.port = free_port()
+        try:
+            launch()
+            return
+        except ProcessError:
+            port_clash = "address already in use" in server.log_tail().lower()
+            server.stop()
+            if not port_clash or attempt == attempts - 1:
+                raise
 
 
 class ProcessError(RuntimeError):

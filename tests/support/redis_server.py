@@ -19,7 +19,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from process import Managed, ManagedProcess, ProcessError, free_port
+from process import Managed, ManagedProcess, ProcessError, start_on_a_free_port
 
 BINARY = "/usr/bin/redis-server"
 MISSING = f"{BINARY} is missing: run `make redis` (apt-get install redis-server)"
@@ -58,17 +58,7 @@ class RedisServer(Managed):
         if not Path(BINARY).is_file():
             raise ProcessError(MISSING)
         self._dir = self._dir or tempfile.mkdtemp(prefix="redis-server-")
-        # A port picked by free_port() can be taken before redis-server binds it; retry then.
-        for attempt in range(3):
-            self.port = free_port()
-            try:
-                self._launch()
-                return
-            except ProcessError:
-                port_clash = "address already in use" in self.log_tail().lower()
-                self.stop()
-                if not port_clash or attempt == 2:
-                    raise
+        start_on_a_free_port(self, self._launch)
 
     def restart(self) -> None:
         """An empty server on the same port (after ``kill()``, or stopping the running one)."""

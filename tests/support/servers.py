@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from process import ROOT, Managed, ManagedProcess, ProcessError, free_port
+from process import ROOT, Managed, ManagedProcess, start_on_a_free_port
 
 STUB_SCRIPT = Path(__file__).resolve().with_name("stub_backend.py")
 
@@ -82,20 +82,13 @@ class _Server(Managed):
         return self.process.log_tail(lines) if self.process else "(no log)"
 
     def start(self) -> None:
-        # A port picked by free_port() can be taken before the server binds it; retry then.
-        for attempt in range(3):
-            self.port = free_port()
-            # /health is 503 while llama-server loads the model: ready means 200.
-            self.process = ManagedProcess(self.command(self.port), f"{self.base_url}/health", name=self.name,
-                                          ready_timeout_s=self.ready_timeout)
-            try:
-                self.process.start()
-                return
-            except ProcessError:
-                port_clash = "address already in use" in self.log_tail().lower()
-                self.stop()
-                if not port_clash or attempt == 2:
-                    raise
+        start_on_a_free_port(self, self._launch)
+
+    def _launch(self) -> None:
+        # /health is 503 while llama-server loads the model: ready means 200.
+        self.process = ManagedProcess(self.command(self.port), f"{self.base_url}/health", name=self.name,
+                                      ready_timeout_s=self.ready_timeout)
+        self.process.start()
 
     def stop(self) -> None:
         if self.process is not None:

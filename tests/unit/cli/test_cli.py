@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
 
+import nvml_fake  # tests/support
 from conftest import COMPLEX_PROMPT, SIMPLE_PROMPT
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -54,18 +57,30 @@ def test_score_jsonl_uses_the_configs_threshold(tmp_path: Path) -> None:
     assert json.loads(out.stdout)["tier"] == "smart"
 
 
-def test_explain_shows_dimensions_decision_and_signals() -> None:
-    out = run("explain", COMPLEX_PROMPT)
+def with_gpus(state: Path, *gpus: nvml_fake.FakeGpu) -> dict[str, str]:
+    """This environment with the fake NVML library in front of any real one: the command
+    reads these GPUs (none: NVML reports no GPU), whatever the machine has."""
+    _, env = nvml_fake.for_a_process(state, gpus)
+    return {**os.environ, **env}
+
+
+def test_explain_shows_dimensions_decision_and_signals(tmp_path: Path) -> None:
+    no_gpu = with_gpus(tmp_path / "no-gpu.state")
+    out = run("explain", COMPLEX_PROMPT, env=no_gpu)
     assert out.returncode == 0, out.stderr
     from stratum_litellm.scoring.scorer import DIMENSIONS
 
     for name in DIMENSIONS:
         assert name in out.stdout
     assert "decision: smart (gemma4-smart) because complex" in out.stdout
-    # No GPU on this machine: the GPU rules abstain, visibly.
+    # No GPU: the GPU rules abstain, visibly.
     assert "check vram" in out.stdout and "abstain: GPU unknown" in out.stdout
-    data = json.loads(run("explain", "--json", SIMPLE_PROMPT).stdout)
+    data = json.loads(run("explain", "--json", SIMPLE_PROMPT, env=no_gpu).stdout)
     assert data["decision"]["tier"] == "fast" and set(data["parts"]) == set(DIMENSIONS)
+    # A GPU with room: the same checks pass (what explain shows is the GPU it was given).
+    out = run("explain", COMPLEX_PROMPT, env=with_gpus(tmp_path / "one-gpu.state", nvml_fake.HALF_FREE))
+    assert out.returncode == 0, out.stderr
+    assert "gpu: ok" in out.stdout and re.search(r"check vram +pass", out.stdout), out.stdout
 
 
 def test_check_accepts_the_repository_config_and_refuses_a_bad_one(tmp_path: Path) -> None:

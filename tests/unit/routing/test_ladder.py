@@ -13,23 +13,15 @@ from stratum_litellm.gateway.engine import RouterEngine
 from stratum_litellm.routing.affinity import AffinityStore
 from stratum_litellm.routing.policy import Policy
 from stratum_litellm.routing.rules import RequestMeta, RuleOutcome
-from stratum_litellm.scoring.scorer import DIMENSIONS, Score
 from stratum_litellm.scoring.view import RequestView
 from stratum_litellm.signals.budget import BudgetLeft, BudgetTracker
 from stratum_litellm.signals.latency import TierLatency
 from stratum_litellm.signals.snapshot import SignalSnapshot, Signals, TierSignals
 from waiting import FakeClock
+from scorers import FixedScorer  # tests/support
 
 NOW = 1000.0
 BUDGET = {"requests_per_hour": 10}
-
-
-class FixedScorer:
-    def __init__(self, value: float) -> None:
-        self.value = value
-
-    def score(self, view: RequestView) -> Score:
-        return Score(self.value, {d: 0.0 for d in DIMENSIONS})
 
 
 def ladder_settings(entries: list[float], overflow: bool = False, **extra: Any) -> dict[str, Any]:

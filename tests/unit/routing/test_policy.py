@@ -18,22 +18,14 @@ from stratum_litellm.routing.decision import Reason
 from stratum_litellm.routing.policy import Policy
 from stratum_litellm.scoring.view import RequestView
 from stratum_litellm.routing.rules import RequestMeta, RuleInput, RuleOutcome
-from stratum_litellm.scoring.scorer import DIMENSIONS, Score
 from stratum_litellm.config import parse_settings
 from stratum_litellm.signals.backends import BackendLoad
 from stratum_litellm.signals.gpu import GpuReading, GpuSnapshot
 from stratum_litellm.signals.snapshot import Signals
 from waiting import FakeClock
+from scorers import FixedScorer  # tests/support
 
 GIB = 1024**3
-
-
-class FixedScorer:
-    def __init__(self, value: float) -> None:
-        self.value = value
-
-    def score(self, view: RequestView) -> Score:
-        return Score(self.value, {d: 0.0 for d in DIMENSIONS})
 
 
 class StaticGpu:
