@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the harness
-from harness import ROOT, percentile, timed  # noqa: E402
+from harness import ROOT, interleaved, percentile  # noqa: E402
 from harness.texts import litellm_classifier, realistic_text  # noqa: E402
 from stratum_litellm.scoring import measure, text  # noqa: E402
 from stratum_litellm.scoring.profile import builtin, load_profile  # noqa: E402
@@ -116,14 +116,10 @@ def main(argv: list[str] | None = None) -> int:
             for t, b in zip(texts, bodies):
                 call(b if takes == "body" else t)
         budget = {name: (n_theirs if name == "LiteLLM" else n_ours) for name in named}
-        samples: dict[str, list[tuple[float, float]]] = {name: [] for name in named}
         gc.collect()
-        for i in range(n_ours):
-            for name, (call, takes) in named.items():
-                n = budget[name]
-                if i * n // n_ours != (i + 1) * n // n_ours:
-                    samples[name].append(timed(call, bodies[i % 32] if takes == "body" else texts[i % 32]))
-        results[size] = samples
+        results[size] = interleaved(
+            {name: (call, (lambda i, given=bodies if takes == "body" else texts: given[i % 32]))
+             for name, (call, takes) in named.items()}, n_ours, budget)
 
     loop_us = min(timeit.repeat("for i in range(1000): pass", number=1000, repeat=5)) / 1000 * 1e6
     features = {"handmade": 0, "default": len(builtin("default").text.indices),  # type: ignore[union-attr]

@@ -27,6 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the harness
 from harness import command, percentile, timed  # noqa: E402
+from harness import interleaved as interleaved_calls  # noqa: E402
 from harness.texts import litellm_classifier, realistic_text  # noqa: E402
 
 from stratum_litellm.scoring import measure, scorer  # noqa: E402
@@ -111,13 +112,9 @@ def main(argv: list[str] | None = None) -> int:
         # 1. Interleaved call by call, spread evenly: load on the machine hits all alike, and
         #    each call finds the caches as the other contenders left them (as in a gateway,
         #    where much else runs between two requests).
-        samples: dict[str, list[tuple[float, float]]] = {name: [] for name in named}
         gc.collect()
-        for i in range(n_ours):
-            for name, (call, _) in named.items():
-                n = budget[name]
-                if i * n // n_ours != (i + 1) * n // n_ours:
-                    samples[name].append(timed(call, args_of[name][i % 32]))
+        samples = interleaved_calls({name: (call, (lambda i, given=args_of[name]: given[i % 32]))
+                                     for name, (call, _) in named.items()}, n_ours, budget)
         interleaved.append((size, samples))
         # 2. Back to back: each contender alone for a block of calls (warm caches), the
         #    blocks alternating so that a change of load hits every contender.
