@@ -42,7 +42,7 @@ from typing import Any
 import httpx
 import pytest
 
-import servers as server_helpers  # the test launcher, in tests/support
+import process as process_helpers  # the launchers' port picking, in tests/support
 from process import free_port
 from servers import LlamaServer
 from waiting import FakeClock, await_until, wait_until
@@ -345,7 +345,7 @@ def test_down_backend_recovers_without_restarting_the_poller(
     assert len(threads) == 1
 
     # Start the real server on the very port the poller watches.
-    monkeypatch.setattr(server_helpers, "free_port", lambda: port)
+    monkeypatch.setattr(process_helpers, "free_port", lambda: port)
     with LlamaServer(slots=2) as server:
         assert server.port == port
         assert wait_until(lambda: poller.snapshot()["smart"].status == "ok", timeout=15), poller.snapshot()
