@@ -126,6 +126,8 @@ def test_a_key_read_only_at_start_is_named_as_needing_a_restart(tmp_path: Path, 
         with caplog.at_level(logging.WARNING, logger="stratum_litellm"):
             write(path, "shared_state: {mode: 'off'}\nreload: {interval_s: 0.1}\nlatency: {sla_ms: 750}\n")
             assert wait_until(lambda: engine.settings.latency.sla_ms == 750), "the edit was never applied"
+            # Named once the new settings are in force (the watcher's thread logs it after).
+            assert wait_until(lambda: any("shared_state.mode changed" in r.getMessage()
+                                          and "restarts" in r.getMessage() for r in caplog.records)), \
+                [r.getMessage() for r in caplog.records]
         assert engine.settings.shared_state.mode == "auto"  # the running value, as it runs
-        assert any("shared_state.mode changed" in r.getMessage() and "restarts" in r.getMessage()
-                   for r in caplog.records)
