@@ -36,8 +36,6 @@ from .stats import RouterStats
 
 logger = logging.getLogger("stratum_litellm")
 
-#: Key under the request's ``metadata`` where the decision travels to the callbacks.
-
 
 class RouterEngine:
     """One router: settings, signals and policy, and the request/callback entry points."""

@@ -11,7 +11,6 @@ them. No LiteLLM here: the glue gives the sampler its way of calling a model gro
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import logging
 from collections import OrderedDict
@@ -99,11 +98,6 @@ class LearningLoop:
         if self._writer is not None:
             self._writer.stop()
             self._writer = None
-
-    async def aclose(self, timeout_s: float = 5.0) -> None:
-        """Let samples in progress finish (or cancel them, counted), then write what is queued."""
-        await self.stop_sampling(timeout_s)
-        await asyncio.to_thread(self.close)  # the writer's last batch: not on the event loop
 
     async def stop_sampling(self, timeout_s: float) -> None:
         """Start no more samples; those in progress finish within ``timeout_s`` or are

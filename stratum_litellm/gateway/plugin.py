@@ -23,13 +23,12 @@ import uuid
 from typing import Any, Callable, Mapping
 
 import litellm
-import yaml
 from litellm.caching.redis_cache import RedisCache
 from litellm.integrations.custom_logger import CustomLogger
 from litellm.router import Router
 from litellm.types.router import PreRoutingHookResponse
 
-from ..config import StratumSettings, load_settings, resolve_settings
+from ..config import SettingsError, StratumSettings, load_settings, read_document, resolve_settings
 from ..learning.sampler import Reply, is_sample
 from ..config.model_list import model_list_of
 from ..signals.shared import Register, redis_source, shares_state
@@ -60,10 +59,9 @@ def _gateway_document(path: str | None) -> Any:
     if path is None or not os.path.isfile(path):
         return None
     try:
-        with open(path, encoding="utf-8") as stream:
-            return yaml.safe_load(stream)
-    except (OSError, yaml.YAMLError):
-        return None  # LiteLLM read it; an unreadable copy only costs the defaults
+        return read_document(path)
+    except SettingsError:
+        return None  # LiteLLM read it; an unreadable copy is reported when the settings load it
 
 
 def _gateway_model_list(document: Any) -> list[Any] | None:

@@ -90,7 +90,8 @@ class Stop:
             await asyncio.gather(engine.learning.stop_sampling(min(timeout_s, SAMPLES_AT_STOP_S)), ended())
             if engine.signals.shared is not None:
                 await engine.signals.shared.release()
-            await engine.learning.aclose(0.0)
+            # The writer's last batch, once every request (and its rating's decision) is in.
+            await asyncio.to_thread(engine.learning.close)
         except Exception as exc:  # a stop never fails the server's own
             engine.record_error("stop", exc)
         finally:

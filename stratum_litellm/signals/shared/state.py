@@ -86,8 +86,7 @@ class SharedState:
         self._wake: asyncio.Event | None = None
         #: Set once a tick has reached Redis (or failed to): a new process's first
         #: requests wait for it, within ``start_wait_ms``.
-        self._first_tick: asyncio.Event | None = None
-        self.settled = False
+        self._first_tick = asyncio.Event()
         self._closed = False
         self._released = False
         self.dropped = 0
@@ -241,8 +240,6 @@ class SharedState:
         loop ends, or :meth:`close`), it gives back every lease it still holds first."""
         self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
         self._wake = wake = asyncio.Event()
-        if self._first_tick is None:
-            self._first_tick = asyncio.Event()
         try:
             while not self._closed:
                 started = self._clock()
@@ -268,8 +265,6 @@ class SharedState:
         first requests then see every process's counts. No wait after that."""
         if self.settled or self._closed or budget_s <= 0:
             return
-        if self._first_tick is None:
-            self._first_tick = asyncio.Event()  # the tick may not have started yet
         try:
             await asyncio.wait_for(self._first_tick.wait(), budget_s)
         except asyncio.TimeoutError:
@@ -350,7 +345,6 @@ class SharedState:
         try:
             replies = await asyncio.gather(*calls)
         except Exception as exc:
-            self._settle()
             # Dropped, never re-sent: a write that timed out may have been applied. The
             # leases are state and go whole with the next tick; ended ones expire.
             self.dropped += sum(len(v) // 4 for v in samples.values()) + len(remembered)
@@ -372,11 +366,13 @@ class SharedState:
 
     # -- internals ------------------------------------------------------------------------------
 
+    @property
+    def settled(self) -> bool:
+        """Whether a tick has reached Redis or failed to (or a first wait ran out)."""
+        return self._first_tick.is_set()
+
     def _settle(self) -> None:
-        if not self.settled:
-            self.settled = True
-            if self._first_tick is not None:
-                self._first_tick.set()
+        self._first_tick.set()
 
     def _resolve(self) -> Register | None:
         try:
