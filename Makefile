@@ -56,18 +56,26 @@ redis:
 haproxy:
 	@bash scripts/stack/ensure_haproxy.sh
 
+# The tests run on TEST_WORKERS parallel workers (pytest-xdist), a whole module to a worker
+# so that each module's shared gateway starts once, the longest modules first
+# (tests/conftest.py): most of the suite waits on real servers, so three workers keep two
+# cores busy (docs/stack.md, "Where make test's time goes"). TEST_WORKERS=0 runs them in
+# one process, in order.
+TEST_WORKERS ?= 3
+PARALLEL := -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+
 # The second run checks that the scorer's pure-Python path alone gives the same results.
 test: setup llama-server chromium prometheus redis haproxy
-	$(PY) -m pytest -ra --durations=25
+	$(PY) -m pytest -ra --durations=25 $(PARALLEL)
 	STRATUM_PURE_PYTHON=1 $(PY) -m pytest -ra tests/unit/scoring
 
 # The SDK tests and the gateway end-to-end tests (not the whole stack) on the oldest LiteLLM.
 COMPAT_TESTS := tests/e2e/test_gateway_e2e.py tests/e2e/test_shadow_e2e.py tests/e2e/test_tier_health_e2e.py tests/e2e/test_shared_state_e2e.py tests/integration/test_plugin.py tests/integration/test_shared_state.py
 test-compat: llama-server redis
-	@compat_py="$$(bash scripts/stack/compat_env.sh)" && "$$compat_py" -m pytest -ra -p no:cacheprovider $(COMPAT_TESTS)
+	@compat_py="$$(bash scripts/stack/compat_env.sh)" && "$$compat_py" -m pytest -ra -p no:cacheprovider $(PARALLEL) $(COMPAT_TESTS)
 
 test-fast: setup redis
-	$(PY) -m pytest -ra -m "not llama_server" tests/unit tests/integration
+	$(PY) -m pytest -ra -m "not llama_server" $(PARALLEL) tests/unit tests/integration
 
 run: setup llama-server
 	@bash scripts/stack/run.sh

@@ -34,6 +34,16 @@ COMPLEX_PROMPT = (
 
 KINDS = ("unit", "integration", "e2e")  # the folders under tests/, each a marker of the same name
 
+# `make test` runs the modules on parallel workers, a whole module per worker
+# (`--dist loadfile`), handed out in collection order: the longest go first so that the
+# workers end together. The stack's comes first of all: on a fresh machine its set-up
+# (vLLM, Open WebUI, Gemma) takes minutes of mostly download time. The order follows
+# `--durations` (docs/stack.md, "Where make test's time goes"); the rest keep theirs.
+LONGEST_FIRST = ("e2e/test_stack.py", "e2e/test_stop_e2e.py", "e2e/test_shared_state_e2e.py",
+                 "e2e/test_gateway_e2e.py", "e2e/test_learning_e2e.py", "e2e/test_fleet_prometheus.py",
+                 "integration/test_package.py", "e2e/test_fit_e2e.py", "e2e/test_tier_health_e2e.py",
+                 "integration/test_backend_signals.py", "e2e/test_ladder_e2e.py")
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
@@ -43,6 +53,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         # Whatever starts llama-server asks for the llama_build fixture: that alone marks it.
         if "llama_build" in getattr(item, "fixturenames", ()):
             item.add_marker("llama_server")
+    items.sort(key=_rank)  # stable: each module's own order stays
+
+
+def _rank(item: pytest.Item) -> int:
+    path = Path(str(item.path))
+    where = path.relative_to(TESTS).as_posix() if TESTS in path.parents else ""
+    return LONGEST_FIRST.index(where) if where in LONGEST_FIRST else len(LONGEST_FIRST)
 
 
 @pytest.fixture(scope="session")
