@@ -35,7 +35,8 @@ def litellm_requirement() -> str:
     return match.group(1)
 
 
-CACHE = Path(os.environ.get("STRATUM_CACHE", Path.home() / ".cache" / "stratum-litellm"))
+# The cache scripts/stack/paths.py names (STRATUM_CACHE_DIR), so an empty one is filled anew.
+CACHE = Path(os.environ.get("STRATUM_CACHE_DIR") or Path.home() / ".cache" / "stratum-litellm")
 LITELLM_ONLY = CACHE / f"venv-litellm-only-{re.sub(r'[^A-Za-z0-9.=]+', '_', litellm_requirement())}-py{sys.version_info[0]}{sys.version_info[1]}"
 # Prompts from both ends and the middle of the score range, in several scripts.
 PROMPTS = [
