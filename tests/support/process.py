@@ -217,12 +217,16 @@ class ManagedProcess(Managed):
                 pass  # the whole group is gone already
 
     def wait(self, timeout_s: float | None = None) -> int | None:
-        """The exit code, or None when it still runs after ``timeout_s``."""
+        """The exit code, or None when it still runs after ``timeout_s``. Once it has exited,
+        everything it printed is in the log (the reader thread has copied the pipe's rest)."""
         assert self.popen is not None
         try:
-            return self.popen.wait(timeout=timeout_s)
+            code = self.popen.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             return None
+        if self._reader is not None:
+            self._reader.join(5)  # bounded: a child that kept the pipe open must not hang a test
+        return code
 
     def stop(self) -> None:
         """``stop_signal`` to the group, SIGKILL after ``stop_timeout_s``; no member survives."""
