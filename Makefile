@@ -56,13 +56,12 @@ redis:
 haproxy:
 	@bash scripts/stack/ensure_haproxy.sh
 
-# The tests run on TEST_WORKERS parallel workers (pytest-xdist), a whole module to a worker
-# so that each module's shared gateway starts once, the longest modules first
-# (tests/conftest.py): most of the suite waits on real servers, so two workers keep two
-# cores busy; three were faster still but left less headroom for the tests' timing on a
-# loaded machine (docs/stack.md, "Where make test's time goes"). TEST_WORKERS=0 runs them
-# in one process, in order.
-TEST_WORKERS ?= 2
+# TEST_WORKERS=2 (or 3) runs the tests on parallel workers (pytest-xdist), a whole module
+# to a worker so that each module's shared gateway starts once, the longest modules first
+# (tests/conftest.py): most of the suite waits on real servers, so it takes about 0.6x the
+# time. The default stays one process: on a loaded 2-core machine parallel runs still
+# surface timing races in tests (docs/stack.md, "Where make test's time goes").
+TEST_WORKERS ?= 0
 PARALLEL := -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # The second run checks that the scorer's pure-Python path alone gives the same results.

@@ -10,6 +10,7 @@ stops the whole group: ``stop_signal`` first, SIGKILL for whatever is left.
 from __future__ import annotations
 
 import os
+import random
 import re
 import signal
 import socket
@@ -51,11 +52,30 @@ class Managed:
         self.close()
 
 
+# Each pytest-xdist worker picks from a band of its own, below Linux's ephemeral range
+# (32768-60999): a port picked here and bound many seconds later (a gateway) is then never
+# handed by the OS to a server another worker binds to port 0 meanwhile.
+_BAND = 2500
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+
+
 def free_port() -> int:
-    """A port free right now (the OS picks it); callers retry if someone takes it first."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port free right now; callers retry if someone takes it first. Under pytest-xdist,
+    from the worker's own band; otherwise the OS picks it."""
+    if not _WORKER.startswith("gw") or not _WORKER[2:].isdigit() or int(_WORKER[2:]) >= 4:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+    low = 22000 + int(_WORKER[2:]) * _BAND
+    for _ in range(200):
+        port = random.randrange(low, low + _BAND)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {low}-{low + _BAND - 1}")
 
 
 class _OnAPort(Protocol):
