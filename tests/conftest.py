@@ -34,9 +34,9 @@ COMPLEX_PROMPT = (
 
 KINDS = ("unit", "integration", "e2e")  # the folders under tests/, each a marker of the same name
 
-# `make test` runs the modules on parallel workers, a whole module per worker
-# (`--dist loadfile`), handed out in collection order: the longest go first so that the
-# workers end together. The stack's comes first of all: on a fresh machine its set-up
+# With TEST_WORKERS set, `make test` runs the modules on parallel workers, a whole module
+# per worker (`--dist loadfile`), handed out in collection order: the longest go first so
+# that the workers end together. The stack's comes first of all: on a fresh machine its set-up
 # (vLLM, Open WebUI, Gemma) takes minutes of mostly download time. The order follows
 # `--durations` (docs/stack.md, "Where make test's time goes"); the rest keep theirs.
 LONGEST_FIRST = ("e2e/test_stack.py", "e2e/test_stop_e2e.py", "e2e/test_shared_state_e2e.py",

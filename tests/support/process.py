@@ -56,17 +56,19 @@ class Managed:
 # (32768-60999): a port picked here and bound many seconds later (a gateway) is then never
 # handed by the OS to a server another worker binds to port 0 meanwhile.
 _BAND = 2500
-_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", ...
+_LOW = (22000 + int(_WORKER[2:]) * _BAND
+        if _WORKER.startswith("gw") and _WORKER[2:].isdigit() and int(_WORKER[2:]) < 4 else None)
 
 
 def free_port() -> int:
     """A port free right now; callers retry if someone takes it first. Under pytest-xdist,
     from the worker's own band; otherwise the OS picks it."""
-    if not _WORKER.startswith("gw") or not _WORKER[2:].isdigit() or int(_WORKER[2:]) >= 4:
+    if _LOW is None:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             s.bind(("127.0.0.1", 0))
             return int(s.getsockname()[1])
-    low = 22000 + int(_WORKER[2:]) * _BAND
+    low = _LOW
     for _ in range(200):
         port = random.randrange(low, low + _BAND)
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
