@@ -19,6 +19,7 @@ from typing import Iterator
 import pytest
 
 from conftest import COMPLEX_PROMPT, SIMPLE_PROMPT
+from fleet import PATIENT
 from gateway import MASTER_KEY, Gateway
 from process import free_port
 from prometheus_server import Prometheus, panel_exprs, write_scrape_config
@@ -32,7 +33,7 @@ from waiting import wait_until
 SIMPLE = (2, 3, 4)
 COMPLEX = (1, 0, 1)
 # SmolLM2 on a busy 2-core CPU is slow: keep the SLA out of the way of routing.
-ROUTER = {"latency": {"sla_ms": 120_000}}
+ROUTER = {"latency": {"sla_ms": 120_000}, "shared_state": PATIENT}
 # Filled in for Grafana's $__rate_interval: longer than the whole test, so increase() counts
 # every request since each counter's first scrape (at 0), and rate() times it the same.
 WINDOW_S = 600

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from conftest import COMPLEX_PROMPT, SIMPLE_PROMPT
-from fleet import ask, redis_env, shared_up, warm
+from fleet import PATIENT, ask, redis_env, shared_up, warm
 from gateway import Gateway
 from servers import LlamaServer, StubBackend
 from waiting import wait_until
@@ -35,7 +35,7 @@ def gateways(fast: LlamaServer, smart: StubBackend, redis_url: str, settings: di
 
 async def test_a_tier_held_through_one_gateway_is_held_for_the_other(
         llama_fast: LlamaServer, redis_url: str) -> None:
-    settings = {"latency": {"sla_ms": 120_000}, "tiers": {"smart": SMART}}
+    settings = {"latency": {"sla_ms": 120_000}, "tiers": {"smart": SMART}, "shared_state": PATIENT}
     with StubBackend(name="smart-stub") as smart:
         a, b = gateways(llama_fast, smart, redis_url, settings)
         local = Gateway(llama_fast.api_base, smart.api_base, stratum=settings)  # no Redis: its own state
@@ -73,7 +73,8 @@ async def test_a_tier_held_through_one_gateway_is_held_for_the_other(
 async def test_a_stall_seen_through_one_gateway_holds_the_other_off_with_one_probe_per_interval(
         llama_fast: LlamaServer, redis_url: str) -> None:
     interval_s = 4.0
-    settings = {"latency": {"sla_ms": 1000, "probe_interval_s": interval_s}, "tiers": {"smart": {"backend": "off"}}}
+    settings = {"latency": {"sla_ms": 1000, "probe_interval_s": interval_s}, "tiers": {"smart": {"backend": "off"}},
+                "shared_state": PATIENT}
     with StubBackend(name="smart-stub") as smart:
         a, b = gateways(llama_fast, smart, redis_url, settings)
         with a, b:
@@ -103,7 +104,7 @@ async def test_a_stall_seen_through_one_gateway_holds_the_other_off_with_one_pro
 async def test_turn_two_through_the_other_gateway_stays_on_the_tier_turn_one_reached(
         llama_fast: LlamaServer, redis_url: str) -> None:
     # A rule sends the first turn to smart; the follow-up alone scores simple.
-    settings = {"latency": {"sla_ms": 120_000}, "tiers": {"smart": {"backend": "off"}},
+    settings = {"latency": {"sla_ms": 120_000}, "tiers": {"smart": {"backend": "off"}}, "shared_state": PATIENT,
                 "rules": [{"name": "contracts", "keywords": ["contract"], "route": "smart"}]}
     with StubBackend(name="smart-stub") as smart:
         a, b = gateways(llama_fast, smart, redis_url, settings)
@@ -181,7 +182,7 @@ def test_required_shared_state_without_redis_refuses_to_start() -> None:
 
 async def test_two_workers_of_one_gateway_hold_one_limit(llama_fast: LlamaServer, redis_url: str,
                                                          tmp_path: Path) -> None:
-    settings = {"latency": {"sla_ms": 120_000}, "tiers": {"smart": SMART}}
+    settings = {"latency": {"sla_ms": 120_000}, "tiers": {"smart": SMART}, "shared_state": PATIENT}
     workers = ["--num_workers", "2", "--timeout_worker_healthcheck", "300"]
     # Its own metrics folder: the default is shared by every gateway on the host, and wiped.
     env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"), **redis_env(redis_url)}
