@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from conftest import COMPLEX_PROMPT
+from fleet import redis_env
 from gateway import CONFIG, Gateway
 from servers import LlamaServer, StubBackend
 from waiting import wait_until
@@ -210,11 +211,10 @@ async def test_a_rule_the_judge_follows_is_learned_fitted_and_put_in_force_by_a_
 
 async def test_two_gateways_on_one_redis_keep_one_sample_budget(
         llama_fast: LlamaServer, llama_smart: LlamaServer, redis_url: str, tmp_path: Path) -> None:
-    host, port = redis_url.removeprefix("redis://").split(":")
     # keep_free 0: another gateway's sample just ended may still count on the smart tier for a
     # tick (its lease), which is not what this test is about.
     settings = {"learning": learning(tmp_path / "labels.db", per_hour=4, keep_free=0), "latency": {"sla_ms": 600_000}}
-    env = {"REDIS_HOST": host, "REDIS_PORT": port}
+    env = redis_env(redis_url)
     a = Gateway(llama_fast.api_base, llama_smart.api_base, stratum=settings, env=env)
     b = Gateway(llama_fast.api_base, llama_smart.api_base, stratum=settings, env=env)
     with a, b:
